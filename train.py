@@ -1,0 +1,442 @@
+"""Train one curious organism online in Craftax: ``python train.py --objective inverse_dynamics``.
+
+The whole life is a pure function of (organism, world, key): ``live`` runs ``chunk`` steps of it in one
+jitted ``lax.scan``; between chunks the host logs, draws the progress bar and writes checkpoints.
+Each step: act from the newest frame -> Craftax step (``lax.cond`` reset on death) -> push the transition
+into the short-term window -> one forward/backward pass over every layout instance in the window, which
+scores the newest transition before learning from it (prequential), gives the surprise that becomes the
+intrinsic reward, and the logits to act from next -> one optax update. The extrinsic reward is logged only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tyro
+from jax.flatten_util import ravel_pytree
+
+import objectives as O
+import world
+from model import Model, patch_grid
+
+Objective = Literal["inverse_dynamics", "forward_dynamics"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """An online, intrinsically motivated agent in Craftax. Every field is a flag: --steps, --objective ..."""
+
+    env: Literal["Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1"] = "Craftax-Classic-Symbolic-v1"
+    """which Craftax world to live in"""
+    objective: tuple[Objective, ...] = ("inverse_dynamics",)
+    """what the model learns to predict besides its policy; one or more layout names"""
+    weights: tuple[float, ...] = ()
+    """loss weight of each objective (default: 1 each)"""
+    policy: Literal["learned", "random"] = "learned"
+    """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
+    steps: int = 60_000
+    """total environment steps of the run (a resumed run continues up to this)"""
+    seed: int = 0
+    """random seed: same seed, same run"""
+    run_dir: str = ""
+    """where the run's files go (default: runs/<objective>-<policy>-s<seed>-<time>)"""
+    resume: bool = False
+    """continue the run in --run-dir from its latest checkpoint"""
+    chunk: int = 1000
+    """steps per jitted chunk; metrics are logged once per chunk"""
+    checkpoint_every: int = 10_000
+    """steps between checkpoints (rounded up to whole chunks); one is always written at the end"""
+    window: int = 4
+    """T: transitions in the short-term window that every update trains on"""
+    d_model: int = 64
+    """width of the residual stream"""
+    n_heads: int = 4
+    """attention heads per gene"""
+    layers: int = 2
+    """gene slots expressed at birth"""
+    slots: int = 2
+    """gene slots in the body (>= layers); the free ones are for growth and never cost a recompile"""
+    mlp_ratio: int = 2
+    """hidden width of each gene's MLP, in multiples of d_model"""
+    patch: tuple[int, int] = (4, 9)
+    """cells per state token (rows, columns) of the local view"""
+    cell_dim: int = 8
+    """embedding size of one cell (block + item + mob + position)"""
+    lr: float = 1e-3
+    """Adam learning rate"""
+    max_grad_norm: float = 1.0
+    """gradient clipping (global norm)"""
+    gamma: float = 0.95
+    """discount of intrinsic returns"""
+    lam: float = 0.9
+    """GAE lambda"""
+    clip: float = 0.2
+    """PPO ratio clip"""
+    ent_coef: float = 0.01
+    """entropy bonus of the policy"""
+    value_coef: float = 0.5
+    """weight of the value loss"""
+    gif_steps: int = 200
+    """length of the life GIF written at the end (0: none)"""
+
+    @property
+    def loss_weights(self) -> tuple[float, ...]:
+        return self.weights or (1.0,) * len(self.objective)
+
+
+def validate(cfg: Config) -> None:
+    """Reject impossible configs with one clear line, before anything is compiled."""
+    world.env_spec(cfg.env)
+    for name in cfg.objective:
+        if name not in O.LAYOUTS:
+            raise ValueError(f"unknown objective {name!r}; choose from {', '.join(O.LAYOUTS)}")
+    checks = [
+        (len(cfg.objective) >= 1, "--objective needs at least one name"),
+        (not cfg.weights or len(cfg.weights) == len(cfg.objective),
+         f"--weights has {len(cfg.weights)} values for {len(cfg.objective)} objectives"),
+        (cfg.steps > 0, f"--steps must be positive, got {cfg.steps}"),
+        (cfg.chunk > 0, f"--chunk must be positive, got {cfg.chunk}"),
+        (cfg.checkpoint_every > 0, f"--checkpoint-every must be positive, got {cfg.checkpoint_every}"),
+        (cfg.window >= 2, f"--window must be at least 2 (a layout spans up to 2 transitions), got {cfg.window}"),
+        (1 <= cfg.layers <= cfg.slots, f"--layers must be between 1 and --slots ({cfg.slots}), got {cfg.layers}"),
+        (cfg.d_model > 0 and cfg.n_heads > 0 and cfg.d_model % cfg.n_heads == 0,
+         f"--d-model ({cfg.d_model}) must be a positive multiple of --n-heads ({cfg.n_heads})"),
+        (min(cfg.patch) >= 1 and cfg.mlp_ratio >= 1 and cfg.cell_dim >= 1, "sizes must be positive"),
+        (cfg.lr > 0, f"--lr must be positive, got {cfg.lr}"),
+        (0 <= cfg.gamma <= 1 and 0 <= cfg.lam <= 1, "--gamma and --lam must lie in [0, 1]"),
+        (cfg.gif_steps >= 0, "--gif-steps cannot be negative"),
+        (not cfg.resume or cfg.run_dir, "--resume needs --run-dir"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+
+
+# ----------------------------------------------------------------------------- the organism
+
+
+class Tally(eqx.Module):
+    """Running totals over the whole run (they live in the checkpoint)."""
+
+    episodes: jax.Array
+    length_sum: jax.Array
+    achievements: jax.Array  # [n_achievements] episodes in which each was unlocked
+    action_counts: jax.Array  # [A] actions taken so far (the online majority baseline)
+    scored: jax.Array  # prequential predictions scored
+    inverse_correct: jax.Array
+    majority_correct: jax.Array
+    cell_accuracy: jax.Array
+    copy_accuracy: jax.Array
+    nonfinite: jax.Array  # steps whose loss was not finite (the run stops at the first)
+
+
+class Organism(eqx.Module):
+    model: Model
+    opt_state: optax.OptState
+    window: O.Window
+    now: O.Obs  # what it sees now, with its senses
+    logits: jax.Array  # its policy on ``now``, from the last forward pass
+    life: jax.Array  # steps in the current life (episode)
+    ret: jax.Array  # running discounted intrinsic return, and its running moments (Burda et al. 2018)
+    ret_moments: jax.Array  # [count, mean, var]
+    tally: Tally
+
+
+def optimizer(cfg: Config):
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
+
+
+def observe(spec: world.EnvSpec, obs, state, age) -> O.Obs:
+    tok = world.tokenize(spec, obs)
+    return O.Obs(tok["block"], tok["item"], tok["mob"], tok["status"],
+                 state.player_position.astype(jnp.float32), jnp.asarray(age, jnp.float32))
+
+
+def batch_for(cfg: Config, spec: world.EnvSpec) -> O.Batch:
+    gh, gw = patch_grid(spec.view, cfg.patch)
+    return O.make_batch(cfg.objective, cfg.window, gh * gw)
+
+
+def born(cfg: Config, key) -> tuple[Organism, object]:
+    """A new organism (fresh weights, empty window) in a new world: (organism, env_state)."""
+    spec = world.env_spec(cfg.env)
+    env, params = world.make_env(cfg.env)
+    k_model, k_world = jax.random.split(key)
+    model = Model(spec, d=cfg.d_model, n_heads=cfg.n_heads, layers=cfg.layers, slots=cfg.slots,
+                  mlp_ratio=cfg.mlp_ratio, patch=cfg.patch, cell_dim=cfg.cell_dim, key=k_model)
+    obs, env_state = world.reset(env, params, k_world)
+    now = observe(spec, obs, env_state, 0.0)
+    T = cfg.window
+    empty = jax.tree.map(lambda x: jnp.zeros((T, *x.shape), x.dtype), now)
+    win = O.Window(empty, empty, jnp.zeros(T, jnp.int32), jnp.zeros(T), jnp.zeros(T), jnp.zeros(T),
+                   jnp.zeros(T, bool), jnp.zeros(T, bool))
+    z = jnp.zeros((), jnp.float32)
+    tally = Tally(z, z, jnp.zeros(len(spec.achievements)), jnp.zeros(spec.n_actions), z, z, z, z, z, z)
+    opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])
+    org = Organism(model, opt_state, win, now, jnp.zeros(spec.n_actions), jnp.zeros((), jnp.int32), z,
+                   jnp.array([1e-4, 0.0, 1.0]), tally)
+    return org, env_state
+
+
+def loss_fn(model: Model, cfg: Config, batch: O.Batch, win: O.Window, now: O.Obs, rint_scale):
+    """Weighted objective losses + actor-critic loss; aux carries the prequential scores of the newest step."""
+    h = O.forward(model, batch, win, now)  # [B, N, d]
+    total, aux, surprise = 0.0, {}, None
+    for plan, (b0, b1), w in zip(batch.plans, batch.ranges, cfg.loss_weights):
+        st = O.starts(plan, cfg.window)
+        out = O.target_loss(model, plan, h[b0:b1], win, st)
+        ok = O.instance_valid(plan, win, st)
+        loss = jnp.sum(jnp.where(ok, out["loss"], 0.0)) / jnp.maximum(ok.sum(), 1)
+        total = total + w * loss
+        aux[f"loss/{plan.name}"] = loss
+        newest = {k: v[-1] for k, v in out.items()}  # the instance that ends with the newest transition
+        if surprise is None:  # the first objective's surprise is the curiosity signal
+            surprise = jax.lax.stop_gradient(newest["surprise"])
+        for k in ("action_correct", "cell_accuracy", "cell_copy"):
+            if k in newest:
+                aux[k] = jax.lax.stop_gradient(newest[k])
+    rint = win.rint.at[-1].set(surprise * rint_scale)
+    ac, ac_aux = O.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
+                                     lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
+    aux.update({"loss/policy": ac, "surprise": surprise, "rint": surprise * rint_scale, **ac_aux})
+    return total + ac, aux
+
+
+def live_step(cfg: Config, org: Organism, env_state, key):
+    """One step of life: act, step the world, learn once. Pure: (organism, world, key) -> same + record."""
+    spec = world.env_spec(cfg.env)
+    env, params = world.make_env(cfg.env)
+    batch = batch_for(cfg, spec)
+    k_act, k_env = jax.random.split(key)
+    if cfg.policy == "random":
+        action = jax.random.randint(k_act, (), 0, spec.n_actions)
+        logp = -jnp.log(float(spec.n_actions))
+    else:
+        action = jax.random.categorical(k_act, org.logits)
+        logp = jax.nn.log_softmax(org.logits)[action]
+    next_obs, last_state, reward, done, obs, env_state = world.step(env, params, env_state, action, k_env)
+    age = org.now.age + 1
+    seen = observe(spec, next_obs, last_state, age)
+    now = observe(spec, obs, env_state, age)
+    win = org.window.push(obs=org.now, next_obs=seen, action=action.astype(jnp.int32), logp=logp, reward=reward,
+                          rint=jnp.zeros(()), done=done, valid=jnp.array(True))
+
+    # intrinsic-return normaliser: r / std(discounted intrinsic return)
+    count, mean, var = org.ret_moments
+    scale = 1.0 / jnp.sqrt(var + 1e-8)
+    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(org.model, cfg, batch, win, now, scale)
+    # Adam on one flat vector: a few big ops instead of a few per leaf (per-op overhead rules at this size)
+    params, static = eqx.partition(org.model, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+    updates, opt_state = optimizer(cfg).update(ravel_pytree(grads)[0], org.opt_state, flat)
+    model = eqx.combine(unravel(flat + updates), static)
+    finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
+    ret = org.ret * cfg.gamma * (1 - done) + aux["surprise"]
+    count2 = count + 1
+    mean2 = mean + (ret - mean) / count2
+    var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
+    win = eqx.tree_at(lambda w: w.rint, win, win.rint.at[-1].set(aux["rint"]))
+
+    t = org.tally
+    life = org.life + 1
+    majority = jnp.argmax(t.action_counts) == action
+    tally = Tally(
+        episodes=t.episodes + done, length_sum=t.length_sum + done * life,
+        achievements=t.achievements + done * last_state.achievements,
+        action_counts=t.action_counts.at[action].add(1.0), scored=t.scored + 1,
+        inverse_correct=t.inverse_correct + aux.get("action_correct", 0.0),
+        majority_correct=t.majority_correct + majority,
+        cell_accuracy=t.cell_accuracy + aux.get("cell_accuracy", 0.0),
+        copy_accuracy=t.copy_accuracy + aux.get("cell_copy", 0.0), nonfinite=t.nonfinite + (1 - finite))
+    org = Organism(model, opt_state, win, now, jax.lax.stop_gradient(aux["logits"]), jnp.where(done, 0, life),
+                   ret, jnp.stack([count2, mean2, var2]), tally)
+    record = {k: v for k, v in aux.items() if k != "logits" and k != "value"}
+    record.update(reward=reward, done=done, episode_length=jnp.where(done, life, 0), majority_correct=majority,
+                  unlocked=(tally.achievements > 0).sum(), finite=finite)
+    return org, env_state, record
+
+
+@eqx.filter_jit
+def live(cfg: Config, org: Organism, env_state, key, steps: int):
+    """``steps`` steps of life in one ``lax.scan``; returns the new state and the per-step records."""
+
+    def body(carry, k):
+        org, env_state = carry
+        org, env_state, rec = live_step(cfg, org, env_state, k)
+        return (org, env_state), rec
+
+    (org, env_state), records = jax.lax.scan(body, (org, env_state), jax.random.split(key, steps))
+    return org, env_state, records
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+RUN_FIELDS_FREE = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps")  # may change on resume
+
+
+def save_checkpoint(path: Path, cfg: Config, step: int, state) -> None:
+    """One JSON line of hyperparameters, then the leaves; written to a temporary file, then renamed."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write((json.dumps({"step": step, "config": dataclasses.asdict(cfg)}) + "\n").encode())
+        eqx.tree_serialise_leaves(f, state)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, cfg: Config, like):
+    """(step, state) from ``path``; a missing, corrupt or mismatched checkpoint raises one clear line."""
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+    try:
+        with open(path, "rb") as f:
+            header = json.loads(f.readline())
+            saved = header["config"]
+            diff = [k for k, v in dataclasses.asdict(cfg).items()
+                    if k not in RUN_FIELDS_FREE and json.loads(json.dumps(v)) != saved.get(k)]
+            if diff:
+                raise ValueError(f"checkpoint {path} was made with a different config: "
+                                 + ", ".join(f"{k}={saved.get(k)!r} (now {getattr(cfg, k)!r})" for k in diff))
+            state = eqx.tree_deserialise_leaves(f, like)
+    except ValueError as e:
+        if "different config" in str(e):
+            raise
+        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
+    except (json.JSONDecodeError, KeyError, OSError, EOFError) as e:
+        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
+    return int(header["step"]), state
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
+    """Means of one chunk's per-step records, as one line of metrics.jsonl."""
+    r = {k: np.asarray(v, np.float64) for k, v in rec.items()}
+    done = r["done"] > 0
+    out = {"step": step, "steps_per_second": len(r["done"]) / max(seconds, 1e-9)}
+    for k, v in r.items():
+        if k not in ("done", "episode_length", "finite", "unlocked", "reward"):
+            out[k] = float(v.mean())
+    out["episodes"] = int(done.sum())
+    out["episode_length"] = float(r["episode_length"][done].mean()) if done.any() else None
+    out["reward_ext"] = float(r["reward"].sum())
+    out["unlocked"] = int(r["unlocked"][-1])
+    return out
+
+
+def summarize(cfg: Config, org: Organism, step: int, sps: float) -> dict:
+    spec = world.env_spec(cfg.env)
+    t = jax.tree.map(np.asarray, org.tally)
+    episodes = int(t.episodes)
+    rates = t.achievements / max(episodes, 1)
+    n = max(float(t.scored), 1.0)
+    prequential = {}
+    if "inverse_dynamics" in cfg.objective:
+        prequential["inverse_dynamics_accuracy"] = {
+            "model": float(t.inverse_correct) / n, "chance": 1.0 / spec.n_actions,
+            "majority": float(t.majority_correct) / n}
+    if "forward_dynamics" in cfg.objective:
+        prequential["forward_dynamics_cell_accuracy"] = {
+            "model": float(t.cell_accuracy) / n, "copy": float(t.copy_accuracy) / n}
+    return {
+        "steps": step, "steps_per_second": sps, "episodes": episodes,
+        "mean_episode_length": float(t.length_sum) / episodes if episodes else None,
+        "crafter_score": world.crafter_score(rates) if episodes else None,
+        "achievements": dict(zip(spec.achievements, map(float, rates))),
+        "prequential": prequential,
+    }
+
+
+def default_run_dir(cfg: Config) -> str:
+    return f"runs/{'+'.join(cfg.objective)}-{cfg.policy}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(cfg: Config, progress: bool = True) -> dict:
+    """Run (or resume) a life; write the run directory; return the summary."""
+    validate(cfg)
+    from tqdm import tqdm
+
+    import report
+
+    run = Path(cfg.run_dir or default_run_dir(cfg))
+    ckpt = run / "checkpoint.eqx"
+    key = jax.random.PRNGKey(cfg.seed)
+    key, k_born = jax.random.split(key)
+    org, env_state = born(cfg, k_born)
+    step = 0
+    if cfg.resume:
+        step, (org, env_state, key) = load_checkpoint(ckpt, cfg, (org, env_state, key))
+    elif ckpt.exists():
+        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it, or choose another --run-dir")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    metrics_path = run / "metrics.jsonl"
+    kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step] \
+        if cfg.resume and metrics_path.exists() else []
+    metrics_path.write_text("".join(ln + "\n" for ln in kept))  # drop lines logged after the checkpoint
+
+    bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
+    timed_steps, timed_seconds, last_ckpt = 0, 0.0, step
+    first = True
+    while step < cfg.steps:
+        n = min(cfg.chunk, cfg.steps - step)  # a shorter last chunk costs one more compile
+        key, k = jax.random.split(key)
+        t0 = time.perf_counter()
+        org, env_state, rec = live(cfg, org, env_state, k, n)
+        rec = jax.device_get(rec)
+        dt = time.perf_counter() - t0
+        step += n
+        if not first:  # the first chunk includes compilation
+            timed_steps, timed_seconds = timed_steps + n, timed_seconds + dt
+        first = False
+        if not np.all(rec["finite"]):
+            bad = step - n + int(np.argmin(rec["finite"]))
+            raise FloatingPointError(f"non-finite loss at step {bad}; stopping (last checkpoint: {ckpt}, "
+                                     f"step {last_ckpt}). Try a lower --lr.")
+        m = chunk_metrics(rec, step, dt)
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(m) + "\n")
+        bar.update(n)
+        bar.set_postfix({k: v for k, v in [
+            ("sps", f"{m['steps_per_second']:.0f}"), ("loss", f"{m.get('loss/' + cfg.objective[0], 0):.3f}"),
+            ("inv_acc", f"{m['action_correct']:.2f}" if "action_correct" in m else None),
+            ("cell_acc", f"{m['cell_accuracy']:.2f}" if "cell_accuracy" in m else None),
+            ("rint", f"{m['rint']:.2f}"), ("episodes", int(org.tally.episodes)), ("unlocked", m["unlocked"])]
+            if v is not None})
+        if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
+            save_checkpoint(ckpt, cfg, step, (org, env_state, key))
+            last_ckpt = step
+    bar.close()
+    sps = timed_steps / timed_seconds if timed_seconds else float("nan")
+    summary = summarize(cfg, org, step, sps)
+    (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    report.plots(run)
+    if cfg.gif_steps:
+        report.life_gif(cfg, org, env_state, key, run / "life.gif")
+    if progress:
+        print(report.describe(run, summary))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = tyro.cli(Config, args=argv)
+    try:
+        train(cfg)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
