@@ -38,13 +38,13 @@ def patch_grid(view: tuple[int, int], patch: tuple[int, int]) -> tuple[int, int]
     return math.ceil(view[0] / patch[0]), math.ceil(view[1] / patch[1])
 
 
-def age_code(age: Float[Array, ""]) -> Float[Array, " 2*AGE_FREQS"]:
+def age_code(age: Float[Array, ""]) -> Float[Array, " age_code"]:
     """A smooth multi-scale code of steps lived: sin/cos of log(1 + age) at octave frequencies."""
-    phase = jnp.log1p(age) * (2.0 ** jnp.arange(AGE_FREQS)) / 4.0
+    phase = jnp.log1p(age) * 2.0 ** jnp.linspace(-2.0, 2.0, AGE_FREQS)  # periods from ~1.6 to ~25 in log age
     return jnp.concatenate([jnp.sin(phase), jnp.cos(phase)])
 
 
-def grid_code(pos: Float[Array, " 2"]) -> Float[Array, " 6*GRID_SCALES"]:
+def grid_code(pos: Float[Array, " 2"]) -> Float[Array, " grid_code"]:
     """Grid cells: cos/sin of three plane waves 60 degrees apart, at several scales (ratio 1.4)."""
     angles = jnp.array([0.0, jnp.pi / 3, 2 * jnp.pi / 3])
     dirs = jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)  # [3, 2]
@@ -67,7 +67,7 @@ class Model(eqx.Module):
     action_emb: eqx.nn.Embedding
     reward_in: eqx.nn.Linear
     type_emb: Float[Array, "types d"]
-    time_emb: Float[Array, "MAX_TIME d"]
+    time_emb: Float[Array, "max_time d"]
     slot_emb: Float[Array, "P2 d"]
     # senses
     age_in: eqx.nn.Linear

@@ -96,6 +96,10 @@ class Config:
         return self.weights or (1.0,) * len(self.objective)
 
 
+# fields that do not change what the organism computes: they may differ between a run and its resumption
+RUN_FIELDS_FREE = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps")
+
+
 def validate(cfg: Config) -> None:
     """Reject impossible configs with one clear line, before anything is compiled."""
     world.env_spec(cfg.env)
@@ -268,9 +272,18 @@ def live_step(cfg: Config, org: Organism, env_state, key):
     return org, env_state, record
 
 
-@eqx.filter_jit
 def live(cfg: Config, org: Organism, env_state, key, steps: int):
-    """``steps`` steps of life in one ``lax.scan``; returns the new state and the per-step records."""
+    """``steps`` steps of life in one ``lax.scan``; returns the new state and the per-step records.
+
+    Fields that do not change the computation (run dir, budget, ...) are blanked first, so that runs
+    differing only in those share one compiled function.
+    """
+    core = dataclasses.replace(cfg, **{k: getattr(Config, k) for k in RUN_FIELDS_FREE})
+    return _live(core, org, env_state, key, steps)
+
+
+@eqx.filter_jit
+def _live(cfg: Config, org: Organism, env_state, key, steps: int):
 
     def body(carry, k):
         org, env_state = carry
@@ -282,9 +295,6 @@ def live(cfg: Config, org: Organism, env_state, key, steps: int):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-
-RUN_FIELDS_FREE = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps")  # may change on resume
-
 
 def save_checkpoint(path: Path, cfg: Config, step: int, state) -> None:
     """One JSON line of hyperparameters, then the leaves; written to a temporary file, then renamed."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: real Craftax, tiny models, one compile per configuration (session scope)."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+
+from jaxtyping import install_import_hook  # noqa: E402
+
+# strict shape/type checking of every annotated function in the project, in tests only
+with install_import_hook(["world", "genes", "model", "objectives", "train", "report"], "beartype.beartype"):
+    import objectives  # noqa: F401,E402
+    import train  # noqa: E402
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+TINY = dict(d_model=32, n_heads=2, layers=1, slots=2, window=4, chunk=100, gif_steps=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    return train.Config(**TINY)
+
+
+@pytest.fixture(scope="session")
+def transitions():
+    """32 real Classic transitions under a random policy, as one big fixed window (T = 32)."""
+    return collect("Craftax-Classic-Symbolic-v1", 32, seed=0)
+
+
+def collect(env_name: str, T: int, seed: int):
+    """A Window of T real transitions (random actions) and the current observation after them."""
+    import jax.numpy as jnp
+
+    import world
+
+    spec = world.env_spec(env_name)
+    env, params = world.make_env(env_name)
+    key = jax.random.PRNGKey(seed)
+    obs, state = world.reset(env, params, key)
+    now = train.observe(spec, obs, state, 0.0)
+
+    @jax.jit
+    def run(now, state, key):
+        def body(carry, k):
+            now, state = carry
+            k_a, k_s = jax.random.split(k)
+            a = jax.random.randint(k_a, (), 0, spec.n_actions)
+            nxt, last, r, done, obs, state = world.step(env, params, state, a, k_s)
+            seen = train.observe(spec, nxt, last, now.age + 1)
+            new = train.observe(spec, obs, state, now.age + 1)
+            return (new, state), (now, seen, a, r, done)
+
+        (now, state), (o, n, a, r, d) = jax.lax.scan(body, (now, state), jax.random.split(key, T))
+        return now, o, n, a, r, d
+
+    now, o, n, a, r, d = run(now, state, key)
+    win = objectives.Window(o, n, a.astype(jnp.int32), jnp.full(T, -jnp.log(17.0)), r, jnp.zeros(T), d,
+                            jnp.ones(T, bool))
+    return win, now

@@ -1,0 +1,140 @@
+"""The online loop end to end: learning, purity (vmap), resume, bad input, and the command line."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = train.Config(chunk=500, gif_steps=0)  # the default body; one compile shared by the tests below
+
+
+@pytest.fixture(scope="session")
+def online_run():
+    org, env_state = train.born(CFG, jax.random.PRNGKey(0))
+    key, records = jax.random.PRNGKey(1), []
+    for _ in range(8):
+        key, k = jax.random.split(key)
+        org, env_state, rec = train.live(CFG, org, env_state, k, CFG.chunk)
+        records.append(jax.device_get(rec))
+    return org, {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+
+
+def test_online_run_is_finite_and_beats_chance(online_run):
+    org, rec = online_run
+    assert rec["finite"].all()
+    for k, v in rec.items():
+        if k.startswith("loss/"):
+            assert np.isfinite(v).all(), k
+    late = rec["action_correct"][len(rec["action_correct"]) // 2:]
+    chance = 1 / 17
+    margin = 3 * np.sqrt(chance * (1 - chance) / len(late))  # three standard errors above chance
+    assert late.mean() > chance + margin, late.mean()
+    assert int(org.tally.episodes) > 0  # lives ended and it was reborn
+    assert float(org.tally.scored) == len(rec["done"])
+
+
+def test_vmapped_organisms_equal_separate_runs():
+    cfg = dataclasses.replace(CFG, chunk=60)
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    pairs = [train.born(cfg, k) for k in keys]
+    step_keys = jax.random.split(jax.random.PRNGKey(6), 2)
+    alone = [train.live(cfg, org, es, k, cfg.chunk) for (org, es), k in zip(pairs, step_keys)]
+    orgs, states = jax.tree.map(lambda *x: np.stack(x), *pairs)
+    together = jax.vmap(lambda o, e, k: train.live(cfg, o, e, k, cfg.chunk))(orgs, states, step_keys)
+    for i in range(2):
+        mine = jax.tree.map(lambda x: x[i], together)
+        np.testing.assert_array_equal(mine[2]["done"], alone[i][2]["done"])
+        np.testing.assert_array_equal(mine[0].window.action, alone[i][0].window.action)
+        np.testing.assert_array_equal(mine[1].map, alone[i][1].map)
+        for a, b in zip(jax.tree.leaves(mine[0].model), jax.tree.leaves(alone[i][0].model)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    whole = dataclasses.replace(CFG, steps=1000, run_dir=str(tmp_path / "whole"))
+    train.train(whole, progress=False)
+    part = dataclasses.replace(whole, steps=500, run_dir=str(tmp_path / "part"))
+    train.train(part, progress=False)
+    train.train(dataclasses.replace(part, steps=1000, resume=True), progress=False)
+
+    def metrics(run):
+        lines = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in m.items() if k != "steps_per_second"} for m in lines]
+
+    assert metrics("whole") == metrics("part")
+    like = train.born(whole, jax.random.PRNGKey(0)) + (jax.random.PRNGKey(0),)
+    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like)
+    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    summary = json.loads((tmp_path / "part" / "summary.json").read_text())
+    assert summary["steps"] == 1000
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    cfg = dataclasses.replace(CFG, steps=500, run_dir=str(tmp_path / "r"), resume=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train.train(cfg, progress=False)
+    train.train(dataclasses.replace(cfg, resume=False), progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train.train(dataclasses.replace(cfg, resume=False), progress=False)
+    with pytest.raises(ValueError, match="different config"):
+        train.train(dataclasses.replace(cfg, d_model=32, steps=1000), progress=False)
+    ckpt = tmp_path / "r" / "checkpoint.eqx"
+    ckpt.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="corrupt"):
+        train.train(dataclasses.replace(cfg, steps=1000), progress=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(steps=-5), "--steps"), (dict(window=0), "--window"), (dict(layers=5, slots=4), "--layers"),
+    (dict(d_model=30, n_heads=4), "--d-model"), (dict(weights=(1.0, 2.0)), "--weights"),
+    (dict(env="Craftax-Nope-v0"), "unknown env"), (dict(objective=("dreaming",)), "unknown objective"),
+])
+def test_bad_config_values_are_rejected(change, message):
+    with pytest.raises(ValueError, match=message):
+        train.validate(dataclasses.replace(CFG, **change))
+
+
+def run_cli(*args, cwd=ROOT, timeout=600):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "-5"], "--steps must be positive"),
+    (["--layers", "9"], "--layers must be between"),
+    (["--resume"], "--resume needs --run-dir"),
+])
+def test_cli_bad_values_fail_in_one_line(args, message):
+    out = run_cli(*args, timeout=120)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1] == "error: " + out.stderr.strip().splitlines()[-1][7:]
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_py_end_to_end_writes_the_run_directory(tmp_path):
+    run = tmp_path / "run"
+    out = run_cli("--steps", "400", "--chunk", "200", "--run-dir", str(run), "--gif-steps", "8",
+                  "--objective", "forward_dynamics")
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("config.json", "metrics.jsonl", "summary.json", "curves.png", "life.gif", "checkpoint.eqx"):
+        assert (run / name).stat().st_size > 0, name
+    s = json.loads((run / "summary.json").read_text())
+    assert s["steps"] == 400
+    for key in ("steps_per_second", "episodes", "mean_episode_length", "crafter_score", "achievements"):
+        assert key in s
+    pq = s["prequential"]["forward_dynamics_cell_accuracy"]
+    assert 0 <= pq["copy"] <= 1 and 0 <= pq["model"] <= 1
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert "Crafter score" in out.stdout
