@@ -57,11 +57,9 @@ class Window(eqx.Module):
     valid: Bool[Array, " T"]  # False until the window has filled
 
     def push(self, **new) -> Window:
-        """Drop the oldest transition, append ``new`` (a full transition) at the end."""
-        fields = {k: getattr(self, k) for k in ("obs", "next_obs", "action", "logp", "reward", "rint", "done",
-                                                 "valid")}
-        fields.update(new)
-        return jax.tree.map(lambda old, x: jnp.concatenate([old[1:], x[None]]), self, Window(**fields))
+        """Drop the oldest transition, append ``new`` (every field of one transition) at the end."""
+        shift = lambda old, x: jnp.concatenate([old[1:], jnp.asarray(x, old.dtype)[None]])  # noqa: E731
+        return Window(**{k: jax.tree.map(shift, getattr(self, k), v) for k, v in new.items()})
 
 
 # ----------------------------------------------------------------------------- layouts → token plans

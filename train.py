@@ -38,8 +38,8 @@ Objective = Literal["inverse_dynamics", "forward_dynamics"]
 class Config:
     """An online, intrinsically motivated agent in Craftax. Every field is a flag: --steps, --objective ..."""
 
-    env: Literal["Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1"] = "Craftax-Classic-Symbolic-v1"
-    """which Craftax world to live in"""
+    env: str = "Craftax-Classic-Symbolic-v1"
+    """which Craftax world to live in: Craftax-Classic-Symbolic-v1 or Craftax-Symbolic-v1"""
     objective: tuple[Objective, ...] = ("inverse_dynamics",)
     """what the model learns to predict besides its policy; one or more layout names"""
     weights: tuple[float, ...] = ()
@@ -76,8 +76,8 @@ class Config:
     """embedding size of one cell (block + item + mob + position)"""
     lr: float = 1e-3
     """Adam learning rate"""
-    max_grad_norm: float = 1.0
-    """gradient clipping (global norm)"""
+    max_grad_norm: float = 100.0
+    """gradient clipping (global norm); a safety net only: clipping at 1 slowed learning several-fold"""
     gamma: float = 0.95
     """discount of intrinsic returns"""
     lam: float = 0.9
@@ -309,23 +309,28 @@ def load_checkpoint(path: Path, cfg: Config, like):
     """(step, state) from ``path``; a missing, corrupt or mismatched checkpoint raises one clear line."""
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint to resume from at {path}")
-    try:
-        with open(path, "rb") as f:
+
+    def corrupt(e: Exception) -> ValueError:
+        return ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})")
+
+    with open(path, "rb") as f:
+        try:
             header = json.loads(f.readline())
-            saved = header["config"]
-            diff = [k for k, v in dataclasses.asdict(cfg).items()
-                    if k not in RUN_FIELDS_FREE and json.loads(json.dumps(v)) != saved.get(k)]
-            if diff:
-                raise ValueError(f"checkpoint {path} was made with a different config: "
-                                 + ", ".join(f"{k}={saved.get(k)!r} (now {getattr(cfg, k)!r})" for k in diff))
+            saved, step = header["config"], int(header["step"])
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            raise corrupt(e) from None
+        diff = [k for k, v in dataclasses.asdict(cfg).items()
+                if k not in RUN_FIELDS_FREE and json.loads(json.dumps(v)) != saved.get(k)]
+        if diff:
+            raise ValueError(f"checkpoint {path} was made with a different config: "
+                             + ", ".join(f"{k}={saved.get(k)!r} (now {getattr(cfg, k)!r})" for k in diff))
+        try:
             state = eqx.tree_deserialise_leaves(f, like)
-    except ValueError as e:
-        if "different config" in str(e):
-            raise
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
-    except (json.JSONDecodeError, KeyError, OSError, EOFError) as e:
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
-    return int(header["step"]), state
+        except Exception as e:  # truncated or overwritten bytes surface as many different errors
+            raise corrupt(e) from None
+        if f.read(1):
+            raise corrupt(ValueError("trailing bytes"))
+    return step, state
 
 
 # ----------------------------------------------------------------------------- the run
