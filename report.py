@@ -58,6 +58,8 @@ def plots(run: Path) -> Path:
     for a in axes.ravel():
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=8)
+        elif not a.lines:
+            a.text(0.5, 0.5, "not trained in this run", ha="center", va="center", transform=a.transAxes)
         a.set_xlabel("step")
         a.grid(alpha=0.3)
     fig.suptitle(f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}")
