@@ -24,13 +24,11 @@ from genes import GeneStack, layer_norm
 from world import EnvSpec
 
 # Every kind of token the model knows. Targets are read from query tokens ("q_*"), which carry no content.
-TOKEN_TYPES = ("pad", "patch", "status", "action", "reward", "q_patch", "q_status", "q_action", "q_reward",
-               "q_location")
+TOKEN_TYPES = ("pad", "patch", "status", "action", "reward", "q_patch", "q_status", "q_action", "q_reward")
 TYPE = {name: i for i, name in enumerate(TOKEN_TYPES)}
 MAX_TIME = 16  # time steps a layout may span
 AGE_FREQS = 8  # sinusoids of log(1 + age)
 GRID_SCALES = 5  # grid-cell modules; periods 3, 4.2, 5.9, 8.2, 11.5 cells (ratio 1.4)
-PLACE_CELLS = 8  # per axis: location targets are 8 x 8 place cells over the map
 
 
 def patch_grid(view: tuple[int, int], patch: tuple[int, int]) -> tuple[int, int]:
@@ -81,8 +79,6 @@ class Model(eqx.Module):
     cell_out: Float[Array, "Hp Wp d"]
     cell_head: eqx.nn.Linear
     status_head: eqx.nn.Linear
-    reward_head: eqx.nn.Linear
-    location_head: eqx.nn.Linear
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
                  patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray):
@@ -111,8 +107,6 @@ class Model(eqx.Module):
         self.cell_out = 0.02 * jax.random.normal(next(ks), (gh * patch[0], gw * patch[1], d))
         self.cell_head = eqx.nn.Linear(d, self.cell_classes, key=next(ks))
         self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks))
-        self.reward_head = eqx.nn.Linear(d, "scalar", key=next(ks))
-        self.location_head = eqx.nn.Linear(d, 2 * PLACE_CELLS, key=next(ks))
 
     # ------------------------------------------------------------------ sizes
     @property

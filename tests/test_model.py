@@ -11,6 +11,10 @@ import world
 from model import TYPE, Model
 
 
+def jitted_forward(batch):
+    return eqx.filter_jit(lambda model, win, now: O.forward(model, batch, win, now))
+
+
 def small_model(slots=3, layers=2, key=0):
     spec = world.env_spec("Craftax-Classic-Symbolic-v1")
     return Model(spec, d=32, n_heads=2, layers=layers, slots=slots, mlp_ratio=2, patch=(4, 9), cell_dim=8,
@@ -20,15 +24,15 @@ def small_model(slots=3, layers=2, key=0):
 def test_a_gene_with_zero_gate_leaves_the_output_exactly_unchanged(transitions):
     win, now = transitions
     model = small_model()
-    batch = O.make_batch(("inverse_dynamics", "forward_dynamics"), 32, model.n_patches)
-    before = O.forward(model, batch, win, now)
+    forward = jitted_forward(O.make_batch(("inverse_dynamics", "forward_dynamics"), 32, model.n_patches))
+    before = forward(model, win, now)
     # express slot 2 (random weights) behind a closed gate
     grown = eqx.tree_at(lambda m: (m.stack.active, m.stack.gates), model,
                         (model.stack.active.at[2].set(True), model.stack.gates.at[2].set(0.0)))
-    np.testing.assert_array_equal(np.asarray(O.forward(grown, batch, win, now)), np.asarray(before))
+    np.testing.assert_array_equal(np.asarray(forward(grown, win, now)), np.asarray(before))
     # ... and a slightly open gate does change it
     opened = eqx.tree_at(lambda m: m.stack.gates, grown, grown.stack.gates.at[2].set(0.1))
-    assert not np.allclose(np.asarray(O.forward(opened, batch, win, now)), np.asarray(before))
+    assert not np.allclose(np.asarray(forward(opened, win, now)), np.asarray(before))
 
 
 @pytest.mark.parametrize("name", list(O.LAYOUTS))
@@ -70,11 +74,12 @@ def test_given_segments_carry_content_and_targets_do_not(name, transitions):
     model = small_model()
     batch = O.make_batch((name,), 32, model.n_patches)
     plan, (b0, b1) = batch.plans[0], batch.ranges[0]
-    h0 = O.forward(model, batch, win, now)[b0:b1]
+    forward = jitted_forward(batch)
+    h0 = forward(model, win, now)[b0:b1]
     for seg, pos in plan.targets:
         queries = list(pos)
         for other in plan.segments:
-            h1 = O.forward(model, batch, perturb(win, other), now)[b0:b1]
+            h1 = forward(model, perturb(win, other), now)[b0:b1]
             same = np.allclose(np.asarray(h0[:, queries]), np.asarray(h1[:, queries]), atol=1e-6)
             assert same == other.target, (name, seg, other)
 
