@@ -43,7 +43,7 @@ class Config:
     objective: tuple[Objective, ...] = ("inverse_dynamics",)
     """what the model learns to predict besides its policy; one or more layout names"""
     weights: tuple[float, ...] = ()
-    """loss weight of each objective (default: 1 each)"""
+    """loss weight of each objective, in the same order; empty means 1 each"""
     policy: Literal["learned", "random"] = "learned"
     """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
     steps: int = 60_000
@@ -51,7 +51,7 @@ class Config:
     seed: int = 0
     """random seed: same seed, same run"""
     run_dir: str = ""
-    """where the run's files go (default: runs/<objective>-<policy>-s<seed>-<time>)"""
+    """where the run's files go; empty means runs/<objective>-<policy>-s<seed>-<time>"""
     resume: bool = False
     """continue the run in --run-dir from its latest checkpoint"""
     chunk: int = 1000

@@ -65,3 +65,26 @@ def test_gae_matches_a_hand_computation():
     expect = np.array([d0 + 0.9 * 0.8 * d1, d1, d2])
     np.testing.assert_allclose(np.asarray(adv), expect, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.asarray(ret), expect + np.asarray(v[:-1]), rtol=1e-6, atol=1e-6)
+
+
+def test_a_layout_that_cannot_host_the_policy_gets_a_bare_policy_sequence(transitions, monkeypatch):
+    """Backward dynamics does not start with a given s0: the batch adds an ``s0 ;`` layout for the policy."""
+    monkeypatch.setitem(O.LAYOUTS, "backward", "s1 a0 ; s0")
+    win, now = transitions
+    spec = world.env_spec("Craftax-Classic-Symbolic-v1")
+    model = Model(spec, d=32, n_heads=2, layers=1, slots=1, mlp_ratio=2, patch=(4, 9), cell_dim=8,
+                  key=jax.random.PRNGKey(2))
+    T = win.action.shape[0]
+    batch = O.make_batch(("backward",), T, model.n_patches)
+    assert [p.name for p in batch.plans] == ["backward", "policy"]
+    assert batch.plans[0].readout is None and batch.readout == model.n_patches
+    assert len(batch.policy_rows) == T + 1 and batch.policy_rows.min() >= batch.ranges[0][1]
+    h = jax.jit(lambda m: O.forward(m, batch, win, now))(model)
+    loss, aux = O.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, win.rint, gamma=0.9, lam=0.9,
+                                    clip=0.2, ent_coef=0.01, value_coef=0.5)
+    assert np.isfinite(float(loss)) and aux["logits"].shape == (spec.n_actions,)
+    # the policy sequence on the current observation sees nothing but it
+    now2 = eqx.tree_at(lambda o: o.block, now, (now.block + 1) % 18)
+    h2 = jax.jit(lambda m: O.forward(m, batch, win, now2))(model)
+    assert not np.allclose(np.asarray(h[batch.policy_rows[-1]]), np.asarray(h2[batch.policy_rows[-1]]))
+    np.testing.assert_array_equal(np.asarray(h[batch.policy_rows[:-1]]), np.asarray(h2[batch.policy_rows[:-1]]))
