@@ -143,7 +143,6 @@ class Tally(eqx.Module):
     majority_correct: jax.Array
     cell_accuracy: jax.Array
     copy_accuracy: jax.Array
-    nonfinite: jax.Array  # steps whose loss was not finite (the run stops at the first)
 
 
 class Organism(eqx.Module):
@@ -187,7 +186,7 @@ def born(cfg: Config, key) -> tuple[Organism, object]:
     win = O.Window(empty, empty, jnp.zeros(T, jnp.int32), jnp.zeros(T), jnp.zeros(T), jnp.zeros(T),
                    jnp.zeros(T, bool), jnp.zeros(T, bool))
     z = jnp.zeros((), jnp.float32)
-    tally = Tally(z, z, jnp.zeros(len(spec.achievements)), jnp.zeros(spec.n_actions), z, z, z, z, z, z)
+    tally = Tally(z, z, jnp.zeros(len(spec.achievements)), jnp.zeros(spec.n_actions), z, z, z, z, z)
     opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])
     org = Organism(model, opt_state, win, now, jnp.zeros(spec.n_actions), jnp.zeros((), jnp.int32), z,
                    jnp.array([1e-4, 0.0, 1.0]), tally)
@@ -263,7 +262,7 @@ def live_step(cfg: Config, org: Organism, env_state, key):
         inverse_correct=t.inverse_correct + aux.get("action_correct", 0.0),
         majority_correct=t.majority_correct + majority,
         cell_accuracy=t.cell_accuracy + aux.get("cell_accuracy", 0.0),
-        copy_accuracy=t.copy_accuracy + aux.get("cell_copy", 0.0), nonfinite=t.nonfinite + (1 - finite))
+        copy_accuracy=t.copy_accuracy + aux.get("cell_copy", 0.0))
     org = Organism(model, opt_state, win, now, jax.lax.stop_gradient(aux["logits"]), jnp.where(done, 0, life),
                    ret, jnp.stack([count2, mean2, var2]), tally)
     record = {k: v for k, v in aux.items() if k != "logits" and k != "value"}
@@ -284,7 +283,6 @@ def live(cfg: Config, org: Organism, env_state, key, steps: int):
 
 @eqx.filter_jit
 def _live(cfg: Config, org: Organism, env_state, key, steps: int):
-
     def body(carry, k):
         org, env_state = carry
         org, env_state, rec = live_step(cfg, org, env_state, k)
