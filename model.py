@@ -1,12 +1,13 @@
 """The body: token embeddings, senses (age, grid cells), the gene stack and the prediction heads.
 
 One transformer makes every prediction. A sequence is a row of tokens; what a token *is* comes from
-its content (a patch of the local view, the status values, an action, a reward, or nothing for a
-query), plus a type embedding, the time step it belongs to within its layout, and its slot (which
-patch). The layouts themselves live in ``objectives.py``; this file only knows how to embed, mix and
-read out.
+its content (a patch of the local view, the status values, an action, a reward, the model's own output
+for a state, or nothing for a query), plus a type embedding, the time step it belongs to within its
+layout, and its slot (which patch). The layouts themselves live in ``objectives.py``; this file only
+knows how to embed, mix and read out.
 
-Sizes: d = ``d_model``; a state is P patch tokens + 1 status token (P = patches of the local view).
+Sizes: d = ``d_model``; a state is P patch tokens + 1 status token (P = patches of the local view; with
+pixels, P = 4 quarters of a CNN feature map + 1 global token, see ``pixels.py``).
 """
 
 from __future__ import annotations
@@ -21,14 +22,34 @@ from einops import rearrange
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from genes import GeneStack, layer_norm
+from pixels import N_TOKENS as PIXEL_TOKENS
+from pixels import PixelEye
 from world import EnvSpec
 
 # Every kind of token the model knows. Targets are read from query tokens ("q_*"), which carry no content.
-TOKEN_TYPES = ("pad", "patch", "status", "action", "reward", "q_patch", "q_status", "q_action", "q_reward")
+# A "latent" token carries the model's own output at a state (its prefix output) back in as input.
+TOKEN_TYPES = ("pad", "patch", "status", "action", "reward", "latent", "latent_status",
+               "q_patch", "q_status", "q_action", "q_reward", "q_latent", "q_latent_status", "q_place")
 TYPE = {name: i for i, name in enumerate(TOKEN_TYPES)}
 MAX_TIME = 16  # time steps a layout may span
 AGE_FREQS = 8  # sinusoids of log(1 + age)
 GRID_SCALES = 5  # grid-cell modules; periods 3, 4.2, 5.9, 8.2, 11.5 cells (ratio 1.4)
+PLACE_SPACING = 4  # place cells sit on a lattice this many cells apart, each tuned this wide (Gaussian std)
+
+
+class Obs(eqx.Module):
+    """A tokenized observation and the senses that go with it (any leading batch shape).
+
+    Symbolic worlds fill ``block``/``item``/``mob``/``status``; pixel worlds fill ``image`` (the rest None).
+    """
+
+    block: Int[Array, "*b H W"] | None
+    item: Int[Array, "*b H W"] | None
+    mob: Int[Array, "*b H W"] | None
+    status: Float[Array, "*b S"] | None
+    image: Float[Array, "*b h w 3"] | None
+    pos: Float[Array, "*b 2"]  # the player's position in its world (grid cells and place cells)
+    age: Float[Array, "*b"]  # steps the organism has lived
 
 
 def patch_grid(view: tuple[int, int], patch: tuple[int, int]) -> tuple[int, int]:
@@ -51,16 +72,31 @@ def grid_code(pos: Float[Array, " 2"]) -> Float[Array, " grid_code"]:
     return jnp.concatenate([jnp.cos(phase).ravel(), jnp.sin(phase).ravel()])
 
 
+def place_centres(world_size: tuple[int, int]) -> np.ndarray:
+    """Centres of the place cells: a lattice over the whole map, float [K, 2]."""
+    rows, cols = (np.arange(PLACE_SPACING / 2, n, PLACE_SPACING) for n in world_size)
+    return np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
+
+
+def place_code(pos: Float[Array, " 2"], centres: np.ndarray) -> Float[Array, " K"]:
+    """Place-cell activity at ``pos``, normalised to a distribution: the target of "where am I"."""
+    d2 = jnp.sum((jnp.asarray(centres) - pos) ** 2, -1)
+    return jax.nn.softmax(-d2 / (2 * PLACE_SPACING**2))
+
+
 class Model(eqx.Module):
     spec: EnvSpec = eqx.field(static=True)
     patch: tuple[int, int] = eqx.field(static=True)
-    # cell and state embeddings
-    block_emb: eqx.nn.Embedding
-    item_emb: eqx.nn.Embedding
-    mob_emb: eqx.nn.Embedding
-    cell_pos: Float[Array, "Hp Wp c"]
-    patch_in: eqx.nn.Linear
-    status_in: eqx.nn.Linear
+    # cell and state embeddings (symbolic worlds) ...
+    block_emb: eqx.nn.Embedding | None
+    item_emb: eqx.nn.Embedding | None
+    mob_emb: eqx.nn.Embedding | None
+    mask_emb: Float[Array, " c"] | None  # stands in for a hidden cell (masked state modelling)
+    cell_pos: Float[Array, "Hp Wp c"] | None
+    patch_in: eqx.nn.Linear | None
+    status_in: eqx.nn.Linear | None
+    # ... or the pixel eye (pixel worlds)
+    eye: PixelEye | None
     # other tokens and per-token embeddings
     action_emb: eqx.nn.Embedding
     reward_in: eqx.nn.Linear
@@ -76,22 +112,29 @@ class Model(eqx.Module):
     policy_head: eqx.nn.Linear
     value_head: eqx.nn.Linear
     action_head: eqx.nn.Linear
-    cell_out: Float[Array, "Hp Wp d"]
-    cell_head: eqx.nn.Linear
-    status_head: eqx.nn.Linear
+    reward_head: eqx.nn.Linear
+    place_head: eqx.nn.Linear
+    cell_out: Float[Array, "Hp Wp d"] | None
+    cell_head: eqx.nn.Linear | None
+    status_head: eqx.nn.Linear | None
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
                  patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray):
         ks = iter(jax.random.split(key, 24))
         gh, gw = patch_grid(spec.view, patch)
-        P, cells = gh * gw, patch[0] * patch[1]
         self.spec, self.patch = spec, tuple(patch)
-        self.block_emb = eqx.nn.Embedding(spec.n_block + 1, cell_dim, key=next(ks))
-        self.item_emb = eqx.nn.Embedding(spec.n_item + 1, cell_dim, key=next(ks))
-        self.mob_emb = eqx.nn.Embedding(spec.n_mob + 1, cell_dim, key=next(ks))
-        self.cell_pos = 0.02 * jax.random.normal(next(ks), (gh * patch[0], gw * patch[1], cell_dim))
-        self.patch_in = eqx.nn.Linear(cells * cell_dim, d, key=next(ks))
-        self.status_in = eqx.nn.Linear(spec.n_status, d, key=next(ks))
+        P = PIXEL_TOKENS if spec.image else gh * gw
+        symbolic = spec.image is None
+        cells = patch[0] * patch[1]
+        self.block_emb = eqx.nn.Embedding(spec.n_block + 1, cell_dim, key=next(ks)) if symbolic else None
+        self.item_emb = eqx.nn.Embedding(spec.n_item + 1, cell_dim, key=next(ks)) if symbolic else None
+        self.mob_emb = eqx.nn.Embedding(spec.n_mob + 1, cell_dim, key=next(ks)) if symbolic else None
+        self.mask_emb = jax.random.normal(next(ks), (cell_dim,)) if symbolic else None
+        self.cell_pos = 0.02 * jax.random.normal(next(ks), (gh * patch[0], gw * patch[1], cell_dim)) \
+            if symbolic else None
+        self.patch_in = eqx.nn.Linear(cells * cell_dim, d, key=next(ks)) if symbolic else None
+        self.status_in = eqx.nn.Linear(spec.n_status, d, key=next(ks)) if symbolic else None
+        self.eye = None if symbolic else PixelEye(spec.image, d, key=next(ks))
         self.action_emb = eqx.nn.Embedding(spec.n_actions, d, key=next(ks))
         self.reward_in = eqx.nn.Linear(1, d, key=next(ks))
         self.type_emb = 0.02 * jax.random.normal(next(ks), (len(TOKEN_TYPES), d))
@@ -104,15 +147,16 @@ class Model(eqx.Module):
         self.policy_head = eqx.nn.Linear(d, spec.n_actions, key=next(ks))
         self.value_head = eqx.nn.Linear(d, "scalar", key=next(ks))
         self.action_head = eqx.nn.Linear(d, spec.n_actions, key=next(ks))
-        self.cell_out = 0.02 * jax.random.normal(next(ks), (gh * patch[0], gw * patch[1], d))
-        self.cell_head = eqx.nn.Linear(d, self.cell_classes, key=next(ks))
-        self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks))
+        self.reward_head = eqx.nn.Linear(d, "scalar", key=next(ks))
+        self.place_head = eqx.nn.Linear(d, len(place_centres(spec.world_size)), key=next(ks))
+        self.cell_out = 0.02 * jax.random.normal(next(ks), (gh * patch[0], gw * patch[1], d)) if symbolic else None
+        self.cell_head = eqx.nn.Linear(d, self.cell_classes, key=next(ks)) if symbolic else None
+        self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks)) if symbolic else None
 
     # ------------------------------------------------------------------ sizes
     @property
     def n_patches(self) -> int:
-        gh, gw = patch_grid(self.spec.view, self.patch)
-        return gh * gw
+        return n_patches(self.spec, self.patch)
 
     @property
     def cell_classes(self) -> int:
@@ -122,21 +166,26 @@ class Model(eqx.Module):
 
     # ------------------------------------------------------------------ embeddings
     def pad_view(self, ids: Int[Array, "H W"]) -> Int[Array, "Hp Wp"]:
-        Hp, Wp = self.cell_pos.shape[:2]
+        Hp, Wp = padded_view(self.spec, self.patch)
         H, W = self.spec.view
         return jnp.pad(ids, ((0, Hp - H), (0, Wp - W)))
 
-    def embed_state(self, block: Int[Array, "H W"], item: Int[Array, "H W"], mob: Int[Array, "H W"],
-                    status: Float[Array, " S"], pos: Float[Array, " 2"]) -> Float[Array, "P1 d"]:
-        """A state: P patch tokens and one status token, each carrying the grid-cell code of ``pos``."""
+    def embed_state(self, obs: Obs, hide: Bool[Array, "Hp Wp"] | None = None) -> Float[Array, "P1 d"]:
+        """A state: P patch tokens and one status token, each carrying the grid-cell code of ``obs.pos``.
+
+        ``hide``: cells to mask (their ids replaced by one learned "hidden" embedding), for masked state modelling.
+        """
+        if self.eye is not None:
+            return self.eye.encode(obs.image) + self.grid_in(grid_code(obs.pos))
         ph, pw = self.patch
-        cells = (jax.vmap(jax.vmap(self.block_emb))(self.pad_view(block))
-                 + jax.vmap(jax.vmap(self.item_emb))(self.pad_view(item))
-                 + jax.vmap(jax.vmap(self.mob_emb))(self.pad_view(mob))
-                 + self.cell_pos)  # [Hp, Wp, c]
-        patches = rearrange(cells, "(gh ph) (gw pw) c -> (gh gw) (ph pw c)", ph=ph, pw=pw)
-        tokens = jnp.concatenate([jax.vmap(self.patch_in)(patches), self.status_in(status)[None]])
-        return tokens + self.grid_in(grid_code(pos))  # [P+1, d]
+        cells = (jax.vmap(jax.vmap(self.block_emb))(self.pad_view(obs.block))
+                 + jax.vmap(jax.vmap(self.item_emb))(self.pad_view(obs.item))
+                 + jax.vmap(jax.vmap(self.mob_emb))(self.pad_view(obs.mob)))  # [Hp, Wp, c]
+        if hide is not None:
+            cells = jnp.where(hide[..., None], self.mask_emb, cells)
+        patches = rearrange(cells + self.cell_pos, "(gh ph) (gw pw) c -> (gh gw) (ph pw c)", ph=ph, pw=pw)
+        tokens = jnp.concatenate([jax.vmap(self.patch_in)(patches), self.status_in(obs.status)[None]])
+        return tokens + self.grid_in(grid_code(obs.pos))  # [P+1, d]
 
     def embed_action(self, a: Int[Array, ""]) -> Float[Array, " d"]:
         return self.action_emb(a)
@@ -167,6 +216,17 @@ class Model(eqx.Module):
 
     def cell_valid(self) -> np.ndarray:
         """Which cells of the padded view are real (not padding): bool [Hp, Wp]."""
-        Hp, Wp = self.cell_pos.shape[:2]
+        Hp, Wp = padded_view(self.spec, self.patch)
         H, W = self.spec.view
         return (np.arange(Hp)[:, None] < H) & (np.arange(Wp)[None, :] < W)
+
+
+def n_patches(spec: EnvSpec, patch: tuple[int, int]) -> int:
+    """P: state tokens besides the status token."""
+    gh, gw = patch_grid(spec.view, patch)
+    return PIXEL_TOKENS if spec.image else gh * gw
+
+
+def padded_view(spec: EnvSpec, patch: tuple[int, int]) -> tuple[int, int]:
+    gh, gw = patch_grid(spec.view, patch)
+    return gh * patch[0], gw * patch[1]

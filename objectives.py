@@ -1,17 +1,24 @@
 """Objectives are layouts: which tokens are given, which are targets, and the losses on the targets.
 
 A layout reads like ``"s0 s1 ; a0"``: segments before ``;`` are given, segments after it are targets,
-each predicted from everything before it. A segment is a kind and a time step: ``s`` a state (P patch
-tokens + a status token) or ``a`` an action. Adding an
-objective is adding a line to ``LAYOUTS`` (and, for a new kind of target, its loss in ``target_loss``).
+each predicted from everything before it. A segment is a kind and a time step within the layout:
+
+    s  a state (P patch tokens + a status token)      a  an action        r  the extrinsic reward
+    m  a state with some cells hidden (given only)     l  where am I (place cells; target only)
+    z  the model's own output at a state: its "prefix output", fed back in as P + 1 tokens
+
+Adding an objective is adding a line to ``LAYOUTS`` (and, for a new kind of target, its loss in
+``target_loss``). The extrinsic reward is *sensed* here like any other observation: a world model may
+take it in or predict it, but the policy never maximises it.
 
 A target segment enters the sequence as *query* tokens: a type embedding, its time and slot, and no
 content. Queries see the given segments and the real tokens of earlier targets, never their own
-content nor anything after it; that is the whole attention mask. ``s`` is a state, ``a`` an action.
+content nor anything after it; that is the whole attention mask.
 
-Every layout is instantiated at each start in the short-term window (the last T transitions), all
+Every layout is instantiated at each start in the short-term window (the last T transitions). All
 layouts are padded to one length and run through the model as one batch: one forward pass per step
-serves acting, the intrinsic reward, the prequential scores and the gradient.
+serves acting, the intrinsic reward, the prequential scores and the gradient. Layouts that read ``z``
+tokens need the model's outputs first: they run as a second pass over the same model.
 """
 
 from __future__ import annotations
@@ -24,24 +31,33 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from model import TYPE, Model
+from model import TYPE, Model, Obs, padded_view, place_centres, place_code
 
 LAYOUTS = {
-    "inverse_dynamics": "s0 s1 ; a0",  # which action led from s to s'?  surprise: -log p(a | s, s')
-    "forward_dynamics": "s0 a0 ; s1",  # what will I see next?  surprise: -log p(s' | s, a), summed over cells
+    # one step of experience
+    "inverse_dynamics": "s0 s1 ; a0",  # which action led from s to s'?
+    "forward_dynamics": "s0 a0 ; s1",  # what will I see next?
+    "reward": "s0 a0 ; r0",  # what will this action bring? (the reward is sensed, never maximised)
+    "forward_reward": "s0 a0 s1 ; r0",  # the reward, once the outcome is seen
+    "backward_dynamics": "s1 a0 ; s0",  # where did I come from?
+    "location": "s0 a0 ; l1",  # where am I after this action? (path integration onto place cells)
+    "masked_state": "m0 ; s0",  # fill in the hidden cells of a view (BERT style)
+    "autoencoder": "s0 ; s0",  # state -> tokens -> state; with --obs pixels, image -> latent -> image
+    # several steps
+    "trajectory": "s0 ; a0 s1 a1 s2",  # imagine two steps ahead, actions and all
+    "trajectory_reward": "s0 ; a0 r0 s1 a1 r1 s2",  # ... with each reward before the next state
+    "trajectory_reward_after": "s0 ; a0 s1 r0 a1 s2 r1",  # ... with each reward after its outcome
+    "two_state_prefix": "s0 s1 ; a0 s2 a1 s3",  # from two frames: the action between, the frame after, ...
+    "two_state_prefix_reward": "s0 s1 ; a0 r0 s2 a1 r1 s3",
+    # on the model's own outputs
+    "latent_inverse": "z0 z1 ; a0",  # inverse dynamics in the model's feature space (ICM's inverse model)
+    "latent_forward": "z0 a0 ; z1",  # forward dynamics in that space; its error is ICM curiosity
 }
 POLICY = "s0 ;"  # a bare state: the actor-critic reads its prefix output (used only when no objective can host it)
-
-
-class Obs(eqx.Module):
-    """A tokenized observation and the senses that go with it (any leading batch shape)."""
-
-    block: Int[Array, "*b H W"]
-    item: Int[Array, "*b H W"]
-    mob: Int[Array, "*b H W"]
-    status: Float[Array, "*b S"]
-    pos: Float[Array, "*b 2"]  # the player's position in its world (for the grid-cell sense)
-    age: Float[Array, "*b"]  # steps the organism has lived
+KINDS = "samrlz"
+STATE_LIKE = "smz"  # kinds that take P + 1 tokens
+HIDE_RATE = 0.25  # fraction of cells hidden in a masked state
+PIXEL_VAR = 0.01  # pixel predictions are Gaussian with this variance (std 0.1 per channel)
 
 
 class Window(eqx.Module):
@@ -51,7 +67,7 @@ class Window(eqx.Module):
     next_obs: Obs  # [T] ... and what came next (the last frame of a life if ``done``)
     action: Int[Array, " T"]
     logp: Float[Array, " T"]  # log-prob of the action under the policy that took it
-    reward: Float[Array, " T"]  # extrinsic reward: logged, never a learning signal
+    reward: Float[Array, " T"]  # extrinsic reward: sensed and predicted, never maximised
     rint: Float[Array, " T"]  # normalised intrinsic reward: the policy's only reward
     done: Bool[Array, " T"]
     valid: Bool[Array, " T"]  # False until the window has filled
@@ -67,7 +83,7 @@ class Window(eqx.Module):
 
 @dataclass(frozen=True)
 class Segment:
-    kind: str  # s (state) or a (action)
+    kind: str  # one of KINDS
     time: int
     target: bool
 
@@ -80,10 +96,17 @@ def parse(layout: str) -> tuple[Segment, ...]:
     for part, is_target in ((given, False), (targets, True)):
         for word in part.split():
             kind = word.rstrip("0123456789")
-            if kind not in ("s", "a") or kind == word:
+            if len(kind) != 1 or kind not in KINDS or kind == word:
                 raise ValueError(f"bad segment {word!r} in layout {layout!r}")
+            if (kind == "m" and is_target) or (kind == "l" and not is_target):
+                raise ValueError(f"{word!r} in layout {layout!r}: 'm' can only be given and 'l' only predicted")
             segs.append(Segment(kind, int(word[len(kind):]), is_target))
     return tuple(segs)
+
+
+def span_of(segs) -> int:
+    """Transitions one instance covers: s_t/z_t/l_t need transition t-1, a_t/r_t/m_t need transition t."""
+    return max(max(s.time, 1) if s.kind in "szl" else s.time + 1 for s in segs)
 
 
 @dataclass(frozen=True)
@@ -98,12 +121,24 @@ class Plan:
     sources: tuple  # per token: (kind, time, slot) of its real content, or None for a query / pad
     mask: np.ndarray  # bool [N, N]  mask[i, j]: token i may attend to token j
     targets: tuple  # per target segment: (segment, token positions of its queries)
+    owner: np.ndarray  # int [N]  index of the segment each token belongs to (-1: padding)
     span: int  # transitions one instance covers
     readout: int | None  # the s0 status token, if the layout starts with a given s0: policy and value read it
 
     @property
     def length(self) -> int:
         return len(self.types)
+
+    @property
+    def latent(self) -> bool:
+        """Reads the model's own outputs (``z``): runs in the second pass."""
+        return any(s.kind == "z" for s in self.segments)
+
+
+def token_names(kind: str, P: int, query: bool) -> list[str]:
+    names = {"s": ["patch"] * P + ["status"], "m": ["patch"] * P + ["status"],
+             "z": ["latent"] * P + ["latent_status"], "a": ["action"], "r": ["reward"], "l": ["place"]}[kind]
+    return ["q_" + n if query else n for n in names]
 
 
 def make_plan(name: str, layout: str, n_patches: int, length: int | None = None) -> Plan:
@@ -115,16 +150,16 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None)
     """
     P = n_patches
     segs = parse(layout)
-    types, times, slots, sources, rank, is_query, targets = [], [], [], [], [], [], []
+    types, times, slots, sources, rank, is_query, targets, owner = [], [], [], [], [], [], [], []
 
     def add(kind, t, query, r):
-        names = ["patch"] * P + ["status"] if kind == "s" else ["action"]
         pos = []
-        for slot, nm in enumerate(names):
+        for slot, nm in enumerate(token_names(kind, P, query)):
             pos.append(len(types))
-            types.append(TYPE["q_" + nm if query else nm])
+            owner.append(r // 2)
+            types.append(TYPE[nm])
             times.append(t)
-            slots.append(slot if kind == "s" else P + 1)
+            slots.append(slot if kind in STATE_LIKE else P + 1)
             sources.append(None if query else (kind, t, slot))
             rank.append(r)
             is_query.append(query)
@@ -138,7 +173,7 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None)
             continue
         k += 1
         targets.append((seg, add(seg.kind, seg.time, True, 2 * r)))
-        if k < n_targets:  # later targets see this one's real content
+        if k < n_targets and seg.kind != "l":  # later targets see this one's real content
             add(seg.kind, seg.time, False, 2 * r + 1)
     n = len(types)
     if length is not None and length < n:
@@ -150,12 +185,11 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None)
                             ~q[None] & (g[None] <= g[:, None]))
     mask[np.arange(n, N), np.arange(n, N)] = True  # padding only sees itself, nobody sees padding
     pad = N - n
-    span = max([max(s.time, 1) for s in segs if s.kind == "s"] + [s.time + 1 for s in segs if s.kind == "a"])
     first = segs[0]
     readout = P if (first.kind, first.time, first.target) == ("s", 0, False) else None
     return Plan(name, segs, np.array(types + [TYPE["pad"]] * pad), np.array(times + [0] * pad),
-                np.array(slots + [P + 1] * pad), tuple(sources + [None] * pad), mask, tuple(targets), span,
-                readout)
+                np.array(slots + [P + 1] * pad), tuple(sources + [None] * pad), mask, tuple(targets),
+                np.array(owner + [-1] * pad), span_of(segs), readout)
 
 
 def starts(plan: Plan, T: int) -> np.ndarray:
@@ -167,15 +201,53 @@ def state_row(T: int, start, t: int):
     return start if t == 0 else T + start + t - 1
 
 
-def content_index(plan: Plan, T: int, P: int, starts_: np.ndarray, now: bool = False) -> np.ndarray:
-    """Where each token's content sits in the window's content table: int [len(starts), N].
+@dataclass(frozen=True)
+class Table:
+    """Row offsets of the content table every token gathers from (T window steps, P + 1 tokens per state).
 
-    Table rows: (2T + 1) states x (P + 1) tokens, then T actions, then one zero row (queries, padding).
+    States (obs_0..obs_T-1, next_0..next_T-1, now) x (P + 1), actions T, rewards T, masked states
+    (obs_0..obs_T-1) x (P + 1), one zero row (queries, padding); then, in the second pass only, the
+    prefix outputs of obs_0..obs_T-1 and now x (P + 1).
+    """
+
+    T: int
+    P: int
+
+    @property
+    def actions(self) -> int:
+        return (2 * self.T + 1) * (self.P + 1)
+
+    @property
+    def rewards(self) -> int:
+        return self.actions + self.T
+
+    @property
+    def masked(self) -> int:
+        return self.rewards + self.T
+
+    @property
+    def zero(self) -> int:
+        return self.masked + self.T * (self.P + 1)
+
+    @property
+    def latent(self) -> int:
+        return self.zero + 1
+
+    def row(self, kind: str, start, t: int, slot: int):
+        T, P1 = self.T, self.P + 1
+        return {"s": lambda: state_row(T, start, t) * P1 + slot, "a": lambda: self.actions + start + t,
+                "r": lambda: self.rewards + start + t, "m": lambda: self.masked + (start + t) * P1 + slot,
+                "z": lambda: self.latent + (start + t) * P1 + slot}[kind]()
+
+
+def content_index(plan: Plan, T: int, P: int, starts_: np.ndarray, now: bool = False) -> np.ndarray:
+    """Where each token's content sits in the content table (see ``Table``): int [len(starts), N].
+
     ``now``: an instance whose s0 is the current observation (row 2T) and everything else empty: the
     policy reads its prefix output to act.
     """
-    zero = (2 * T + 1) * (P + 1) + T
-    idx = np.full((len(starts_), plan.length), zero)
+    tab = Table(T, P)
+    idx = np.full((len(starts_), plan.length), tab.zero)
     for n, src in enumerate(plan.sources):
         if src is None:
             continue
@@ -183,19 +255,21 @@ def content_index(plan: Plan, T: int, P: int, starts_: np.ndarray, now: bool = F
         if now:
             if (kind, t) == ("s", 0):
                 idx[:, n] = 2 * T * (P + 1) + slot
-        elif kind == "s":
-            idx[:, n] = state_row(T, starts_, t) * (P + 1) + slot
         else:
-            idx[:, n] = (2 * T + 1) * (P + 1) + starts_ + t
+            idx[:, n] = tab.row(kind, starts_, t, slot)
     return idx
 
 
 def instance_valid(plan: Plan, win: Window, starts_: np.ndarray) -> Bool[Array, " n"]:
-    """An instance counts when all its transitions are real and no life ends inside it."""
+    """An instance counts when all its transitions are real and no life ends inside it.
+
+    (A one-step layout may end on a life's last frame; one that reads ``z`` may not, because the model's
+    output at the next step belongs to the new life.)
+    """
     ok = jnp.ones(len(starts_), bool)
     for j in range(plan.span):
         ok &= win.valid[starts_ + j]
-        if j < plan.span - 1:
+        if j < plan.span - 1 or plan.latent:
             ok &= ~win.done[starts_ + j]
     return ok
 
@@ -205,18 +279,21 @@ def instance_valid(plan: Plan, win: Window, starts_: np.ndarray) -> Bool[Array, 
 
 @dataclass(frozen=True)
 class Batch:
-    """All active layouts' instances, stacked: the static half of one forward pass.
+    """All active layouts' instances, stacked: the static half of one step's forward passes.
 
-    The policy and value read the prefix output of s0 in the first objective's instances (one per
-    window step, plus one on the current observation), so acting costs no extra sequence. When the first
-    objective cannot serve (it spans several steps or does not start with a given s0), a bare ``s0``
-    policy layout is added instead.
+    Rows: the first pass (every layout on raw tokens, then one instance on the current observation),
+    then the second pass (layouts that read the model's own outputs). The policy and value read the
+    prefix output of s0 in the first objective's instances (one per window step, plus the one on the
+    current observation), so acting costs no extra sequence. When the first objective cannot serve (it
+    spans several steps or does not start with a given s0), a bare ``s0`` policy layout is added instead.
     """
 
-    plans: tuple[Plan, ...]  # the objectives (and the policy layout, if one is needed), in order
+    plans: tuple[Plan, ...]  # the objectives (and the policy layout, if one is needed), in config order
     ranges: tuple[tuple[int, int], ...]  # each objective's window instances: rows of the batch
     policy_rows: np.ndarray  # [T + 1] rows whose prefix output is s_0..s_T-1, then now
     readout: int  # token position of that prefix output
+    first_pass: int  # rows [0, first_pass) run first; the rest read their outputs
+    hides: bool  # some layout reads masked states
     idx: np.ndarray  # [B, N] content rows
     types: np.ndarray
     times: np.ndarray
@@ -233,20 +310,24 @@ def make_batch(objectives: tuple[str, ...], T: int, P: int) -> Batch:
     N = max(make_plan(n, lay, P).length for n, lay in layouts)
     plans = tuple(make_plan(n, lay, P, N) for n, lay in layouts)
     host = 0 if len(plans) == len(objectives) else len(plans) - 1  # the plan the policy reads from
-    parts, ranges, b = [], [], 0
-    for i, plan in enumerate(plans):
-        st = starts(plan, T)
-        parts.append((plan, content_index(plan, T, P, st), st))
-        ranges.append((b, b + len(st)))
-        if i == host:
-            policy_rows = np.concatenate([b + st, [-1]])
+    order = [i for i, p in enumerate(plans) if not p.latent] + ["now"] + [i for i, p in enumerate(plans) if p.latent]
+    parts, ranges, b = [], {}, 0
+    for i in order:
+        plan = plans[host if i == "now" else i]
+        st = np.array([T]) if i == "now" else starts(plan, T)
+        idx = content_index(plan, T, P, np.array([0]) if i == "now" else st, now=i == "now")
+        parts.append((plan, idx, st))
+        if i == "now":
+            first_pass = b + 1
+        else:
+            ranges[i] = (b, b + len(st))
         b += len(st)
-    hplan = plans[host]
-    parts.append((hplan, content_index(hplan, T, P, np.array([0]), now=True), np.array([T])))
-    policy_rows[-1] = b
+    h0 = ranges[host][0]
+    policy_rows = np.concatenate([h0 + starts(plans[host], T), [first_pass - 1]])
     cat = np.concatenate
     reps = [len(p[2]) for p in parts]
-    return Batch(plans, tuple(ranges[: len(objectives)]), policy_rows, hplan.readout,
+    return Batch(plans, tuple(ranges[i] for i in range(len(objectives))), policy_rows, plans[host].readout,
+                 first_pass, any(s.kind == "m" for p in plans for s in p.segments),
                  cat([p[1] for p in parts]),
                  cat([np.tile(p[0].types, (r, 1)) for p, r in zip(parts, reps)]),
                  cat([np.tile(p[0].times, (r, 1)) for p, r in zip(parts, reps)]),
@@ -259,16 +340,44 @@ def stack_obs(*obs: Obs) -> Obs:
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *obs)
 
 
-def forward(model: Model, batch: Batch, win: Window, now: Obs) -> Float[Array, "B N d"]:
+def hidden_cells(model: Model, age: Float[Array, ""]) -> Bool[Array, "Hp Wp"]:
+    """Which cells a masked state hides: a fixed random draw per frame (seeded by the age it was seen at)."""
+    key = jax.random.fold_in(jax.random.PRNGKey(17), age.astype(jnp.int32))
+    return jax.random.bernoulli(key, HIDE_RATE, padded_view(model.spec, model.patch)) & model.cell_valid()
+
+
+class Seen(eqx.Module):
+    """What one step's forward passes produced: every token's output, and the states' prefix outputs."""
+
+    h: Float[Array, "B N d"]
+    z: Float[Array, "T1 P1 d"]  # prefix outputs of obs_0..obs_T-1 and now (the ``z`` tokens' content)
+
+
+def forward(model: Model, batch: Batch, win: Window, now: Obs) -> Seen:
     """Embed the window once, gather every instance's tokens, and run them all through the model."""
+    T = win.action.shape[0]
     states = stack_obs(win.obs, win.next_obs, jax.tree.map(lambda x: x[None], now))  # [2T+1]
-    s_tok = jax.vmap(model.embed_state)(states.block, states.item, states.mob, states.status, states.pos)
-    d = s_tok.shape[-1]
-    table = jnp.concatenate([s_tok.reshape(-1, d), jax.vmap(model.embed_action)(win.action), jnp.zeros((1, d))])
+    s_tok = jax.vmap(model.embed_state)(states)
+    n, P1, d = s_tok.shape
+    if batch.hides:
+        masked = jax.vmap(model.embed_state)(win.obs, jax.vmap(lambda a: hidden_cells(model, a))(win.obs.age))
+    else:
+        masked = jnp.zeros((T, P1, d))
+    table = jnp.concatenate([s_tok.reshape(-1, d), jax.vmap(model.embed_action)(win.action),
+                             jax.vmap(model.embed_reward)(win.reward), masked.reshape(-1, d), jnp.zeros((1, d))])
     ages = jnp.concatenate([win.obs.age, now.age[None]])
-    x = (table[batch.idx] + model.type_emb[batch.types] + model.time_emb[batch.times]
-         + model.slot_emb[batch.slots] + jax.vmap(model.sense_age)(ages[batch.age_row])[:, None])
-    return model(x, jnp.asarray(batch.mask))
+
+    def run(rows, table):
+        x = (table[batch.idx[rows]] + model.type_emb[batch.types[rows]] + model.time_emb[batch.times[rows]]
+             + model.slot_emb[batch.slots[rows]] + jax.vmap(model.sense_age)(ages[batch.age_row[rows]])[:, None])
+        return model(x, jnp.asarray(batch.mask[rows]))
+
+    f = batch.first_pass
+    h = run(slice(0, f), table)
+    z = h[batch.policy_rows, : P1]  # [T+1, P+1, d]: the model's view of each state, having seen only it
+    if f < len(batch.idx):
+        h = jnp.concatenate([h, run(slice(f, None), jnp.concatenate([table, z.reshape(-1, d)]))])
+    return Seen(h, z)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -280,48 +389,120 @@ def state_at(win: Window, starts_: np.ndarray, t: int) -> Obs:
     return jax.tree.map(lambda x: x[state_row(T, starts_, t)], both)
 
 
-def state_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, given: Obs):
+def mode_ids(ids: Int[Array, "H W"], seen: Bool[Array, "H W"], n: int) -> Int[Array, "H W"]:
+    """Every cell set to the most common id among the ``seen`` cells (the masked-state baseline)."""
+    counts = jnp.sum(jax.nn.one_hot(ids, n) * seen[..., None], (0, 1))
+    return jnp.full(ids.shape, jnp.argmax(counts))
+
+
+def cell_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs | None,
+              hidden: Bool[Array, "Hp Wp"] | None):
     """Cross-entropy of every cell's block / item / mob id, plus MSE of the status values.
 
-    Returns (loss, surprise = -log p of the whole view in nats, cell accuracy, copy-baseline accuracy).
+    ``hidden``: score only these cells (and not the status, which a masked state shows). ``baseline``:
+    the state to copy (None: the most common visible id). Returns (loss, surprise = -log p of the scored
+    cells in nats, cell accuracy, baseline accuracy).
     """
     s = model.spec
     logits = model.cell_logits(h[:-1])  # [Hp, Wp, V]
     splits = np.cumsum([s.n_block + 1, s.n_item + 1])
-    valid = jnp.asarray(model.cell_valid())
-    nll, right, copy = 0.0, True, True
-    for lg, ids, old in zip(jnp.split(logits, splits, axis=-1), (target.block, target.item, target.mob),
-                            (given.block, given.item, given.mob)):
-        ids, old = model.pad_view(ids), model.pad_view(old)
+    weight = jnp.asarray(model.cell_valid()) if hidden is None else hidden
+    H, W = s.view
+    seen = ~weight[:H, :W]
+    nll, right, base = 0.0, True, True
+    for lg, ids, n, field in zip(jnp.split(logits, splits, axis=-1), (target.block, target.item, target.mob),
+                                 (s.n_block + 1, s.n_item + 1, s.n_mob + 1), ("block", "item", "mob")):
+        guess = getattr(baseline, field) if baseline is not None else mode_ids(ids, seen, n)
+        ids, guess = model.pad_view(ids), model.pad_view(guess)
         nll = nll - jnp.take_along_axis(jax.nn.log_softmax(lg), ids[..., None], -1)[..., 0]
         right = right & (lg.argmax(-1) == ids)
-        copy = copy & (old == ids)
-    surprise = jnp.sum(nll * valid)
-    status_mse = jnp.mean((model.status_head(h[-1]) - target.status) ** 2)
-    n = valid.sum()
-    return surprise / n + status_mse, surprise, jnp.sum(right * valid) / n, jnp.sum(copy * valid) / n
+        base = base & (guess == ids)
+    n = jnp.maximum(weight.sum(), 1)
+    surprise = jnp.sum(nll * weight)
+    status_mse = jnp.mean((model.status_head(h[-1]) - target.status) ** 2) if hidden is None else 0.0
+    return surprise / n + status_mse, surprise, jnp.sum(right * weight) / n, jnp.sum(base * weight) / n
 
 
-def target_loss(model: Model, plan: Plan, h: Float[Array, "n N d"], win: Window, starts_: np.ndarray) -> dict:
-    """Per-instance loss, surprise and prequential scores of one objective's instances."""
-    out = dict(loss=0.0, surprise=0.0)
-    for seg, pos in plan.targets:
-        hq = h[:, np.array(pos)]
+def pixel_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs | None, hidden):
+    """Gaussian likelihood of the frame painted by the decoder. Returns (loss, surprise, MSE, copy MSE)."""
+    err = (model.eye.decode(h) - target.image) ** 2
+    copy = jnp.mean((baseline.image - target.image) ** 2) if baseline is not None else jnp.nan
+    return err.mean() / (2 * PIXEL_VAR), err.sum() / (2 * PIXEL_VAR), err.mean(), copy
+
+
+def nearest_before(plan: Plan, k: int, kinds: str) -> Segment | None:
+    """The real segment of one of ``kinds`` that comes before target ``k`` and is nearest to it in time."""
+    seg = plan.targets[k][0]
+    order = plan.segments.index(seg)
+    before = [s for s in plan.segments[:order] if s.kind in kinds]
+    return min(before, key=lambda s: (abs(s.time - seg.time), -s.time)) if before else None
+
+
+def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win: Window,
+                starts_: np.ndarray) -> dict:
+    """Per-instance loss, surprise and prequential scores of one objective's instances.
+
+    Scores (one per instance, averaged over targets of a kind): ``action_acc``; ``cell_acc`` and its
+    baseline ``cell_base`` (copy the nearest state given, or for hidden cells the most common visible
+    id); ``pixel_err`` and ``pixel_copy`` (MSE); ``reward_err`` (squared error); ``place_err`` (cells
+    between the decoded and the true position) and ``place_copy`` (if it had stayed put); ``latent_err``
+    and ``latent_copy``. ``targets/action`` and ``targets/reward`` hold the true values (for the online
+    majority and mean baselines).
+    """
+    h = seen.h[rows[0]:rows[1]]
+    loss, surprise, scores = 0.0, 0.0, {}
+
+    def add(key, v):
+        scores.setdefault(key, []).append(v)
+
+    for k, (seg, pos) in enumerate(plan.targets):
+        hq, t = h[:, np.array(pos)], seg.time
         if seg.kind == "a":
             logits = jax.vmap(model.action_head)(hq[:, 0])
-            a = win.action[starts_ + seg.time]
+            a = win.action[starts_ + t]
             nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), a[:, None], -1)[:, 0]
-            out.update(loss=out["loss"] + nll, surprise=out["surprise"] + nll,
-                       action_correct=(logits.argmax(-1) == a).astype(jnp.float32))
+            loss, surprise = loss + nll, surprise + nll
+            add("action_acc", (logits.argmax(-1) == a).astype(jnp.float32))
+            add("targets/action", a)
+        elif seg.kind == "r":
+            err = (jax.vmap(model.reward_head)(hq[:, 0]) - win.reward[starts_ + t]) ** 2
+            loss, surprise = loss + err, surprise + 0.5 * err
+            add("reward_err", err)
+            add("targets/reward", win.reward[starts_ + t])
         elif seg.kind == "s":
-            given = state_at(win, starts_, seg.time - 1 if seg.time else 0)
-            loss, surprise, acc, copy = jax.vmap(state_loss, in_axes=(None, 0, 0, 0))(
-                model, hq, state_at(win, starts_, seg.time), given)
-            out.update(loss=out["loss"] + loss, surprise=out["surprise"] + surprise, cell_accuracy=acc,
-                       cell_copy=copy)
+            near = nearest_before(plan, k, "s")
+            hidden = None
+            if any(s.kind == "m" and s.time == t for s in plan.segments):
+                hidden, near = jax.vmap(lambda a: hidden_cells(model, a))(state_at(win, starts_, t).age), None
+            fn = pixel_loss if model.eye is not None else cell_loss
+            base = state_at(win, starts_, near.time) if near is not None else None
+            out = jax.vmap(fn, in_axes=(None, 0, 0, 0 if base is not None else None, 0 if hidden is not None
+                                        else None))(model, hq, state_at(win, starts_, t), base, hidden)
+            loss, surprise = loss + out[0], surprise + out[1]
+            names = ("pixel_err", "pixel_copy") if model.eye is not None else ("cell_acc", "cell_base")
+            add(names[0], out[2])
+            add(names[1], out[3])
+        elif seg.kind == "l":
+            centres = place_centres(model.spec.world_size)
+            where = state_at(win, starts_, t).pos
+            logp = jax.nn.log_softmax(jax.vmap(model.place_head)(hq[:, 0]))
+            q = jax.vmap(place_code, in_axes=(0, None))(where, centres)
+            kl = jnp.sum(q * (jnp.log(q + 1e-12) - logp), -1)
+            loss, surprise = loss + kl, surprise + kl
+            guess = jnp.exp(logp) @ centres
+            add("place_err", jnp.linalg.norm(guess - where, axis=-1))
+            add("place_copy", jnp.linalg.norm(state_at(win, starts_, t - 1).pos - where, axis=-1))
+        elif seg.kind == "z":
+            z = seen.z  # rows obs_0..obs_T-1, now: z_t of an instance is row start + t
+            goal = jax.lax.stop_gradient(z[starts_ + t])
+            err = jnp.mean((hq - goal) ** 2, (1, 2))
+            loss, surprise = loss + err, surprise + 0.5 * jnp.sum((hq - goal) ** 2, (1, 2))
+            add("latent_err", err)
+            add("latent_copy", jnp.mean((jax.lax.stop_gradient(z[starts_ + t - 1]) - goal) ** 2, (1, 2)))
         else:
             raise ValueError(f"no loss for target kind {seg.kind!r}")
-    return out
+    out = {k: (jnp.stack(v, 1) if k.startswith("targets/") else jnp.mean(jnp.stack(v), 0)) for k, v in scores.items()}
+    return dict(loss=loss, surprise=surprise, **out)
 
 
 def gae(rint, values, done, gamma: float, lam: float):

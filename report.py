@@ -17,7 +17,7 @@ def load_metrics(run: Path) -> list[dict]:
 
 
 def plots(run: Path) -> Path:
-    """``curves.png``: prequential scores beside their baselines, losses, intrinsic reward, lives."""
+    """``curves.png``: each objective's prequential scores beside their baselines, losses, curiosity, lives."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,44 +25,56 @@ def plots(run: Path) -> Path:
 
     ms = load_metrics(run)
     cfg = json.loads((run / "config.json").read_text())
-    n_actions = world.env_spec(cfg["env"]).n_actions
+    n_actions = world.env_spec(cfg["env"]).n_actions  # the same in both observation kinds
     step = np.array([m["step"] for m in ms])
 
     def series(key):
         return np.array([np.nan if m.get(key) is None else m[key] for m in ms], float)
 
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
-    ax = axes[0, 0]
-    if "action_correct" in ms[0]:
-        ax.plot(step, series("action_correct"), label="model (prequential)")
-        ax.plot(step, series("majority_correct"), label="majority action")
-        ax.axhline(1 / n_actions, color="gray", ls="--", label="chance")
-    ax.set_title("inverse dynamics: action accuracy")
-    ax = axes[0, 1]
-    if "cell_accuracy" in ms[0]:
-        ax.plot(step, series("cell_accuracy"), label="model (prequential)")
-        ax.plot(step, series("cell_copy"), label="copy (next view = this view)")
-    ax.set_title("forward dynamics: cell accuracy")
-    ax = axes[0, 2]
+    panels = [("action_acc", "action_majority", "actions: accuracy (dashed: majority action)"),
+              ("cell_acc", "cell_base", "states: cell accuracy (dashed: copy / most common)"),
+              ("pixel_err", "pixel_copy", "states: pixel MSE (dashed: copy)"),
+              ("reward_err", "reward_mean_err", "reward: squared error (dashed: mean reward)"),
+              ("place_err", "place_copy", "location: error in cells (dashed: stayed put)"),
+              ("latent_err", "latent_copy", "own features: MSE (dashed: copy)")]
+    panels = [p for p in panels if any(k.endswith("/" + p[0]) for k in ms[0])]
+    n = len(panels) + 4
+    cols = 4
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.4 * ((n + cols - 1) // cols)),
+                             squeeze=False)
+    axes = axes.ravel()
+    for ax, (key, base, title) in zip(axes, panels):
+        for i, name in enumerate(cfg["objective"]):
+            if f"{name}/{key}" in ms[0]:
+                ax.plot(step, series(f"{name}/{key}"), color=f"C{i}", label=name)
+                ax.plot(step, series(f"{name}/{base}"), color=f"C{i}", ls="--", alpha=0.7)
+        if key == "action_acc":
+            ax.axhline(1 / n_actions, color="gray", ls=":", label="chance")
+        if key.endswith("_err"):
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+    ax = axes[len(panels)]
     for k in ms[0]:
         if k.startswith("loss/"):
             ax.plot(step, series(k), label=k[5:])
     ax.set_title("losses")
     ax.set_yscale("symlog", linthresh=0.1)
-    axes[1, 0].plot(step, series("rint"))
-    axes[1, 0].set_title("intrinsic reward (normalised)")
-    axes[1, 1].plot(step, series("episode_length"), ".-")
-    axes[1, 1].set_title("episode length (lives ended in each chunk)")
-    axes[1, 2].plot(step, series("unlocked"))
-    axes[1, 2].set_title("achievements unlocked so far")
-    for a in axes.ravel():
+    rest = [("rint", f"intrinsic reward ({cfg.get('curiosity', 'surprise')}, normalised)", "-"),
+            ("episode_length", "episode length (lives ended in each chunk)", ".-"),
+            ("unlocked", "achievements unlocked so far", "-")]
+    for ax, (key, title, style) in zip(axes[len(panels) + 1:], rest):
+        ax.plot(step, series(key), style)
+        ax.set_title(title, fontsize=9)
+    for i, a in enumerate(axes):
+        if i >= n:
+            a.axis("off")
+            continue
         if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=8)
-        elif not a.lines:
-            a.text(0.5, 0.5, "not trained in this run", ha="center", va="center", transform=a.transAxes)
+            a.legend(fontsize=7)
         a.set_xlabel("step")
         a.grid(alpha=0.3)
-    fig.suptitle(f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}")
+    fig.suptitle(f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}  (prequential: scored before "
+                 "learning from the step)", fontsize=10)
     fig.tight_layout()
     out = run / "curves.png"
     fig.savefig(out, dpi=80)
@@ -76,15 +88,15 @@ def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16) -> Path
 
     import train
 
-    spec = world.env_spec(cfg.env)
-    env, params = world.make_env(cfg.env)
+    spec = world.env_spec(cfg.world)
+    env, params = world.make_env(cfg.world)
     batch = train.batch_for(cfg, spec)
 
     @jax.jit
     def rollout(org, env_state, key):
         def body(carry, k):
             now, env_state = carry
-            h = O.forward(org.model, batch, org.window, now)
+            h = O.forward(org.model, batch, org.window, now).h
             logits = org.model.policy_head(h[batch.policy_rows[-1], batch.readout])
             k_act, k_env = jax.random.split(k)
             action = jax.random.categorical(k_act, logits)
@@ -95,7 +107,7 @@ def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16) -> Path
         return states
 
     states = rollout(org, env_state, key)
-    frames = world.render_frames(cfg.env, states, pixel_size)
+    frames = world.render_frames(cfg.world, states, pixel_size)
     imageio.mimsave(path, list(frames), duration=0.1, loop=0)
     return path
 
@@ -106,7 +118,12 @@ def describe(run: Path, summary: dict) -> str:
              f"episodes {summary['episodes']}  mean length {summary['mean_episode_length'] or float('nan'):.0f}  "
              f"Crafter score {summary['crafter_score'] or 0:.2f}%"]
     for name, figs in summary["prequential"].items():
-        lines.append(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in figs.items()))
+        parts = []
+        for label, fig in figs.items():
+            if isinstance(fig, dict):
+                parts.append(f"{label} " + ", ".join(f"{k} {v:.3f}" for k, v in fig.items()
+                                                     if isinstance(v, float)))
+        lines.append(f"{name} (prequential, {figs['scored']} scored): " + "; ".join(parts))
     got = {k: v for k, v in summary["achievements"].items() if v > 0}
     lines.append("achievements: " + (", ".join(f"{k} {v:.0%}" for k, v in got.items()) or "none yet"))
     return "\n".join(lines)

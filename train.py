@@ -4,8 +4,9 @@ The whole life is a pure function of (organism, world, key): ``live`` runs ``chu
 jitted ``lax.scan``; between chunks the host logs, draws the progress bar and writes checkpoints.
 Each step: act from the newest frame -> Craftax step (``lax.cond`` reset on death) -> push the transition
 into the short-term window -> one forward/backward pass over every layout instance in the window, which
-scores the newest transition before learning from it (prequential), gives the surprise that becomes the
-intrinsic reward, and the logits to act from next -> one optax update. The extrinsic reward is logged only.
+scores the newest transition before learning from it (prequential), gives the curiosity signal that
+becomes the intrinsic reward, and the logits to act from next -> one optax update. The extrinsic reward
+is never a reward: it is logged, and sensed like any observation by the objectives that predict it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from jax.flatten_util import ravel_pytree
 
 import objectives as O
 import world
-from model import Model, patch_grid
+from model import Model, Obs, n_patches
 
-Objective = Literal["inverse_dynamics", "forward_dynamics"]
+Objective = Literal[
+    "inverse_dynamics", "forward_dynamics", "reward", "forward_reward", "backward_dynamics", "location",
+    "masked_state", "autoencoder", "trajectory", "trajectory_reward", "trajectory_reward_after",
+    "two_state_prefix", "two_state_prefix_reward", "latent_inverse", "latent_forward"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,16 @@ class Config:
 
     env: str = "Craftax-Classic-Symbolic-v1"
     """which Craftax world to live in: Craftax-Classic-Symbolic-v1 or Craftax-Symbolic-v1"""
+    obs: Literal["symbolic", "pixels"] = "symbolic"
+    """what the agent sees: decoded cells, or the 63x63 RGB frame through a small CNN (Classic only)"""
     objective: tuple[Objective, ...] = ("inverse_dynamics",)
-    """what the model learns to predict besides its policy; one or more layout names"""
+    """what the model learns to predict besides its policy: one or more layout names (see objectives.py)"""
     weights: tuple[float, ...] = ()
     """loss weight of each objective, in the same order; empty means 1 each"""
+    curiosity: Literal["surprise", "progress", "icm"] = "surprise"
+    """the intrinsic reward: 'surprise' = -log p of the first objective's targets on the newest step;
+    'progress' = how much one update lowered that surprise on the same data (learning progress);
+    'icm' = latent_forward's error in the model's own feature space (needs latent_inverse and latent_forward)"""
     policy: Literal["learned", "random"] = "learned"
     """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
     steps: int = 60_000
@@ -95,6 +105,11 @@ class Config:
     def loss_weights(self) -> tuple[float, ...]:
         return self.weights or (1.0,) * len(self.objective)
 
+    @property
+    def world(self) -> str:
+        """The Craftax env id: --env with its observation kind switched to --obs."""
+        return self.env.replace("-Symbolic-", "-Pixels-") if self.obs == "pixels" else self.env
+
 
 # fields that do not change what the organism computes: they may differ between a run and its resumption
 RUN_FIELDS_FREE = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps")
@@ -102,10 +117,13 @@ RUN_FIELDS_FREE = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps"
 
 def validate(cfg: Config) -> None:
     """Reject impossible configs with one clear line, before anything is compiled."""
-    world.env_spec(cfg.env)
+    if cfg.obs == "pixels" and cfg.world not in world.ENVS:
+        raise ValueError(f"--obs pixels is available for Craftax-Classic-Symbolic-v1 only, not {cfg.env}")
+    world.env_spec(cfg.world)
     for name in cfg.objective:
         if name not in O.LAYOUTS:
             raise ValueError(f"unknown objective {name!r}; choose from {', '.join(O.LAYOUTS)}")
+    span = max((O.make_plan(n, O.LAYOUTS[n], 1).span for n in cfg.objective), default=1)
     checks = [
         (len(cfg.objective) >= 1, "--objective needs at least one name"),
         (not cfg.weights or len(cfg.weights) == len(cfg.objective),
@@ -113,7 +131,12 @@ def validate(cfg: Config) -> None:
         (cfg.steps > 0, f"--steps must be positive, got {cfg.steps}"),
         (cfg.chunk > 0, f"--chunk must be positive, got {cfg.chunk}"),
         (cfg.checkpoint_every > 0, f"--checkpoint-every must be positive, got {cfg.checkpoint_every}"),
-        (cfg.window >= 2, f"--window must be at least 2 (a layout spans up to 2 transitions), got {cfg.window}"),
+        (cfg.window >= span + 1, f"--window must be at least {span + 1} (these layouts span {span} transitions "
+                                 f"and learning progress compares two instances), got {cfg.window}"),
+        (len(set(cfg.objective)) == len(cfg.objective), "--objective lists a name twice"),
+        (cfg.obs == "symbolic" or "masked_state" not in cfg.objective, "masked_state needs --obs symbolic"),
+        (cfg.curiosity != "icm" or {"latent_inverse", "latent_forward"} <= set(cfg.objective),
+         "--curiosity icm needs latent_inverse and latent_forward among --objective"),
         (1 <= cfg.layers <= cfg.slots, f"--layers must be between 1 and --slots ({cfg.slots}), got {cfg.layers}"),
         (cfg.d_model > 0 and cfg.n_heads > 0 and cfg.d_model % cfg.n_heads == 0,
          f"--d-model ({cfg.d_model}) must be a positive multiple of --n-heads ({cfg.n_heads})"),
@@ -131,6 +154,18 @@ def validate(cfg: Config) -> None:
 # ----------------------------------------------------------------------------- the organism
 
 
+# Prequential scores per kind of target: the model's, then its online baseline's
+SCORES = {"a": ("action_acc", "action_majority"), "r": ("reward_err", "reward_mean_err"),
+          "l": ("place_err", "place_copy"), "z": ("latent_err", "latent_copy")}
+STATE_SCORES = {False: ("cell_acc", "cell_base"), True: ("pixel_err", "pixel_copy")}  # by pixels or not
+
+
+def score_keys(plan: O.Plan, pixels: bool) -> tuple[str, ...]:
+    pairs = dict(SCORES, s=STATE_SCORES[pixels])
+    kinds = {s.kind for s in plan.segments if s.target}
+    return tuple(k for kind in "arslz" if kind in kinds for k in pairs[kind])
+
+
 class Tally(eqx.Module):
     """Running totals over the whole run (they live in the checkpoint)."""
 
@@ -138,11 +173,9 @@ class Tally(eqx.Module):
     length_sum: jax.Array
     achievements: jax.Array  # [n_achievements] episodes in which each was unlocked
     action_counts: jax.Array  # [A] actions taken so far (the online majority baseline)
-    scored: jax.Array  # prequential predictions scored
-    inverse_correct: jax.Array
-    majority_correct: jax.Array
-    cell_accuracy: jax.Array
-    copy_accuracy: jax.Array
+    reward_sum: jax.Array  # extrinsic reward so far (the online mean baseline)
+    steps: jax.Array
+    scores: dict  # "objective/score": sums over the newest instance of each step; "objective/n": how many counted
 
 
 class Organism(eqx.Module):
@@ -153,7 +186,8 @@ class Organism(eqx.Module):
     logits: jax.Array  # its policy on ``now``, from the last forward pass
     life: jax.Array  # steps in the current life (episode)
     ret: jax.Array  # running discounted intrinsic return, and its running moments (Burda et al. 2018)
-    ret_moments: jax.Array  # [count, mean, var]
+    ret_moments: jax.Array  # [count, mean, var], from a prior of one sample of variance 1 (no 1/0 on step one)
+    last_surprise: jax.Array  # [surprise, valid] of the newest instance last step (for learning progress)
     tally: Tally
 
 
@@ -161,21 +195,20 @@ def optimizer(cfg: Config):
     return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
 
 
-def observe(spec: world.EnvSpec, obs, state, age) -> O.Obs:
+def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
     tok = world.tokenize(spec, obs)
-    return O.Obs(tok["block"], tok["item"], tok["mob"], tok["status"],
-                 state.player_position.astype(jnp.float32), jnp.asarray(age, jnp.float32))
+    return Obs(tok.get("block"), tok.get("item"), tok.get("mob"), tok.get("status"), tok.get("image"),
+               state.player_position.astype(jnp.float32), jnp.asarray(age, jnp.float32))
 
 
 def batch_for(cfg: Config, spec: world.EnvSpec) -> O.Batch:
-    gh, gw = patch_grid(spec.view, cfg.patch)
-    return O.make_batch(cfg.objective, cfg.window, gh * gw)
+    return O.make_batch(cfg.objective, cfg.window, n_patches(spec, cfg.patch))
 
 
 def born(cfg: Config, key) -> tuple[Organism, object]:
     """A new organism (fresh weights, empty window) in a new world: (organism, env_state)."""
-    spec = world.env_spec(cfg.env)
-    env, params = world.make_env(cfg.env)
+    spec = world.env_spec(cfg.world)
+    env, params = world.make_env(cfg.world)
     k_model, k_world = jax.random.split(key)
     model = Model(spec, d=cfg.d_model, n_heads=cfg.n_heads, layers=cfg.layers, slots=cfg.slots,
                   mlp_ratio=cfg.mlp_ratio, patch=cfg.patch, cell_dim=cfg.cell_dim, key=k_model)
@@ -186,41 +219,61 @@ def born(cfg: Config, key) -> tuple[Organism, object]:
     win = O.Window(empty, empty, jnp.zeros(T, jnp.int32), jnp.zeros(T), jnp.zeros(T), jnp.zeros(T),
                    jnp.zeros(T, bool), jnp.zeros(T, bool))
     z = jnp.zeros((), jnp.float32)
-    tally = Tally(z, z, jnp.zeros(len(spec.achievements)), jnp.zeros(spec.n_actions), z, z, z, z, z)
+    batch = batch_for(cfg, spec)
+    scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
+              for k in ("n",) + score_keys(plan, spec.image is not None)}
+    tally = Tally(z, z, jnp.zeros(len(spec.achievements)), jnp.zeros(spec.n_actions), z, z, scores)
     opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])
     org = Organism(model, opt_state, win, now, jnp.zeros(spec.n_actions), jnp.zeros((), jnp.int32), z,
-                   jnp.array([1e-4, 0.0, 1.0]), tally)
+                   jnp.array([1.0, 0.0, 1.0]), jnp.zeros(2), tally)
     return org, env_state
 
 
-def loss_fn(model: Model, cfg: Config, batch: O.Batch, win: O.Window, now: O.Obs, rint_scale):
-    """Weighted objective losses + actor-critic loss; aux carries the prequential scores of the newest step."""
-    h = O.forward(model, batch, win, now)  # [B, N, d]
-    total, aux, surprise = 0.0, {}, None
-    for plan, (b0, b1), w in zip(batch.plans, batch.ranges, cfg.loss_weights):
+def world_model_loss(model: Model, cfg: Config, batch: O.Batch, win: O.Window, now: Obs):
+    """The objectives' weighted loss, from one shared forward pass: (total, aux, seen, surprises).
+
+    aux carries each objective's loss and its scores on its newest instance (the one that ends with the
+    newest transition, scored before the model learns from it: prequential).
+    """
+    seen = O.forward(model, batch, win, now)  # [B, N, d]
+    total, aux, surprises = 0.0, {}, {}
+    for name, plan, rows, w in zip(cfg.objective, batch.plans, batch.ranges, cfg.loss_weights):
         st = O.starts(plan, cfg.window)
-        out = O.target_loss(model, plan, h[b0:b1], win, st)
+        out = O.target_loss(model, plan, seen, rows, win, st)
         ok = O.instance_valid(plan, win, st)
         loss = jnp.sum(jnp.where(ok, out["loss"], 0.0)) / jnp.maximum(ok.sum(), 1)
         total = total + w * loss
-        aux[f"loss/{plan.name}"] = loss
-        newest = {k: v[-1] for k, v in out.items()}  # the instance that ends with the newest transition
-        if surprise is None:  # the first objective's surprise is the curiosity signal
-            surprise = jax.lax.stop_gradient(newest["surprise"])
-        for k in ("action_correct", "cell_accuracy", "cell_copy"):
-            if k in newest:
-                aux[k] = jax.lax.stop_gradient(newest[k])
-    rint = win.rint.at[-1].set(surprise * rint_scale)
-    ac, ac_aux = O.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
+        aux[f"loss/{name}"] = loss
+        aux[f"{name}/n"] = ok[-1].astype(jnp.float32)
+        aux.update({f"{name}/{k}": jax.lax.stop_gradient(v[-1]) for k, v in out.items() if k not in ("loss",)})
+        surprises[name] = (jax.lax.stop_gradient(out["surprise"]), ok)
+    return total, aux, seen, surprises
+
+
+def loss_fn(model: Model, cfg: Config, batch: O.Batch, win: O.Window, now: Obs, rint_scale, last_surprise):
+    """World-model loss + actor-critic loss on the curiosity signal; aux has the scores and the signal."""
+    total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now)
+
+    # curiosity: which signal becomes the intrinsic reward, and which transition earns it
+    surprise, ok = surprises["latent_forward" if cfg.curiosity == "icm" else cfg.objective[0]]
+    newest = jnp.stack([surprise[-1], ok[-1].astype(jnp.float32)])
+    if cfg.curiosity == "progress":  # the same instance, one update later: its surprise dropped by this much
+        signal = jnp.where(ok[-2] & (last_surprise[1] > 0), last_surprise[0] - surprise[-2], 0.0)
+        rint = win.rint.at[-2].set(signal * rint_scale).at[-1].set(0.0)  # the newest is paid next step
+    else:
+        signal = jnp.where(ok[-1], surprise[-1], 0.0)
+        rint = win.rint.at[-1].set(signal * rint_scale)
+    ac, ac_aux = O.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
                                      lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
-    aux.update({"loss/policy": ac, "surprise": surprise, "rint": surprise * rint_scale, **ac_aux})
+    aux.update({"loss/policy": ac, "curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
+                "newest_surprise": newest, **ac_aux})
     return total + ac, aux
 
 
 def live_step(cfg: Config, org: Organism, env_state, key):
     """One step of life: act, step the world, learn once. Pure: (organism, world, key) -> same + record."""
-    spec = world.env_spec(cfg.env)
-    env, params = world.make_env(cfg.env)
+    spec = world.env_spec(cfg.world)
+    env, params = world.make_env(cfg.world)
     batch = batch_for(cfg, spec)
     k_act, k_env = jax.random.split(key)
     if cfg.policy == "random":
@@ -239,35 +292,49 @@ def live_step(cfg: Config, org: Organism, env_state, key):
     # intrinsic-return normaliser: r / std(discounted intrinsic return)
     count, mean, var = org.ret_moments
     scale = 1.0 / jnp.sqrt(var + 1e-8)
-    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(org.model, cfg, batch, win, now, scale)
+    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
+        org.model, cfg, batch, win, now, scale, org.last_surprise)
     # Adam on one flat vector: a few big ops instead of a few per leaf (per-op overhead rules at this size)
     params, static = eqx.partition(org.model, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(params)
     updates, opt_state = optimizer(cfg).update(ravel_pytree(grads)[0], org.opt_state, flat)
     model = eqx.combine(unravel(flat + updates), static)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
-    ret = org.ret * cfg.gamma * (1 - done) + aux["surprise"]
+    ret = org.ret * cfg.gamma * (1 - done) + aux["curiosity"]
     count2 = count + 1
     mean2 = mean + (ret - mean) / count2
     var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
-    win = eqx.tree_at(lambda w: w.rint, win, win.rint.at[-1].set(aux["rint"]))
+    win = eqx.tree_at(lambda w: w.rint, win, aux["rint_all"])
 
+    # prequential scores of the newest instances, beside the online majority-action and mean-reward baselines
     t = org.tally
+    majority = jnp.argmax(t.action_counts)
+    mean_reward = t.reward_sum / jnp.maximum(t.steps, 1)
+    scores = dict(t.scores)
+    record = {}
+    for name in cfg.objective:
+        n = aux[f"{name}/n"]
+        if f"{name}/targets/action" in aux:
+            aux[f"{name}/action_majority"] = jnp.mean(aux[f"{name}/targets/action"] == majority).astype(jnp.float32)
+        if f"{name}/targets/reward" in aux:
+            aux[f"{name}/reward_mean_err"] = jnp.mean((aux[f"{name}/targets/reward"] - mean_reward) ** 2)
+        for k in scores:
+            if k.startswith(name + "/"):
+                v = n if k.endswith("/n") else aux[k]
+                scores[k] = scores[k] + jnp.where(n > 0, v, 0.0)
+                record[k] = jnp.where(n > 0, v, jnp.nan) if not k.endswith("/n") else n
     life = org.life + 1
-    majority = jnp.argmax(t.action_counts) == action
     tally = Tally(
         episodes=t.episodes + done, length_sum=t.length_sum + done * life,
         achievements=t.achievements + done * last_state.achievements,
-        action_counts=t.action_counts.at[action].add(1.0), scored=t.scored + 1,
-        inverse_correct=t.inverse_correct + aux.get("action_correct", 0.0),
-        majority_correct=t.majority_correct + majority,
-        cell_accuracy=t.cell_accuracy + aux.get("cell_accuracy", 0.0),
-        copy_accuracy=t.copy_accuracy + aux.get("cell_copy", 0.0))
+        action_counts=t.action_counts.at[action].add(1.0), reward_sum=t.reward_sum + reward, steps=t.steps + 1,
+        scores=scores)
     org = Organism(model, opt_state, win, now, jax.lax.stop_gradient(aux["logits"]), jnp.where(done, 0, life),
-                   ret, jnp.stack([count2, mean2, var2]), tally)
-    record = {k: v for k, v in aux.items() if k != "logits" and k != "value"}
-    record.update(reward=reward, done=done, episode_length=jnp.where(done, life, 0), majority_correct=majority,
-                  unlocked=(tally.achievements > 0).sum(), finite=finite)
+                   ret, jnp.stack([count2, mean2, var2]), aux["newest_surprise"], tally)
+    record.update({k: v for k, v in aux.items() if k.startswith("loss/")})
+    record.update(curiosity=aux["curiosity"], rint=aux["rint"], entropy=aux["entropy"], reward=reward,
+                  done=done, episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(),
+                  finite=finite)
     return org, env_state, record
 
 
@@ -341,7 +408,8 @@ def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
     out = {"step": step, "steps_per_second": len(r["done"]) / max(seconds, 1e-9)}
     for k, v in r.items():
         if k not in ("done", "episode_length", "finite", "unlocked", "reward"):
-            out[k] = float(v.mean())
+            ok = np.isfinite(v)  # a score is NaN on steps whose newest instance did not count
+            out[k] = float(v[ok].mean()) if ok.any() else None
     out["episodes"] = int(done.sum())
     out["episode_length"] = float(r["episode_length"][done].mean()) if done.any() else None
     out["reward_ext"] = float(r["reward"].sum())
@@ -349,27 +417,55 @@ def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
     return out
 
 
+# how each score appears in summary.json: (name, baseline names); higher is better only for accuracies
+REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_accuracy", "baseline"),
+            "pixel_err": ("pixel_mse", "copy"), "reward_err": ("reward_squared_error", "mean"),
+            "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy")}
+
+
 def summarize(cfg: Config, org: Organism, step: int, sps: float) -> dict:
-    spec = world.env_spec(cfg.env)
+    """The run in numbers; ``prequential`` scores each objective's predictions beside honest baselines.
+
+    Prequential: every score is of a prediction made before the model learned from that data. Baselines:
+    majority action so far and chance for actions; copying the nearest given state for states (the most
+    common visible id for hidden cells); the mean reward so far for rewards; staying put for location.
+    """
+    spec = world.env_spec(cfg.world)
     t = jax.tree.map(np.asarray, org.tally)
     episodes = int(t.episodes)
     rates = t.achievements / max(episodes, 1)
-    n = max(float(t.scored), 1.0)
     prequential = {}
-    if "inverse_dynamics" in cfg.objective:
-        prequential["inverse_dynamics_accuracy"] = {
-            "model": float(t.inverse_correct) / n, "chance": 1.0 / spec.n_actions,
-            "majority": float(t.majority_correct) / n}
-    if "forward_dynamics" in cfg.objective:
-        prequential["forward_dynamics_cell_accuracy"] = {
-            "model": float(t.cell_accuracy) / n, "copy": float(t.copy_accuracy) / n}
+    for name in cfg.objective:
+        n = float(t.scores[f"{name}/n"])
+        mean = lambda k: float(t.scores[f"{name}/{k}"]) / n if n else None  # noqa: E731
+        figs = {}
+        for key, base in [*SCORES.values(), *STATE_SCORES.values()]:
+            if f"{name}/{key}" not in t.scores:
+                continue
+            label, base_label = REPORTED[key]
+            figs[label] = {"model": mean(key), base_label: mean(base)}
+            if key == "action_acc":
+                figs[label]["chance"] = 1.0 / spec.n_actions
+            if key == "cell_acc" and any(s.kind == "m" for s in O.parse(O.LAYOUTS[name])):
+                figs[label]["baseline_is"] = "most common visible id"
+            elif key == "cell_acc":
+                figs[label]["baseline_is"] = "copy of the nearest given state"
+        prequential[name] = {"scored": int(n), **figs}
     return {
         "steps": step, "steps_per_second": sps, "episodes": episodes,
         "mean_episode_length": float(t.length_sum) / episodes if episodes else None,
         "crafter_score": world.crafter_score(rates) if episodes else None,
         "achievements": dict(zip(spec.achievements, map(float, rates))),
+        "curiosity": cfg.curiosity,
         "prequential": prequential,
     }
+
+
+def headline(cfg: Config) -> tuple[str, str]:
+    """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
+    plan = O.make_plan(cfg.objective[0], O.LAYOUTS[cfg.objective[0]], 1)
+    keys = score_keys(plan, cfg.obs == "pixels")[:2]
+    return tuple(f"{cfg.objective[0]}/{k}" for k in keys)
 
 
 def default_run_dir(cfg: Config) -> str:
@@ -424,8 +520,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
         bar.update(n)
         bar.set_postfix({k: v for k, v in [
             ("sps", f"{m['steps_per_second']:.0f}"), ("loss", f"{m.get('loss/' + cfg.objective[0], 0):.3f}"),
-            ("inv_acc", f"{m['action_correct']:.2f}" if "action_correct" in m else None),
-            ("cell_acc", f"{m['cell_accuracy']:.2f}" if "cell_accuracy" in m else None),
+            *[(k.split("/")[-1], f"{m[k]:.3g}") for k in headline(cfg) if m.get(k) is not None],
             ("rint", f"{m['rint']:.2f}"), ("episodes", int(org.tally.episodes)), ("unlocked", m["unlocked"])]
             if v is not None})
         if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:

@@ -19,7 +19,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 OUT_OF_BOUNDS = 1  # BlockType.OUT_OF_BOUNDS.value in both games
-ENVS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1")
+ENVS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class EnvSpec:
     n_status: int  # inventory, vitals, direction, ... after the map
     n_actions: int
     achievements: tuple[str, ...]
+    world_size: tuple[int, int]  # cells of the whole map (for place cells)
+    image: tuple[int, int, int] | None = None  # (h, w, 3) for pixel observations, None for symbolic
 
     @property
     def channels(self) -> int:
@@ -46,16 +48,18 @@ class EnvSpec:
 
 
 def env_spec(name: str) -> EnvSpec:
-    if name == "Craftax-Classic-Symbolic-v1":
+    if name in ("Craftax-Classic-Symbolic-v1", "Craftax-Classic-Pixels-v1"):
         from craftax.craftax_classic import constants as C
 
+        px = C.BLOCK_PIXEL_SIZE_AGENT  # pixels: the 7x9 view and 2 inventory rows, 7 pixels per cell
+        image = (C.OBS_DIM[1] * px, (C.OBS_DIM[0] + C.INVENTORY_OBS_HEIGHT) * px, 3) if "Pixels" in name else None
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), 0, 4, False, 22, 17,
-                       tuple(a.name.lower() for a in C.Achievement))
+                       tuple(a.name.lower() for a in C.Achievement), (64, 64), image)
     if name == "Craftax-Symbolic-v1":
         from craftax.craftax import constants as C
 
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), len(C.ItemType), 40, True, 51,
-                       len(C.Action), tuple(a.name.lower() for a in C.Achievement))
+                       len(C.Action), tuple(a.name.lower() for a in C.Achievement), (48, 48))
     raise ValueError(f"unknown env {name!r}; choose one of {', '.join(ENVS)}")
 
 
@@ -76,12 +80,14 @@ def _ids(onehot: Float[Array, "H W C"]) -> Int[Array, "H W"]:
     return jnp.where(onehot.max(-1) > 0.5, onehot.argmax(-1) + 1, 0).astype(jnp.int32)
 
 
-def tokenize(spec: EnvSpec, obs: Float[Array, " O"]) -> dict[str, Array]:
+def tokenize(spec: EnvSpec, obs: Float[Array, "..."]) -> dict[str, Array]:
     """Decode one symbolic observation into cell ids and the status vector.
 
     Returns ``block``, ``item``, ``mob``: int32 [H, W] (0 = unknown / none, k = channel k-1 on) and
-    ``status``: float32 [n_status].
+    ``status``: float32 [n_status]. A pixel observation is passed on as ``image`` (float32 [h, w, 3]).
     """
+    if spec.image is not None:
+        return dict(image=obs.astype(jnp.float32).reshape(spec.image))
     H, W = spec.view
     grid = obs[: H * W * spec.channels].reshape(H, W, spec.channels)
     b, i = spec.n_block, spec.n_item

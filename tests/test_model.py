@@ -12,7 +12,7 @@ from model import TYPE, Model
 
 
 def jitted_forward(batch):
-    return eqx.filter_jit(lambda model, win, now: O.forward(model, batch, win, now))
+    return eqx.filter_jit(lambda model, win, now: O.forward(model, batch, win, now).h)
 
 
 def small_model(slots=3, layers=2, key=0):
@@ -24,7 +24,7 @@ def small_model(slots=3, layers=2, key=0):
 def test_a_gene_with_zero_gate_leaves_the_output_exactly_unchanged(transitions):
     win, now = transitions
     model = small_model()
-    forward = jitted_forward(O.make_batch(("inverse_dynamics", "forward_dynamics"), 32, model.n_patches))
+    forward = jitted_forward(O.make_batch(("inverse_dynamics", "latent_forward"), 32, model.n_patches))
     before = forward(model, win, now)
     # express slot 2 (random weights) behind a closed gate
     grown = eqx.tree_at(lambda m: (m.stack.active, m.stack.gates), model,
@@ -37,55 +37,100 @@ def test_a_gene_with_zero_gate_leaves_the_output_exactly_unchanged(transitions):
 
 @pytest.mark.parametrize("name", list(O.LAYOUTS))
 def test_no_target_sees_itself_or_the_future(name):
-    plan = O.make_plan(name, O.LAYOUTS[name], n_patches=2, length=20)
-    order = {seg: i for i, seg in enumerate(plan.segments)}
-    seg_of = {}  # token -> (segment index, is_query)
+    plan = O.make_plan(name, O.LAYOUTS[name], n_patches=2, length=30)
+    query = np.zeros(plan.length, bool)
+    for k, (seg, pos) in enumerate(plan.targets):
+        query[list(pos)] = True
     for seg, pos in plan.targets:
-        for p in pos:
-            seg_of[p] = (order[seg], True)
-    for n, src in enumerate(plan.sources):
-        if src is not None:
-            kind, t, _ = src
-            seg_of[n] = (next(i for i, s in enumerate(plan.segments) if (s.kind, s.time) == (kind, t)), False)
-    for seg, pos in plan.targets:
-        k = order[seg]
+        k = plan.segments.index(seg)
         for p in pos:
             for j in np.flatnonzero(plan.mask[p]):
-                if j in seg_of:
-                    sj, query = seg_of[j]
-                    assert (query and sj == k) or (not query and sj < k), (name, p, j)
+                # a query sees real tokens of earlier segments and its own segment's queries: nothing else
+                assert (query[j] and plan.owner[j] == k) or (not query[j] and 0 <= plan.owner[j] < k), (name, p, j)
+    # given tokens carry content, queries carry none; every target has queries
+    for n in range(plan.length):
+        if plan.owner[n] >= 0:
+            assert (plan.sources[n] is None) == query[n], (name, n)
+    assert len(plan.targets) == sum(s.target for s in plan.segments) > 0
     # padding is invisible to every real token
     pad = np.flatnonzero(plan.types == TYPE["pad"])
     assert len(pad) and not plan.mask[: pad[0], pad].any()
 
 
-def perturb(win, seg):
-    """The window with the data of one segment (kind, time) changed."""
-    if seg.kind == "a":
-        return eqx.tree_at(lambda w: w.action, win, (win.action + 5) % 17)
-    pick = (lambda w: w.obs.block) if seg.time == 0 else (lambda w: w.next_obs.block)
-    return eqx.tree_at(pick, win, (pick(win) + 3) % 18)
+def reads(seg, i, T):
+    """Which piece of window data segment ``seg`` of the instance starting at ``i`` is made of."""
+    t = seg.time
+    if seg.kind in "sl":
+        return ("obs", i) if t == 0 else ("next", i + t - 1)
+    if seg.kind == "m":
+        return ("obs", i + t)
+    if seg.kind == "z":
+        return ("obs", i + t) if i + t < T else ("now", 0)
+    return ({"a": "action", "r": "reward"}[seg.kind], i + t)
 
 
-@pytest.mark.parametrize("name", list(O.LAYOUTS))
-def test_given_segments_carry_content_and_targets_do_not(name, transitions):
-    """Change a target's data: its predictions must not move. Change a given segment's: they must."""
+def perturb(win, now, where):
+    """The window with one piece of data changed: a state's cells and position, an action, or a reward."""
+    stream, j = where
+    if stream == "now":
+        return win, eqx.tree_at(lambda o: (o.block, o.pos), now, ((now.block + 3) % 18, now.pos + 1))
+    if stream in ("obs", "next"):
+        part = (lambda w: w.obs) if stream == "obs" else (lambda w: w.next_obs)
+        pick = lambda w: (part(w).block, part(w).pos)  # noqa: E731
+        block, pos = pick(win)
+        return eqx.tree_at(pick, win, (block.at[j].set((block[j] + 3) % 18), pos.at[j].add(1.0))), now
+    if stream == "action":
+        return eqx.tree_at(lambda w: w.action, win, win.action.at[j].set((win.action[j] + 5) % 17)), now
+    return eqx.tree_at(lambda w: w.reward, win, win.reward.at[j].add(1.0)), now
+
+
+SYMBOLIC = tuple(O.LAYOUTS)
+
+
+@pytest.fixture(scope="module")
+def all_layouts(transitions):
     win, now = transitions
     model = small_model()
-    batch = O.make_batch((name,), 32, model.n_patches)
-    plan, (b0, b1) = batch.plans[0], batch.ranges[0]
-    forward = jitted_forward(batch)
-    h0 = forward(model, win, now)[b0:b1]
-    for seg, pos in plan.targets:
-        queries = list(pos)
-        for other in plan.segments:
-            h1 = forward(model, perturb(win, other), now)[b0:b1]
-            same = np.allclose(np.asarray(h0[:, queries]), np.asarray(h1[:, queries]), atol=1e-6)
-            assert same == other.target, (name, seg, other)
+    batch = O.make_batch(SYMBOLIC, 32, model.n_patches)
+    forward = eqx.filter_jit(lambda model, win, now: O.forward(model, batch, win, now).h)
+    return model, batch, forward, forward(model, win, now)
+
+
+@pytest.mark.parametrize("where", [("obs", 6), ("next", 6), ("action", 6), ("reward", 6), ("now", 0)])
+def test_given_segments_carry_content_and_targets_do_not(where, transitions, all_layouts):
+    """Change one piece of data: a target's predictions move iff a segment before it in its layout reads it."""
+    win, now = transitions
+    model, batch, forward, h0 = all_layouts
+    h1 = forward(model, *perturb(win, now, where))
+    T = 32
+    for name, plan, (b0, b1) in zip(SYMBOLIC, batch.plans, batch.ranges):
+        for i in range(b1 - b0):
+            for k, (seg, pos) in enumerate(plan.targets):
+                order = plan.segments.index(seg)
+                expect = any(reads(s, i, T) == where for s in plan.segments[:order])
+                moved = not np.allclose(np.asarray(h0[b0 + i, list(pos)]), np.asarray(h1[b0 + i, list(pos)]),
+                                        atol=1e-6)
+                assert moved == expect, (name, i, seg, where)
+
+
+def test_masked_state_hides_its_hidden_cells(transitions, all_layouts):
+    """Changing hidden cells leaves the masked-state predictions unchanged; changing a visible one does not."""
+    win, now = transitions
+    model, batch, forward, h0 = all_layouts
+    b0, b1 = batch.ranges[SYMBOLIC.index("masked_state")]
+    j = 6
+    hidden = np.asarray(O.hidden_cells(model, win.obs.age[j]))[:7, :9]
+    assert 0 < hidden.sum() < hidden.size
+    block = win.obs.block.at[j].set(jnp.where(hidden, (win.obs.block[j] + 3) % 18, win.obs.block[j]))
+    h1 = forward(model, eqx.tree_at(lambda w: w.obs.block, win, block), now)
+    np.testing.assert_allclose(np.asarray(h0[b0:b1]), np.asarray(h1[b0:b1]), atol=1e-6)
+    block = win.obs.block.at[j].set(jnp.where(~hidden, (win.obs.block[j] + 3) % 18, win.obs.block[j]))
+    h2 = forward(model, eqx.tree_at(lambda w: w.obs.block, win, block), now)
+    assert not np.allclose(np.asarray(h0[b0 + j]), np.asarray(h2[b0 + j]), atol=1e-6)
 
 
 def test_layout_parser_rejects_nonsense():
-    for bad in ("s0 s1 a0", "s0 ; x1", "s0 ; s"):
+    for bad in ("s0 s1 a0", "s0 ; x1", "s0 ; s", "s0 ; m1", "l1 ; a0", "s0 ; ss1"):
         with pytest.raises(ValueError):
             O.parse(bad)
 

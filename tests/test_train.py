@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+import objectives as O
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +35,13 @@ def test_online_run_is_finite_and_beats_chance(online_run):
     for k, v in rec.items():
         if k.startswith("loss/"):
             assert np.isfinite(v).all(), k
-    late = rec["action_correct"][len(rec["action_correct"]) // 2:]
+    acc = rec["inverse_dynamics/action_acc"]
+    late = acc[len(acc) // 2:]
     chance = 1 / 17
     margin = 3 * np.sqrt(chance * (1 - chance) / len(late))  # three standard errors above chance
     assert late.mean() > chance + margin, late.mean()
     assert int(org.tally.episodes) > 0  # lives ended and it was reborn
-    assert float(org.tally.scored) == len(rec["done"])
+    assert float(org.tally.scores["inverse_dynamics/n"]) == len(rec["done"])  # one-step layout: every step counts
 
 
 def test_vmapped_organisms_equal_separate_runs():
@@ -100,10 +102,50 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(steps=-5), "--steps"), (dict(window=0), "--window"), (dict(layers=5, slots=4), "--layers"),
     (dict(d_model=30, n_heads=4), "--d-model"), (dict(weights=(1.0, 2.0)), "--weights"),
     (dict(env="Craftax-Nope-v0"), "unknown env"),
+    (dict(curiosity="icm"), "--curiosity icm needs latent_inverse and latent_forward"),
+    (dict(obs="pixels", objective=("masked_state",)), "masked_state needs --obs symbolic"),
+    (dict(obs="pixels", env="Craftax-Symbolic-v1"), "--obs pixels is available for Craftax-Classic"),
+    (dict(objective=("two_state_prefix",), window=3), "--window must be at least 4"),
+    (dict(objective=("reward", "reward")), "twice"),
 ])
 def test_bad_config_values_are_rejected(change, message):
     with pytest.raises(ValueError, match=message):
         train.validate(dataclasses.replace(CFG, **change))
+
+
+ALL = train.Config(d_model=32, n_heads=2, layers=1, steps=300, chunk=150, gif_steps=0)
+
+
+def assert_scored(summary, objectives):
+    """Every objective was scored on most steps, and every score and baseline is a finite number."""
+    assert set(summary["prequential"]) == set(objectives)
+    for name, figs in summary["prequential"].items():
+        assert figs["scored"] >= summary["steps"] - 10, name
+        scores = [(k, v) for k, v in figs.items() if isinstance(v, dict)]
+        assert scores, name
+        for label, fig in scores:
+            assert all(np.isfinite(v) for v in fig.values() if not isinstance(v, str)), (name, label, fig)
+
+
+def test_every_objective_runs_through_train_together_with_icm_curiosity(tmp_path):
+    names = tuple(O.LAYOUTS)
+    cfg = dataclasses.replace(ALL, objective=names, curiosity="icm", run_dir=str(tmp_path / "all"))
+    summary = train.train(cfg, progress=False)
+    assert_scored(summary, names)
+    metrics = [json.loads(x) for x in (tmp_path / "all" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(m[f"loss/{n}"]) for m in metrics for n in names)
+    assert any(abs(m["curiosity"]) > 0 for m in metrics)
+    assert (tmp_path / "all" / "curves.png").stat().st_size > 0
+
+
+def test_pixels_run_through_train_with_learning_progress_curiosity(tmp_path):
+    names = ("autoencoder", "forward_dynamics", "location")
+    cfg = dataclasses.replace(ALL, obs="pixels", objective=names, curiosity="progress", run_dir=str(tmp_path / "px"))
+    summary = train.train(cfg, progress=False)
+    assert_scored(summary, names)
+    assert "pixel_mse" in summary["prequential"]["autoencoder"]
+    metrics = [json.loads(x) for x in (tmp_path / "px" / "metrics.jsonl").read_text().splitlines()]
+    assert any(abs(m["curiosity"]) > 0 for m in metrics)  # learning progress is a signal, not zeros
 
 
 def run_cli(*args, cwd=ROOT, timeout=600):
@@ -142,7 +184,7 @@ def test_train_py_end_to_end_writes_the_run_directory(tmp_path):
     assert s["steps"] == 400
     for key in ("steps_per_second", "episodes", "mean_episode_length", "crafter_score", "achievements"):
         assert key in s
-    pq = s["prequential"]["forward_dynamics_cell_accuracy"]
-    assert 0 <= pq["copy"] <= 1 and 0 <= pq["model"] <= 1
+    pq = s["prequential"]["forward_dynamics"]["cell_accuracy"]
+    assert 0 <= pq["baseline"] <= 1 and 0 <= pq["model"] <= 1
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     assert "Crafter score" in out.stdout
