@@ -4,11 +4,13 @@
 
 Both are timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
 ``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The last line is
-one JSON object: env_sps, agent_sps, ratio (agent / env), compile_s, peak_rss_mb.
+one JSON object: env_sps, agent_sps, ratio (agent / env), multi_sps (the default multi-objective mix,
+``train.MIX``), multi_ratio (multi / agent), compile_s, peak_rss_mb.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import resource
@@ -49,8 +51,8 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 
 def main(b: Bench) -> dict:
     cfg = train.Config(env=b.env)
-    spec = world.env_spec(cfg.env)
-    env, params = world.make_env(cfg.env)
+    spec = world.env_spec(cfg.world)
+    env, params = world.make_env(cfg.world)
     _, state = world.reset(env, params, jax.random.PRNGKey(0))
 
     @jax.jit
@@ -65,16 +67,22 @@ def main(b: Bench) -> dict:
     env_compile, env_s = timed(lambda: env_only(state, jax.random.PRNGKey(1)), b.repeats)
     org, es = train.born(cfg, jax.random.PRNGKey(0))
     agent_compile, agent_s = timed(lambda: train.live(cfg, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
-    env_sps, agent_sps = b.steps / env_s, b.steps / agent_s
+    multi = dataclasses.replace(cfg, **train.MIX)
+    org, es = train.born(multi, jax.random.PRNGKey(0))
+    multi_compile, multi_s = timed(lambda: train.live(multi, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
+    env_sps, agent_sps, multi_sps = b.steps / env_s, b.steps / agent_s, b.steps / multi_s
     rows = [("env alone (scan, cond reset, random actions)", env_sps, env_compile),
             (f"agent: {'+'.join(cfg.objective)}, d={cfg.d_model}, layers={cfg.layers}, window={cfg.window}",
-             agent_sps, agent_compile)]
+             agent_sps, agent_compile),
+            (f"agent, mix: {'+'.join(multi.objective)} (weights {' '.join(map(str, multi.weights))})",
+             multi_sps, multi_compile)]
     print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform}, jax {jax.__version__}, "
-          f"{cfg.env}")
+          f"{cfg.world}")
     print(f"{'what':<62} {'steps/s':>9} {'compile+1st (s)':>16}")
     for name, sps, comp in rows:
         print(f"{name:<62} {sps:>9.0f} {comp:>16.1f}")
     result = {"env_sps": round(env_sps, 1), "agent_sps": round(agent_sps, 1), "ratio": round(agent_sps / env_sps, 4),
+              "multi_sps": round(multi_sps, 1), "multi_ratio": round(multi_sps / agent_sps, 4),
               "compile_s": round(agent_compile, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(json.dumps(result))

@@ -111,6 +111,9 @@ class Config:
         return self.env.replace("-Symbolic-", "-Pixels-") if self.obs == "pixels" else self.env
 
 
+# the default multi-objective mix: bench.py's multi_sps row, compare.py's mix row
+MIX = dict(objective=("forward_dynamics", "inverse_dynamics"), weights=(1.0, 0.5))
+
 # fields that do not change what the organism computes: they may differ between a run and its resumption
 RUN_FIELDS_FREE = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps")
 

@@ -8,7 +8,7 @@ import pytest
 import world
 
 
-@pytest.mark.parametrize("name", world.ENVS)
+@pytest.mark.parametrize("name", [e for e in world.ENVS if "Symbolic" in e])
 def test_tokenizer_matches_the_map_around_the_player(name):
     spec = world.env_spec(name)
     env, params = world.make_env(name)
@@ -32,6 +32,16 @@ def test_tokenizer_matches_the_map_around_the_player(name):
     np.testing.assert_array_equal(block[visible], truth[visible])
     assert status.shape == (40, spec.n_status)
     assert mob.min() >= 0 and mob.max() <= spec.n_mob
+
+
+def test_pixel_observations_are_rgb_frames_of_the_view():
+    spec = world.env_spec("Craftax-Classic-Pixels-v1")
+    env, params = world.make_env(spec.name)
+    obs, state = world.reset(env, params, jax.random.PRNGKey(3))
+    image = np.asarray(world.tokenize(spec, obs)["image"])
+    assert image.shape == spec.image == (63, 63, 3)
+    assert image.min() >= 0 and image.max() <= 1 and image.std() > 0.05
+    assert world.tokenize(spec, obs).keys() == {"image"}
 
 
 def test_tokenizer_decodes_mobs_where_the_state_puts_them():

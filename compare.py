@@ -1,0 +1,217 @@
+"""Every objective side by side, at the same budget: ``python compare.py --steps N --seeds K --run-dir D``.
+
+Each objective lives its own life (its surprise is the curiosity), and so do a few mixes and curiosity
+variants and the random policy. Every run is a normal ``train.py`` run under ``D/<row>/s<seed>``; a run
+whose summary is already there is reused, so an interrupted comparison picks up where it stopped.
+Writes ``D/compare.md`` (one markdown table: prequential scores beside their baselines, Crafter score,
+achievements unlocked, episode length, steps/s) and ``D/compare.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+import objectives as O
+import train
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    objective: tuple[str, ...]
+    policy: str = "learned"
+    curiosity: str = "surprise"
+    weights: tuple[float, ...] = ()
+
+
+def rows(objectives: tuple[str, ...], extras: bool) -> list[Row]:
+    out = [Row(name, (name,)) for name in objectives]
+    if extras:
+        out += [Row("forward+inverse (mix)", **train.MIX),
+                Row("inverse, learning progress", ("inverse_dynamics",), curiosity="progress"),
+                Row("ICM (latent inverse+forward)", ("latent_inverse", "latent_forward"), curiosity="icm")]
+    out.append(Row("random policy (inverse_dynamics)", ("inverse_dynamics",), policy="random"))
+    return out
+
+
+@dataclass(frozen=True)
+class Compare:
+    """Run each objective (and the random policy) at one budget; write a table and a plot."""
+
+    steps: int = 20_000
+    """environment steps per run"""
+    seeds: int = 1
+    """runs per row (different seeds); the table shows mean +- std"""
+    run_dir: str = "runs/compare"
+    """where the runs, compare.md and compare.png go"""
+    objectives: tuple[train.Objective, ...] = tuple(O.LAYOUTS)
+    """which objectives get a row of their own"""
+    extras: bool = True
+    """also run the forward+inverse mix, learning-progress curiosity and ICM"""
+    base: train.Config = field(default_factory=lambda: train.Config(gif_steps=0))
+    """everything else about the runs (model size, window, ...): --base.d-model 32 etc."""
+
+
+def config(c: Compare, row: Row, seed: int) -> train.Config:
+    return dataclasses.replace(c.base, objective=row.objective, weights=row.weights, policy=row.policy,
+                               curiosity=row.curiosity, steps=c.steps, seed=seed,
+                               run_dir=str(Path(c.run_dir) / slug(row.name) / f"s{seed}"), resume=False)
+
+
+def slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name).strip("-").replace("--", "-")
+
+
+def run_all(c: Compare) -> dict[str, list[dict]]:
+    from tqdm import tqdm
+
+    todo = [(row, seed) for row in rows(c.objectives, c.extras) for seed in range(c.seeds)]
+    for row, seed in todo:  # every config is checked before the first compile
+        train.validate(config(c, row, seed))
+    results: dict[str, list[dict]] = {}
+    bar = tqdm(todo, unit="run", dynamic_ncols=True)
+    for row, seed in bar:
+        cfg = config(c, row, seed)
+        bar.set_description(f"{row.name} s{seed}")
+        path = Path(cfg.run_dir) / "summary.json"
+        summary = json.loads(path.read_text()) if path.exists() else None
+        if summary is None or summary["steps"] != c.steps:
+            if summary is not None:  # a different budget: start that run again
+                for f in Path(cfg.run_dir).iterdir():
+                    f.unlink()
+            summary = train.train(cfg, progress=False)
+        results.setdefault(row.name, []).append(summary)
+    return results
+
+
+def pm(values: list, fmt: str = "{:.3f}") -> str:
+    v = [x for x in values if x is not None]
+    if not v:
+        return "–"
+    return fmt.format(np.mean(v)) + (f" ± {fmt.format(np.std(v))}" if len(v) > 1 else "")
+
+
+def predictions(summaries: list[dict]) -> list[tuple[str, str, dict[str, str]]]:
+    """(objective, score, {model / baseline: mean +- std}) for every prequential score of a row."""
+    out = []
+    first = summaries[0]["prequential"]
+    for obj, figs in first.items():
+        for label, fig in figs.items():
+            if not isinstance(fig, dict):
+                continue
+            vals = {k: pm([s["prequential"][obj][label][k] for s in summaries])
+                    for k, v in fig.items() if not isinstance(v, str)}
+            out.append((obj, label, vals))
+    return out
+
+
+def unlocked(s: dict) -> int:
+    return sum(v > 0 for v in s["achievements"].values())
+
+
+def table(c: Compare, results: dict[str, list[dict]]) -> str:
+    head = ("| run | prequential predictions: model (baselines) | Crafter score % | achievements unlocked "
+            "| mean episode length | steps/s |\n|---|---|---|---|---|---|")
+    lines = [head]
+    for name, ss in results.items():
+        preds = "<br>".join(
+            f"{obj + ': ' if len(ss[0]['prequential']) > 1 else ''}{label.replace('_', ' ')} **{vals['model']}** ("
+            + ", ".join(f"{k} {v}" for k, v in vals.items() if k != "model") + ")"
+            for obj, label, vals in predictions(ss))
+        lines.append(f"| {name} | {preds} | {pm([s['crafter_score'] for s in ss], '{:.2f}')} "
+                     f"| {pm([unlocked(s) for s in ss], '{:.1f}')} "
+                     f"| {pm([s['mean_episode_length'] for s in ss], '{:.0f}')} "
+                     f"| {pm([s['steps_per_second'] for s in ss], '{:.0f}')} |")
+    import jax
+
+    b = c.base
+    return "\n".join([
+        f"# Objectives compared: {c.steps} steps, {c.seeds} seed(s) each",
+        "",
+        f"{b.world}; body d={b.d_model}, {b.layers} genes, window {b.window}; "
+        f"{platform.machine()} {jax.devices()[0].platform}, jax {jax.__version__}; {time.strftime('%Y-%m-%d')}.",
+        "Prequential: each prediction is scored before the model learns from that step. Baselines: majority action "
+        "so far and chance (1/17) for actions; copying the nearest given state for states (the most common visible "
+        "id for hidden cells; an autoencoder's copy is the identity); the mean reward so far for rewards; staying "
+        "put for location; copying the previous step's features for latent targets. Accuracies: higher is better; "
+        "errors (MSE, squared error, cells): lower is better. The policy only ever sees intrinsic reward (the row's "
+        "curiosity); Crafter score and achievements are of the episodes that ended during the run.",
+        "",
+        *lines, ""])
+
+
+def skill(label: str, fig: dict) -> float | None:
+    """How many times better than its (strongest) baseline a score is: >1 beats it."""
+    base = [v for k, v in fig.items() if k not in ("model", "chance") and isinstance(v, float)]
+    if fig.get("model") is None or not base or base[0] is None:
+        return None
+    m, b = fig["model"], base[0]
+    if "accuracy" in label:
+        return m / b if b > 0 else None
+    return b / m if m > 0 else None
+
+
+def plot(results: dict[str, list[dict]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    y = np.arange(len(names))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 0.38 * len(names) + 2), sharey=True)
+    for i, name in enumerate(names):
+        ss = results[name]
+        axes[0].scatter([s["crafter_score"] or 0 for s in ss], [i] * len(ss), color="C0")
+        axes[0].barh(i, np.mean([s["crafter_score"] or 0 for s in ss]), color="C0", alpha=0.3)
+        for j, (label, fig_) in enumerate((k, v) for k, v in ss[0]["prequential"][next(iter(ss[0]["prequential"]))]
+                                           .items() if isinstance(v, dict)):
+            vals = [skill(label, s["prequential"][next(iter(s["prequential"]))][label]) for s in ss]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                axes[1].scatter(vals, [i + 0.15 * j] * len(vals), color=f"C{j + 1}", s=18,
+                                label=label if i == 0 or label not in axes[1].get_legend_handles_labels()[1] else None)
+        lengths = [s["mean_episode_length"] for s in ss if s["mean_episode_length"]]
+        if lengths:
+            axes[2].barh(i, np.mean(lengths), color="C2", alpha=0.5)
+    axes[0].set_title("Crafter score % (intrinsic reward only)")
+    axes[1].axvline(1.0, color="gray", ls="--")
+    axes[1].set_xscale("log")
+    axes[1].set_title("prediction skill: x better than its baseline (>1 beats it)")
+    axes[1].legend(fontsize=7)
+    axes[2].set_title("mean episode length")
+    axes[0].set_yticks(y, names, fontsize=8)
+    axes[0].invert_yaxis()
+    for a in axes:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def main(c: Compare) -> Path:
+    if c.steps <= 0 or c.seeds <= 0:
+        raise ValueError("--steps and --seeds must be positive")
+    results = run_all(c)
+    d = Path(c.run_dir)
+    (d / "compare.md").write_text(table(c, results))
+    plot(results, d / "compare.png")
+    print((d / "compare.md").read_text())
+    return d / "compare.md"
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Compare)
+    try:
+        main(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+        sys.exit(f"error: {e}")
