@@ -78,10 +78,10 @@ def place_centres(world_size: tuple[int, int]) -> np.ndarray:
     return np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
 
 
-def place_code(pos: Float[Array, " 2"], centres: np.ndarray) -> Float[Array, " K"]:
-    """Place-cell activity at ``pos``, normalised to a distribution: the target of "where am I"."""
+def place_log_code(pos: Float[Array, " 2"], centres: np.ndarray) -> Float[Array, " K"]:
+    """Place-cell activity at ``pos`` as a log-distribution (Gaussian bumps): the target of "where am I"."""
     d2 = jnp.sum((jnp.asarray(centres) - pos) ** 2, -1)
-    return jax.nn.softmax(-d2 / (2 * PLACE_SPACING**2))
+    return jax.nn.log_softmax(-d2 / (2 * PLACE_SPACING**2))
 
 
 class Model(eqx.Module):
@@ -117,6 +117,7 @@ class Model(eqx.Module):
     cell_out: Float[Array, "Hp Wp d"] | None
     cell_head: eqx.nn.Linear | None
     status_head: eqx.nn.Linear | None
+    copy_gain: Float[Array, " 4"]  # how much predictions lean on the nearest given state: block, item, mob, place
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
                  patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray):
@@ -152,6 +153,7 @@ class Model(eqx.Module):
         self.cell_out = 0.02 * jax.random.normal(next(ks), (gh * patch[0], gw * patch[1], d)) if symbolic else None
         self.cell_head = eqx.nn.Linear(d, self.cell_classes, key=next(ks)) if symbolic else None
         self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks)) if symbolic else None
+        self.copy_gain = jnp.full(4, 2.0)
 
     # ------------------------------------------------------------------ sizes
     @property

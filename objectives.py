@@ -24,6 +24,7 @@ tokens need the model's outputs first: they run as a second pass over the same m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import equinox as eqx
 import jax
@@ -31,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from model import TYPE, Model, Obs, padded_view, place_centres, place_code
+from model import TYPE, Model, Obs, padded_view, place_centres, place_log_code
 
 LAYOUTS = {
     # one step of experience
@@ -396,15 +397,22 @@ def mode_ids(ids: Int[Array, "H W"], seen: Bool[Array, "H W"], n: int) -> Int[Ar
 
 
 def cell_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs | None,
-              hidden: Bool[Array, "Hp Wp"] | None):
+              hidden: Bool[Array, "Hp Wp"] | None, lean: bool = True):
     """Cross-entropy of every cell's block / item / mob id, plus MSE of the status values.
 
     ``hidden``: score only these cells (and not the status, which a masked state shows). ``baseline``:
-    the state to copy (None: the most common visible id). Returns (loss, surprise = -log p of the scored
-    cells in nats, cell accuracy, baseline accuracy).
+    the nearest given state (None: the most common visible id is the baseline). With ``lean``, the model
+    sees the baseline state too, through a copy pathway: its one-hot ids, times a learned gain, are added
+    to the logits, so the network learns what changes rather than redrawing the whole view. Returns (loss,
+    surprise = -log p of the scored cells in nats, cell accuracy, baseline accuracy).
     """
     s = model.spec
     logits = model.cell_logits(h[:-1])  # [Hp, Wp, V]
+    if baseline is not None and lean:
+        ids = [model.pad_view(getattr(baseline, f)) for f in ("block", "item", "mob")]
+        sizes = (s.n_block + 1, s.n_item + 1, s.n_mob + 1)
+        logits = logits + jnp.concatenate([g * jax.nn.one_hot(i, n) for g, i, n in zip(model.copy_gain, ids, sizes)],
+                                          -1)
     splits = np.cumsum([s.n_block + 1, s.n_item + 1])
     weight = jnp.asarray(model.cell_valid()) if hidden is None else hidden
     H, W = s.view
@@ -424,7 +432,10 @@ def cell_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs 
 
 
 def pixel_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs | None, hidden):
-    """Gaussian likelihood of the frame painted by the decoder. Returns (loss, surprise, MSE, copy MSE)."""
+    """Gaussian likelihood of the frame painted by the decoder. Returns (loss, surprise, MSE, copy MSE).
+
+    (No copy pathway: the decoder paints the whole frame.)
+    """
     err = (model.eye.decode(h) - target.image) ** 2
     copy = jnp.mean((baseline.image - target.image) ** 2) if baseline is not None else jnp.nan
     return err.mean() / (2 * PIXEL_VAR), err.sum() / (2 * PIXEL_VAR), err.mean(), copy
@@ -471,10 +482,11 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
             add("targets/reward", win.reward[starts_ + t])
         elif seg.kind == "s":
             near = nearest_before(plan, k, "s")
+            lean = near is None or near.time != t  # an autoencoder may not lean on a copy of its own target
             hidden = None
             if any(s.kind == "m" and s.time == t for s in plan.segments):
                 hidden, near = jax.vmap(lambda a: hidden_cells(model, a))(state_at(win, starts_, t).age), None
-            fn = pixel_loss if model.eye is not None else cell_loss
+            fn = pixel_loss if model.eye is not None else partial(cell_loss, lean=lean)
             base = state_at(win, starts_, near.time) if near is not None else None
             out = jax.vmap(fn, in_axes=(None, 0, 0, 0 if base is not None else None, 0 if hidden is not None
                                         else None))(model, hq, state_at(win, starts_, t), base, hidden)
@@ -485,13 +497,15 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
         elif seg.kind == "l":
             centres = place_centres(model.spec.world_size)
             where = state_at(win, starts_, t).pos
-            logp = jax.nn.log_softmax(jax.vmap(model.place_head)(hq[:, 0]))
-            q = jax.vmap(place_code, in_axes=(0, None))(where, centres)
-            kl = jnp.sum(q * (jnp.log(q + 1e-12) - logp), -1)
+            before = state_at(win, starts_, t - 1).pos  # where I was: a copy pathway, like the cells'
+            prior = jax.vmap(place_log_code, in_axes=(0, None))(before, centres)
+            logp = jax.nn.log_softmax(jax.vmap(model.place_head)(hq[:, 0]) + model.copy_gain[3] * prior)
+            logq = jax.vmap(place_log_code, in_axes=(0, None))(where, centres)
+            kl = jnp.sum(jnp.exp(logq) * (logq - logp), -1)
             loss, surprise = loss + kl, surprise + kl
             guess = jnp.exp(logp) @ centres
             add("place_err", jnp.linalg.norm(guess - where, axis=-1))
-            add("place_copy", jnp.linalg.norm(state_at(win, starts_, t - 1).pos - where, axis=-1))
+            add("place_copy", jnp.linalg.norm(before - where, axis=-1))
         elif seg.kind == "z":
             z = seen.z  # rows obs_0..obs_T-1, now: z_t of an instance is row start + t
             goal = jax.lax.stop_gradient(z[starts_ + t])
@@ -503,6 +517,18 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
             raise ValueError(f"no loss for target kind {seg.kind!r}")
     out = {k: (jnp.stack(v, 1) if k.startswith("targets/") else jnp.mean(jnp.stack(v), 0)) for k, v in scores.items()}
     return dict(loss=loss, surprise=surprise, **out)
+
+
+# Prequential scores per kind of target: the model's, then its online baseline's
+SCORES = {"a": ("action_acc", "action_majority"), "r": ("reward_err", "reward_mean_err"),
+          "l": ("place_err", "place_copy"), "z": ("latent_err", "latent_copy")}
+STATE_SCORES = {False: ("cell_acc", "cell_base"), True: ("pixel_err", "pixel_copy")}  # by pixels or not
+
+
+def score_keys(plan: Plan, pixels: bool) -> tuple[str, ...]:
+    pairs = dict(SCORES, s=STATE_SCORES[pixels])
+    kinds = {s.kind for s in plan.segments if s.target}
+    return tuple(k for kind in "arslz" if kind in kinds for k in pairs[kind])
 
 
 def gae(rint, values, done, gamma: float, lam: float):

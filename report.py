@@ -16,6 +16,73 @@ def load_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
+def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
+    """Means of one chunk's per-step records, as one line of metrics.jsonl."""
+    r = {k: np.asarray(v, np.float64) for k, v in rec.items()}
+    done = r["done"] > 0
+    out = {"step": step, "steps_per_second": len(r["done"]) / max(seconds, 1e-9)}
+    for k, v in r.items():
+        if k not in ("done", "episode_length", "finite", "unlocked", "reward"):
+            ok = np.isfinite(v)  # a score is NaN on steps whose newest instance did not count
+            out[k] = float(v[ok].mean()) if ok.any() else None
+    out["episodes"] = int(done.sum())
+    out["episode_length"] = float(r["episode_length"][done].mean()) if done.any() else None
+    out["reward_ext"] = float(r["reward"].sum())
+    out["unlocked"] = int(r["unlocked"][-1])
+    return out
+
+
+# how each score appears in summary.json: (name, baseline names); higher is better only for accuracies
+REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_accuracy", "baseline"),
+            "pixel_err": ("pixel_mse", "copy"), "reward_err": ("reward_squared_error", "mean"),
+            "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy")}
+
+
+def summarize(cfg, org, step: int, sps: float) -> dict:
+    """The run in numbers; ``prequential`` scores each objective's predictions beside honest baselines.
+
+    Prequential: every score is of a prediction made before the model learned from that data. Baselines:
+    majority action so far and chance for actions; copying the nearest given state for states (the most
+    common visible id for hidden cells); the mean reward so far for rewards; staying put for location.
+    """
+    spec = world.env_spec(cfg.world)
+    t = jax.tree.map(np.asarray, org.tally)
+    episodes = int(t.episodes)
+    rates = t.achievements / max(episodes, 1)
+    prequential = {}
+    for name in cfg.objective:
+        n = float(t.scores[f"{name}/n"])
+        mean = lambda k: float(t.scores[f"{name}/{k}"]) / n if n else None  # noqa: E731
+        figs = {}
+        for key, base in [*O.SCORES.values(), *O.STATE_SCORES.values()]:
+            if f"{name}/{key}" not in t.scores:
+                continue
+            label, base_label = REPORTED[key]
+            figs[label] = {"model": mean(key), base_label: mean(base)}
+            if key == "action_acc":
+                figs[label]["chance"] = 1.0 / spec.n_actions
+            if key == "cell_acc" and any(s.kind == "m" for s in O.parse(O.LAYOUTS[name])):
+                figs[label]["baseline_is"] = "most common visible id"
+            elif key == "cell_acc":
+                figs[label]["baseline_is"] = "copy of the nearest given state"
+        prequential[name] = {"scored": int(n), **figs}
+    return {
+        "steps": step, "steps_per_second": sps, "episodes": episodes,
+        "mean_episode_length": float(t.length_sum) / episodes if episodes else None,
+        "crafter_score": world.crafter_score(rates) if episodes else None,
+        "achievements": dict(zip(spec.achievements, map(float, rates))),
+        "curiosity": cfg.curiosity,
+        "prequential": prequential,
+    }
+
+
+def headline(cfg) -> tuple[str, ...]:
+    """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
+    plan = O.make_plan(cfg.objective[0], O.LAYOUTS[cfg.objective[0]], 1)
+    keys = O.score_keys(plan, cfg.obs == "pixels")[:2]
+    return tuple(f"{cfg.objective[0]}/{k}" for k in keys)
+
+
 def plots(run: Path) -> Path:
     """``curves.png``: each objective's prequential scores beside their baselines, losses, curiosity, lives."""
     import matplotlib

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from jax.flatten_util import ravel_pytree
 
 import objectives as O
 import world
+from checkpoint import load_checkpoint, save_checkpoint
 from model import Model, Obs, n_patches
 
 Objective = Literal[
@@ -157,18 +157,6 @@ def validate(cfg: Config) -> None:
 # ----------------------------------------------------------------------------- the organism
 
 
-# Prequential scores per kind of target: the model's, then its online baseline's
-SCORES = {"a": ("action_acc", "action_majority"), "r": ("reward_err", "reward_mean_err"),
-          "l": ("place_err", "place_copy"), "z": ("latent_err", "latent_copy")}
-STATE_SCORES = {False: ("cell_acc", "cell_base"), True: ("pixel_err", "pixel_copy")}  # by pixels or not
-
-
-def score_keys(plan: O.Plan, pixels: bool) -> tuple[str, ...]:
-    pairs = dict(SCORES, s=STATE_SCORES[pixels])
-    kinds = {s.kind for s in plan.segments if s.target}
-    return tuple(k for kind in "arslz" if kind in kinds for k in pairs[kind])
-
-
 class Tally(eqx.Module):
     """Running totals over the whole run (they live in the checkpoint)."""
 
@@ -224,7 +212,7 @@ def born(cfg: Config, key) -> tuple[Organism, object]:
     z = jnp.zeros((), jnp.float32)
     batch = batch_for(cfg, spec)
     scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
-              for k in ("n",) + score_keys(plan, spec.image is not None)}
+              for k in ("n",) + O.score_keys(plan, spec.image is not None)}
     tally = Tally(z, z, jnp.zeros(len(spec.achievements)), jnp.zeros(spec.n_actions), z, z, scores)
     opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])
     org = Organism(model, opt_state, win, now, jnp.zeros(spec.n_actions), jnp.zeros((), jnp.int32), z,
@@ -362,113 +350,7 @@ def _live(cfg: Config, org: Organism, env_state, key, steps: int):
     return org, env_state, records
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(path: Path, cfg: Config, step: int, state) -> None:
-    """One JSON line of hyperparameters, then the leaves; written to a temporary file, then renamed."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write((json.dumps({"step": step, "config": dataclasses.asdict(cfg)}) + "\n").encode())
-        eqx.tree_serialise_leaves(f, state)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, cfg: Config, like):
-    """(step, state) from ``path``; a missing, corrupt or mismatched checkpoint raises one clear line."""
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
-
-    def corrupt(e: Exception) -> ValueError:
-        return ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})")
-
-    with open(path, "rb") as f:
-        try:
-            header = json.loads(f.readline())
-            saved, step = header["config"], int(header["step"])
-        except (ValueError, KeyError, TypeError, OSError) as e:
-            raise corrupt(e) from None
-        diff = [k for k, v in dataclasses.asdict(cfg).items()
-                if k not in RUN_FIELDS_FREE and json.loads(json.dumps(v)) != saved.get(k)]
-        if diff:
-            raise ValueError(f"checkpoint {path} was made with a different config: "
-                             + ", ".join(f"{k}={saved.get(k)!r} (now {getattr(cfg, k)!r})" for k in diff))
-        try:
-            state = eqx.tree_deserialise_leaves(f, like)
-        except Exception as e:  # truncated or overwritten bytes surface as many different errors
-            raise corrupt(e) from None
-        if f.read(1):
-            raise corrupt(ValueError("trailing bytes"))
-    return step, state
-
-
 # ----------------------------------------------------------------------------- the run
-
-
-def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
-    """Means of one chunk's per-step records, as one line of metrics.jsonl."""
-    r = {k: np.asarray(v, np.float64) for k, v in rec.items()}
-    done = r["done"] > 0
-    out = {"step": step, "steps_per_second": len(r["done"]) / max(seconds, 1e-9)}
-    for k, v in r.items():
-        if k not in ("done", "episode_length", "finite", "unlocked", "reward"):
-            ok = np.isfinite(v)  # a score is NaN on steps whose newest instance did not count
-            out[k] = float(v[ok].mean()) if ok.any() else None
-    out["episodes"] = int(done.sum())
-    out["episode_length"] = float(r["episode_length"][done].mean()) if done.any() else None
-    out["reward_ext"] = float(r["reward"].sum())
-    out["unlocked"] = int(r["unlocked"][-1])
-    return out
-
-
-# how each score appears in summary.json: (name, baseline names); higher is better only for accuracies
-REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_accuracy", "baseline"),
-            "pixel_err": ("pixel_mse", "copy"), "reward_err": ("reward_squared_error", "mean"),
-            "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy")}
-
-
-def summarize(cfg: Config, org: Organism, step: int, sps: float) -> dict:
-    """The run in numbers; ``prequential`` scores each objective's predictions beside honest baselines.
-
-    Prequential: every score is of a prediction made before the model learned from that data. Baselines:
-    majority action so far and chance for actions; copying the nearest given state for states (the most
-    common visible id for hidden cells); the mean reward so far for rewards; staying put for location.
-    """
-    spec = world.env_spec(cfg.world)
-    t = jax.tree.map(np.asarray, org.tally)
-    episodes = int(t.episodes)
-    rates = t.achievements / max(episodes, 1)
-    prequential = {}
-    for name in cfg.objective:
-        n = float(t.scores[f"{name}/n"])
-        mean = lambda k: float(t.scores[f"{name}/{k}"]) / n if n else None  # noqa: E731
-        figs = {}
-        for key, base in [*SCORES.values(), *STATE_SCORES.values()]:
-            if f"{name}/{key}" not in t.scores:
-                continue
-            label, base_label = REPORTED[key]
-            figs[label] = {"model": mean(key), base_label: mean(base)}
-            if key == "action_acc":
-                figs[label]["chance"] = 1.0 / spec.n_actions
-            if key == "cell_acc" and any(s.kind == "m" for s in O.parse(O.LAYOUTS[name])):
-                figs[label]["baseline_is"] = "most common visible id"
-            elif key == "cell_acc":
-                figs[label]["baseline_is"] = "copy of the nearest given state"
-        prequential[name] = {"scored": int(n), **figs}
-    return {
-        "steps": step, "steps_per_second": sps, "episodes": episodes,
-        "mean_episode_length": float(t.length_sum) / episodes if episodes else None,
-        "crafter_score": world.crafter_score(rates) if episodes else None,
-        "achievements": dict(zip(spec.achievements, map(float, rates))),
-        "curiosity": cfg.curiosity,
-        "prequential": prequential,
-    }
-
-
-def headline(cfg: Config) -> tuple[str, str]:
-    """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
-    plan = O.make_plan(cfg.objective[0], O.LAYOUTS[cfg.objective[0]], 1)
-    keys = score_keys(plan, cfg.obs == "pixels")[:2]
-    return tuple(f"{cfg.objective[0]}/{k}" for k in keys)
 
 
 def default_run_dir(cfg: Config) -> str:
@@ -489,7 +371,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
     org, env_state = born(cfg, k_born)
     step = 0
     if cfg.resume:
-        step, (org, env_state, key) = load_checkpoint(ckpt, cfg, (org, env_state, key))
+        step, (org, env_state, key) = load_checkpoint(ckpt, cfg, (org, env_state, key), RUN_FIELDS_FREE)
     elif ckpt.exists():
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it, or choose another --run-dir")
     run.mkdir(parents=True, exist_ok=True)
@@ -517,13 +399,13 @@ def train(cfg: Config, progress: bool = True) -> dict:
             bad = step - n + int(np.argmin(rec["finite"]))
             raise FloatingPointError(f"non-finite loss at step {bad}; stopping (last checkpoint: {ckpt}, "
                                      f"step {last_ckpt}). Try a lower --lr.")
-        m = chunk_metrics(rec, step, dt)
+        m = report.chunk_metrics(rec, step, dt)
         with open(metrics_path, "a") as f:
             f.write(json.dumps(m) + "\n")
         bar.update(n)
         bar.set_postfix({k: v for k, v in [
             ("sps", f"{m['steps_per_second']:.0f}"), ("loss", f"{m.get('loss/' + cfg.objective[0], 0):.3f}"),
-            *[(k.split("/")[-1], f"{m[k]:.3g}") for k in headline(cfg) if m.get(k) is not None],
+            *[(k.split("/")[-1], f"{m[k]:.3g}") for k in report.headline(cfg) if m.get(k) is not None],
             ("rint", f"{m['rint']:.2f}"), ("episodes", int(org.tally.episodes)), ("unlocked", m["unlocked"])]
             if v is not None})
         if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
@@ -531,7 +413,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
             last_ckpt = step
     bar.close()
     sps = timed_steps / timed_seconds if timed_seconds else float("nan")
-    summary = summarize(cfg, org, step, sps)
+    summary = report.summarize(cfg, org, step, sps)
     (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report.plots(run)
     if cfg.gif_steps:

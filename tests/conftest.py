@@ -11,8 +11,11 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 from jaxtyping import install_import_hook  # noqa: E402
 
 # strict shape/type checking of every annotated function in the project, in tests only
-with install_import_hook(["world", "genes", "model", "objectives", "train", "report"], "beartype.beartype"):
+with install_import_hook(["world", "genes", "pixels", "model", "objectives", "checkpoint", "report", "train",
+                          "compare"], "beartype.beartype"):
+    import compare  # noqa: F401,E402
     import objectives  # noqa: F401,E402
+    import report  # noqa: F401,E402
     import train  # noqa: E402
 
 import jax  # noqa: E402

@@ -75,8 +75,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
 
     assert metrics("whole") == metrics("part")
     like = train.born(whole, jax.random.PRNGKey(0)) + (jax.random.PRNGKey(0),)
-    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like)
-    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like)
+    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like, train.RUN_FIELDS_FREE)
+    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like, train.RUN_FIELDS_FREE)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     summary = json.loads((tmp_path / "part" / "summary.json").read_text())

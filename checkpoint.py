@@ -1,0 +1,50 @@
+"""Checkpoints: one JSON line of hyperparameters, then the leaves; written atomically, read with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import equinox as eqx
+
+
+def save_checkpoint(path: Path, cfg, step: int, state) -> None:
+    """One JSON line of hyperparameters, then the leaves; written to a temporary file, then renamed."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write((json.dumps({"step": step, "config": dataclasses.asdict(cfg)}) + "\n").encode())
+        eqx.tree_serialise_leaves(f, state)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, cfg, like, free: tuple[str, ...] = ()):
+    """(step, state) from ``path``; a missing, corrupt or mismatched checkpoint raises one clear line.
+
+    ``cfg`` (a dataclass) must match the saved one, except for the fields named in ``free``.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+
+    def corrupt(e: Exception) -> ValueError:
+        return ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})")
+
+    with open(path, "rb") as f:
+        try:
+            header = json.loads(f.readline())
+            saved, step = header["config"], int(header["step"])
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            raise corrupt(e) from None
+        diff = [k for k, v in dataclasses.asdict(cfg).items()
+                if k not in free and json.loads(json.dumps(v)) != saved.get(k)]
+        if diff:
+            raise ValueError(f"checkpoint {path} was made with a different config: "
+                             + ", ".join(f"{k}={saved.get(k)!r} (now {getattr(cfg, k)!r})" for k in diff))
+        try:
+            state = eqx.tree_deserialise_leaves(f, like)
+        except Exception as e:  # truncated or overwritten bytes surface as many different errors
+            raise corrupt(e) from None
+        if f.read(1):
+            raise corrupt(ValueError("trailing bytes"))
+    return step, state
