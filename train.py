@@ -50,10 +50,12 @@ class Config:
     """what the model learns to predict besides its policy: one or more layout names (see objectives.py)"""
     weights: tuple[float, ...] = ()
     """loss weight of each objective, in the same order; empty means 1 each"""
-    curiosity: Literal["surprise", "progress", "icm"] = "surprise"
+    curiosity: Literal["surprise", "forward", "inverse", "progress", "icm"] = "surprise"
     """the intrinsic reward: 'surprise' = -log p of the first objective's targets on the newest step;
-    'progress' = how much one update lowered that surprise on the same data (learning progress);
-    'icm' = latent_forward's error in the model's own feature space (needs latent_inverse and latent_forward)"""
+    'forward' / 'inverse' = the surprise of forward_dynamics / inverse_dynamics (which must be among the
+    objectives); 'progress' = how much one update lowered the first objective's surprise on the same data
+    (learning progress); 'icm' = latent_forward's error in the model's own feature space (needs
+    latent_inverse and latent_forward)"""
     policy: Literal["learned", "random"] = "learned"
     """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
     steps: int = 60_000
@@ -140,6 +142,8 @@ def validate(cfg: Config) -> None:
         (cfg.obs == "symbolic" or "masked_state" not in cfg.objective, "masked_state needs --obs symbolic"),
         (cfg.curiosity != "icm" or {"latent_inverse", "latent_forward"} <= set(cfg.objective),
          "--curiosity icm needs latent_inverse and latent_forward among --objective"),
+        (cfg.curiosity not in ("forward", "inverse") or curious(cfg) in cfg.objective,
+         f"--curiosity {cfg.curiosity} needs {curious(cfg)} among --objective"),
         (1 <= cfg.layers <= cfg.slots, f"--layers must be between 1 and --slots ({cfg.slots}), got {cfg.layers}"),
         (cfg.d_model > 0 and cfg.n_heads > 0 and cfg.d_model % cfg.n_heads == 0,
          f"--d-model ({cfg.d_model}) must be a positive multiple of --n-heads ({cfg.n_heads})"),
@@ -152,6 +156,12 @@ def validate(cfg: Config) -> None:
     for ok, msg in checks:
         if not ok:
             raise ValueError(msg)
+
+
+def curious(cfg: Config) -> str:
+    """The objective whose surprise (or its drop, for learning progress) is the intrinsic reward."""
+    return {"forward": "forward_dynamics", "inverse": "inverse_dynamics", "icm": "latent_forward"}.get(
+        cfg.curiosity, cfg.objective[0])
 
 
 # ----------------------------------------------------------------------------- the organism
@@ -246,7 +256,7 @@ def loss_fn(model: Model, cfg: Config, batch: O.Batch, win: O.Window, now: Obs, 
     total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now)
 
     # curiosity: which signal becomes the intrinsic reward, and which transition earns it
-    surprise, ok = surprises["latent_forward" if cfg.curiosity == "icm" else cfg.objective[0]]
+    surprise, ok = surprises[curious(cfg)]
     newest = jnp.stack([surprise[-1], ok[-1].astype(jnp.float32)])
     if cfg.curiosity == "progress":  # the same instance, one update later: its surprise dropped by this much
         signal = jnp.where(ok[-2] & (last_surprise[1] > 0), last_surprise[0] - surprise[-2], 0.0)

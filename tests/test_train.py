@@ -107,6 +107,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(obs="pixels", env="Craftax-Symbolic-v1"), "--obs pixels is available for Craftax-Classic"),
     (dict(objective=("two_state_prefix",), window=3), "--window must be at least 4"),
     (dict(objective=("reward", "reward")), "twice"),
+    (dict(curiosity="forward"), "--curiosity forward needs forward_dynamics"),
 ])
 def test_bad_config_values_are_rejected(change, message):
     with pytest.raises(ValueError, match=message):
@@ -176,7 +177,8 @@ def test_cli_unknown_objective_is_refused_by_the_parser():
 def test_train_py_end_to_end_writes_the_run_directory(tmp_path):
     run = tmp_path / "run"
     out = run_cli("--steps", "400", "--chunk", "200", "--run-dir", str(run), "--gif-steps", "8",
-                  "--objective", "forward_dynamics")
+                  "--objective", "inverse_dynamics", "forward_dynamics", "--weights", "1", "0.5",
+                  "--curiosity", "forward", "--d-model", "32", "--n-heads", "2", "--layers", "1")
     assert out.returncode == 0, out.stderr[-2000:]
     for name in ("config.json", "metrics.jsonl", "summary.json", "curves.png", "life.gif", "checkpoint.eqx"):
         assert (run / name).stat().st_size > 0, name
@@ -186,5 +188,6 @@ def test_train_py_end_to_end_writes_the_run_directory(tmp_path):
         assert key in s
     pq = s["prequential"]["forward_dynamics"]["cell_accuracy"]
     assert 0 <= pq["baseline"] <= 1 and 0 <= pq["model"] <= 1
+    assert s["curiosity"] == "forward" and "action_accuracy" in s["prequential"]["inverse_dynamics"]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     assert "Crafter score" in out.stdout
