@@ -1,8 +1,9 @@
 """Every objective side by side, at the same budget: ``python compare.py --steps N --seeds K --run-dir D``.
 
 Each objective lives its own life (its surprise is the curiosity), and so do a few mixes and curiosity
-variants and the random policy. Every run is a normal ``train.py`` run under ``D/<row>/s<seed>``; a run
-whose summary is already there is reused, so an interrupted comparison picks up where it stopped.
+variants and the random policy. Every run is a normal ``train.py`` run under ``D/<row>/s<seed>``, each in
+a fresh process; a run whose summary is already there is reused, so an interrupted comparison picks up
+where it stopped.
 Writes ``D/compare.md`` (one markdown table: prequential scores beside their baselines, Crafter score,
 achievements unlocked, episode length, steps/s) and ``D/compare.png``.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,9 +91,15 @@ def run_all(c: Compare) -> dict[str, list[dict]]:
             if summary is not None:  # a different budget: start that run again
                 for f in Path(cfg.run_dir).iterdir():
                     f.unlink()
-            summary = train.train(cfg, progress=False)
+            summary = fresh_process(train.train, cfg, False)
         results.setdefault(row.name, []).append(summary)
     return results
+
+
+def fresh_process(fn, *args):
+    """``fn(*args)`` in a new Python process: compiled code of earlier runs does not pile up in memory."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def pm(values: list, fmt: str = "{:.3f}") -> str:
@@ -160,6 +169,10 @@ def skill(label: str, fig: dict) -> float | None:
     return b / m if m > 0 else None
 
 
+SCORE_COLOURS = ["action_accuracy", "cell_accuracy", "pixel_mse", "reward_squared_error", "place_error_cells",
+                 "latent_mse"]
+
+
 def plot(results: dict[str, list[dict]], out: Path) -> None:
     import matplotlib
 
@@ -173,20 +186,23 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
         ss = results[name]
         axes[0].scatter([s["crafter_score"] or 0 for s in ss], [i] * len(ss), color="C0")
         axes[0].barh(i, np.mean([s["crafter_score"] or 0 for s in ss]), color="C0", alpha=0.3)
-        for j, (label, fig_) in enumerate((k, v) for k, v in ss[0]["prequential"][next(iter(ss[0]["prequential"]))]
-                                           .items() if isinstance(v, dict)):
-            vals = [skill(label, s["prequential"][next(iter(s["prequential"]))][label]) for s in ss]
-            vals = [v for v in vals if v is not None]
+        first = next(iter(ss[0]["prequential"]))  # a mix shows its first objective's scores
+        for label, fig_ in ss[0]["prequential"][first].items():
+            if not isinstance(fig_, dict):
+                continue
+            vals = [v for v in (skill(label, s["prequential"][first][label]) for s in ss) if v is not None]
+            j = SCORE_COLOURS.index(label)
             if vals:
-                axes[1].scatter(vals, [i + 0.15 * j] * len(vals), color=f"C{j + 1}", s=18,
-                                label=label if i == 0 or label not in axes[1].get_legend_handles_labels()[1] else None)
+                seen = label.replace("_", " ") in axes[1].get_legend_handles_labels()[1]
+                axes[1].scatter(vals, [i + 0.12 * (j - 2)] * len(vals), color=f"C{j + 1}", s=18,
+                                label=None if seen else label.replace("_", " "))
         lengths = [s["mean_episode_length"] for s in ss if s["mean_episode_length"]]
         if lengths:
             axes[2].barh(i, np.mean(lengths), color="C2", alpha=0.5)
     axes[0].set_title("Crafter score % (intrinsic reward only)")
     axes[1].axvline(1.0, color="gray", ls="--")
     axes[1].set_xscale("log")
-    axes[1].set_title("prediction skill: x better than its baseline (>1 beats it)")
+    axes[1].set_title("prediction skill: x better than its baseline (>1 beats it)", fontsize=10)
     axes[1].legend(fontsize=7)
     axes[2].set_title("mean episode length")
     axes[0].set_yticks(y, names, fontsize=8)

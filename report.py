@@ -32,7 +32,7 @@ def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
     return out
 
 
-# how each score appears in summary.json: (name, baseline names); higher is better only for accuracies
+# how each score appears in summary.json: (its name, its baseline's name); higher is better only for accuracies
 REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_accuracy", "baseline"),
             "pixel_err": ("pixel_mse", "copy"), "reward_err": ("reward_squared_error", "mean"),
             "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy")}

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_compare(out: Path):
     args = [sys.executable, str(ROOT / "compare.py"), "--steps", "200", "--seeds", "1", "--run-dir", str(out),
-            "--objectives", "reward", "location", "--no-extras", "--base.d-model", "32", "--base.n-heads", "2",
+            "--objectives", "location", "--no-extras", "--base.d-model", "32", "--base.n-heads", "2",
             "--base.layers", "1", "--base.chunk", "100"]
     return subprocess.run(args, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), capture_output=True, text=True,
                           timeout=600)
@@ -21,12 +21,11 @@ def test_compare_writes_a_table_with_baselines_and_reuses_finished_runs(tmp_path
     assert out.returncode == 0, out.stderr[-2000:]
     table = (tmp_path / "compare.md").read_text()
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| run")]
-    assert [r.split("|")[1].strip() for r in rows] == ["reward", "location", "random policy (inverse_dynamics)"]
-    assert "reward squared error" in table and "mean " in table  # each score beside its baseline
-    assert "place error cells" in table and "copy " in table
+    assert [r.split("|")[1].strip() for r in rows] == ["location", "random policy (inverse_dynamics)"]
+    assert "place error cells" in table and "copy " in table  # each score beside its baseline
     assert "majority " in table and "chance " in table
     assert (tmp_path / "compare.png").stat().st_size > 0
-    summary = tmp_path / "reward" / "s0" / "summary.json"
+    summary = tmp_path / "location" / "s0" / "summary.json"
     before = summary.stat().st_mtime
     again = run_compare(tmp_path)
     assert again.returncode == 0 and summary.stat().st_mtime == before  # finished runs are not run again
