@@ -153,7 +153,7 @@ class Model(eqx.Module):
         self.cell_out = 0.02 * jax.random.normal(next(ks), (gh * patch[0], gw * patch[1], d)) if symbolic else None
         self.cell_head = eqx.nn.Linear(d, self.cell_classes, key=next(ks)) if symbolic else None
         self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks)) if symbolic else None
-        self.copy_gain = jnp.full(4, 2.0)
+        self.copy_gain = jnp.full(4, 2.0, jnp.float32)  # a strong type: weak-typed leaves recompile the step
 
     # ------------------------------------------------------------------ sizes
     @property

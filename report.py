@@ -124,7 +124,7 @@ def plots(run: Path) -> Path:
     for k in ms[0]:
         if k.startswith("loss/"):
             ax.plot(step, series(k), label=k[5:])
-    ax.set_title("losses")
+    ax.set_title("losses", fontsize=9)
     ax.set_yscale("symlog", linthresh=0.1)
     rest = [("rint", f"intrinsic reward ({cfg.get('curiosity', 'surprise')}, normalised)", "-"),
             ("episode_length", "episode length (lives ended in each chunk)", ".-"),

@@ -207,7 +207,22 @@ def batch_for(cfg: Config, spec: world.EnvSpec) -> O.Batch:
 
 
 def born(cfg: Config, key) -> tuple[Organism, object]:
-    """A new organism (fresh weights, empty window) in a new world: (organism, env_state)."""
+    """A new organism (fresh weights, empty window) in a new world: (organism, env_state).
+
+    Built in one jitted call: op by op, making the world and the weights took longer than compiling them.
+    """
+    world.make_env(cfg.world)  # import Craftax (it makes arrays at import time) outside the trace
+    return _born(core(cfg), key)
+
+
+def core(cfg: Config) -> Config:
+    """The config with the fields that do not change the computation blanked: runs that differ only in
+    those (run dir, budget, ...) share compiled functions."""
+    return dataclasses.replace(cfg, **{k: getattr(Config, k) for k in RUN_FIELDS_FREE})
+
+
+@eqx.filter_jit
+def _born(cfg: Config, key) -> tuple[Organism, object]:
     spec = world.env_spec(cfg.world)
     env, params = world.make_env(cfg.world)
     k_model, k_world = jax.random.split(key)
@@ -345,8 +360,7 @@ def live(cfg: Config, org: Organism, env_state, key, steps: int):
     Fields that do not change the computation (run dir, budget, ...) are blanked first, so that runs
     differing only in those share one compiled function.
     """
-    core = dataclasses.replace(cfg, **{k: getattr(Config, k) for k in RUN_FIELDS_FREE})
-    return _live(core, org, env_state, key, steps)
+    return _live(core(cfg), org, env_state, key, steps)
 
 
 @eqx.filter_jit
