@@ -124,7 +124,7 @@ class Model(eqx.Module):
         ks = iter(jax.random.split(key, 24))
         gh, gw = patch_grid(spec.view, patch)
         self.spec, self.patch = spec, tuple(patch)
-        P = PIXEL_TOKENS if spec.image else gh * gw
+        P = n_patches(spec, patch)
         symbolic = spec.image is None
         cells = patch[0] * patch[1]
         self.block_emb = eqx.nn.Embedding(spec.n_block + 1, cell_dim, key=next(ks)) if symbolic else None
