@@ -1,11 +1,15 @@
-"""Throughput: the env alone vs the whole learning agent, in one process, on this machine.
+"""Throughput: the env alone, one learning organism, and a population, in one process, on this machine.
 
-    python bench.py [--steps 2000] [--repeats 3]
+    python bench.py [--steps 2000] [--repeats 3] [--population 8]
 
-Both are timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
-``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The last line is
-one JSON object: env_sps, agent_sps, ratio (agent / env), multi_sps (the default multi-objective mix,
-``train.MIX``), multi_ratio (multi / agent), compile_s, peak_rss_mb.
+Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
+``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The population is
+timed over ``--steps`` steps, long enough that its organisms die several times (rebirths are paid), and
+its step is broken down into env, rebirths, model (forward + backward + bookkeeping) and optimizer. The
+last line is one JSON object: env_sps, agent_sps, ratio (agent / env), multi_sps (the default
+multi-objective mix, ``train.MIX``), multi_ratio (multi / agent), population_sps (organism-steps/s),
+population_ratio (population / agent), slots_sps (the population with half its gene slots inactive)
+and slots_ratio (that / a body of only the active slots), compile_s, peak_rss_mb.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import resource
 import time
 from dataclasses import dataclass
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import tyro
+from jax.flatten_util import ravel_pytree
 
+import life
 import train
 import world
 
@@ -32,6 +40,8 @@ class Bench:
     """timed calls per measurement (best kept)"""
     env: str = "Craftax-Classic-Symbolic-v1"
     """which Craftax to measure"""
+    population: int = 8
+    """organisms in the population rows"""
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -65,28 +75,109 @@ def main(b: Bench) -> dict:
         return jax.lax.scan(body, state, jax.random.split(key, b.steps))[0]
 
     env_compile, env_s = timed(lambda: env_only(state, jax.random.PRNGKey(1)), b.repeats)
-    org, es = train.born(cfg, jax.random.PRNGKey(0))
-    agent_compile, agent_s = timed(lambda: train.live(cfg, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
+    org, es = life.born(cfg, jax.random.PRNGKey(0))
+    agent_compile, agent_s = timed(lambda: life.live(cfg, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
     multi = dataclasses.replace(cfg, **train.MIX)
-    org, es = train.born(multi, jax.random.PRNGKey(0))
-    multi_compile, multi_s = timed(lambda: train.live(multi, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
+    org, es = life.born(multi, jax.random.PRNGKey(0))
+    multi_compile, multi_s = timed(lambda: life.live(multi, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
+    N = b.population
+    pop = dataclasses.replace(cfg, population=N)
+    pop_compile, pop_s, deaths = time_population(pop, b)
+    parts = breakdown(pop, b, pop_s / b.steps, deaths)
+    # inactive gene slots under vmap: 2 of 4 slots expressed, against a body of 2 slots (pop above)
+    slots = dataclasses.replace(pop, slots=2 * cfg.slots)
+    slots_compile, slots_s, _ = time_population(slots, b)
     env_sps, agent_sps, multi_sps = b.steps / env_s, b.steps / agent_s, b.steps / multi_s
+    pop_sps, slots_sps = N * b.steps / pop_s, N * b.steps / slots_s
     rows = [("env alone (scan, cond reset, random actions)", env_sps, env_compile),
             (f"agent: {'+'.join(cfg.objective)}, d={cfg.d_model}, layers={cfg.layers}, window={cfg.window}",
              agent_sps, agent_compile),
             (f"agent, mix: {'+'.join(multi.objective)} (weights {' '.join(map(str, multi.weights))})",
-             multi_sps, multi_compile)]
-    print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform}, jax {jax.__version__}, "
-          f"{cfg.world}")
+             multi_sps, multi_compile),
+            (f"population of {N} (organism-steps/s, rebirths included)", pop_sps, pop_compile),
+            (f"population of {N}, {cfg.layers} of {slots.slots} gene slots active", slots_sps, slots_compile)]
+    print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform} x {len(jax.devices())}, "
+          f"jax {jax.__version__}, {cfg.world}")
     print(f"{'what':<62} {'steps/s':>9} {'compile+1st (s)':>16}")
     for name, sps, comp in rows:
         print(f"{name:<62} {sps:>9.0f} {comp:>16.1f}")
+    print(f"\none population step of {N} organisms: {1e3 * pop_s / b.steps:.2f} ms "
+          f"(a death on {100 * deaths:.1f}% of steps)")
+    for name, ms in parts.items():
+        print(f"  {name:<58} {ms:>6.2f} ms  {100 * ms / (1e3 * pop_s / b.steps):>4.0f}%")
     result = {"env_sps": round(env_sps, 1), "agent_sps": round(agent_sps, 1), "ratio": round(agent_sps / env_sps, 4),
               "multi_sps": round(multi_sps, 1), "multi_ratio": round(multi_sps / agent_sps, 4),
+              "population_sps": round(pop_sps, 1), "population_ratio": round(pop_sps / agent_sps, 4),
+              "slots_sps": round(slots_sps, 1), "slots_ratio": round(slots_sps / pop_sps, 4),
               "compile_s": round(agent_compile, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(json.dumps(result))
     return result
+
+
+def time_population(cfg, b: Bench) -> tuple[float, float, float]:
+    """(compile + first s, best s of a ``b.steps`` chunk, fraction of steps on which an organism died)."""
+    keys = jax.random.split(jax.random.PRNGKey(0), cfg.population)
+    orgs, es = life.born_population(cfg, keys)
+    out = {}
+
+    def call():
+        out["rec"] = life.live_population(cfg, orgs, es, keys, b.steps)[2]
+        return out["rec"]
+
+    first, best = timed(call, b.repeats)
+    deaths = float(jnp.mean(jnp.any(out["rec"]["done"], axis=0)))
+    return first, best, deaths
+
+
+def breakdown(cfg, b: Bench, step_s: float, deaths: float) -> dict[str, float]:
+    """Where a population step's time goes (ms): each part timed alone as a jitted scan of ``b.steps``."""
+    N = cfg.population
+    env, params = world.make_env(cfg.world)
+    spec = world.env_spec(cfg.world)
+    keys = jax.random.split(jax.random.PRNGKey(0), N)
+    orgs, states = life.born_population(cfg, keys)
+    R = life.fresh_worlds(N)
+
+    @jax.jit
+    def env_steps(states, key):  # N worlds stepped together, random actions, no rebirth
+        def body(states, k):
+            ks = jax.random.split(k, N)
+            a = jax.vmap(lambda k: jax.random.randint(k, (), 0, spec.n_actions))(ks)
+            return jax.vmap(lambda s, a, k: world.advance(env, params, s, a, k)[1])(states, a, ks), None
+
+        return jax.lax.scan(body, states, jax.random.split(key, b.steps))[0]
+
+    @jax.jit
+    def worlds(key):  # the R fresh worlds of one step on which somebody died, built b.steps times
+        def body(c, k):
+            obs, st = jax.vmap(lambda k: world.reset(env, params, k))(jax.random.split(k, R))
+            return c + obs.sum(), None
+
+        return jax.lax.scan(body, 0.0, jax.random.split(key, b.steps))[0]
+
+    opt = life.optimizer(cfg)
+    flat = jax.vmap(lambda m: ravel_pytree(eqx.filter(m, eqx.is_inexact_array))[0])(orgs.model)
+
+    @jax.jit
+    def adam(state, flat):  # one optimizer update per organism and step
+        def body(carry, _):
+            state, flat = carry
+            updates, state = jax.vmap(opt.update)(flat * 1e-3, state, flat)
+            return (state, flat + updates), None
+
+        return jax.lax.scan(body, (state, flat), None, length=b.steps)[0]
+
+    per = lambda fn: 1e3 * timed(fn, b.repeats)[1] / b.steps  # noqa: E731
+    env_ms = per(lambda: env_steps(states, jax.random.PRNGKey(1)))
+    reset_ms = per(lambda: worlds(jax.random.PRNGKey(1))) * deaths
+    adam_ms = per(lambda: adam(orgs.opt_state, flat))
+    total = 1e3 * step_s
+    return {f"env: {N} worlds stepped": env_ms,
+            f"rebirths: {R} fresh worlds on the {100 * deaths:.1f}% of steps with a death": reset_ms,
+            "model: forward + backward over the window, acting, bookkeeping (the rest)":
+                total - env_ms - reset_ms - adam_ms,
+            "optimizer: Adam on the flat parameters": adam_ms}
 
 
 if __name__ == "__main__":

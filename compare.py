@@ -1,11 +1,12 @@
-"""Every objective side by side, at the same budget: ``python compare.py --steps N --seeds K --run-dir D``.
+"""Comparisons side by side, at one budget: ``python compare.py [objectives] --steps N --seeds K --run-dir D``.
 
-Each objective lives its own life (its surprise is the curiosity), and so do a few mixes and curiosity
-variants and the random policy. Every run is a normal ``train.py`` run under ``D/<row>/s<seed>``, each in
-a fresh process; a run whose summary is already there is reused, so an interrupted comparison picks up
-where it stopped.
-Writes ``D/compare.md`` (one markdown table: prequential scores beside their baselines, Crafter score,
-achievements unlocked, episode length, steps/s) and ``D/compare.png``.
+Each entry of ``COMPARISONS`` is a list of rows; ``objectives`` (the default) gives every objective its
+own life (its surprise is the curiosity), plus a few mixes, curiosity variants and the random policy.
+The K seeds of a row live as one population (``train.py --population K``, organism i = seed i) in one
+process, a fresh process per row; a row whose summary is already there is reused, so an interrupted
+comparison picks up where it stopped. Writes ``D/compare.md`` (one markdown table: prequential scores
+beside their baselines, Crafter score, achievements unlocked, episode length, steps/s, each as mean
++- std over the seeds) and ``D/compare.png``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import tyro
@@ -36,8 +38,10 @@ class Row:
     weights: tuple[float, ...] = ()
 
 
-def rows(objectives: tuple[str, ...], extras: bool) -> list[Row]:
-    out = [Row(name, (name,)) for name in objectives]
+def objective_rows(c: Compare) -> list[Row]:
+    """Every objective on its own (its surprise is the curiosity), the extras, and the random policy."""
+    out = [Row(name, (name,)) for name in c.objectives]
+    extras = c.extras
     if extras:
         out += [Row("forward+inverse (mix)", **train.MIX),
                 Row("inverse, learning progress", ("inverse_dynamics",), curiosity="progress"),
@@ -48,12 +52,14 @@ def rows(objectives: tuple[str, ...], extras: bool) -> list[Row]:
 
 @dataclass(frozen=True)
 class Compare:
-    """Run each objective (and the random policy) at one budget; write a table and a plot."""
+    """Run each row of a comparison (K seeds as one population) at one budget; write a table and a plot."""
 
+    what: tyro.conf.Positional[Literal["objectives"]] = "objectives"
+    """which comparison: objectives (every objective, the mixes, curiosity variants, the random policy)"""
     steps: int = 20_000
     """environment steps per run"""
-    seeds: int = 1
-    """runs per row (different seeds); the table shows mean +- std"""
+    seeds: int = 4
+    """organisms per row (seeds 0..K-1, living as one population); the table shows mean +- std"""
     run_dir: str = "runs/compare"
     """where the runs, compare.md and compare.png go"""
     objectives: tuple[train.Objective, ...] = tuple(O.LAYOUTS)
@@ -64,10 +70,13 @@ class Compare:
     """everything else about the runs (model size, window, ...): --base.d-model 32 etc."""
 
 
-def config(c: Compare, row: Row, seed: int) -> train.Config:
+COMPARISONS = {"objectives": objective_rows}
+
+
+def config(c: Compare, row: Row) -> train.Config:
     return dataclasses.replace(c.base, objective=row.objective, weights=row.weights, policy=row.policy,
-                               curiosity=row.curiosity, steps=c.steps, seed=seed,
-                               run_dir=str(Path(c.run_dir) / slug(row.name) / f"s{seed}"), resume=False)
+                               curiosity=row.curiosity, steps=c.steps, seed=0, population=c.seeds,
+                               run_dir=str(Path(c.run_dir) / slug(row.name)), resume=False)
 
 
 def slug(name: str) -> str:
@@ -75,33 +84,35 @@ def slug(name: str) -> str:
 
 
 def run_all(c: Compare) -> dict[str, list[dict]]:
+    """{row name: the summary of each of its organisms}."""
     from tqdm import tqdm
 
-    todo = [(row, seed) for row in rows(c.objectives, c.extras) for seed in range(c.seeds)]
-    for row, seed in todo:  # every config is checked before the first compile
-        train.validate(config(c, row, seed))
+    todo = COMPARISONS[c.what](c)
+    for row in todo:  # every config is checked before the first compile
+        train.validate(config(c, row))
     results: dict[str, list[dict]] = {}
-    bar = tqdm(todo, unit="run", dynamic_ncols=True)
-    for row, seed in bar:
-        cfg = config(c, row, seed)
-        bar.set_description(f"{row.name} s{seed}")
+    bar = tqdm(todo, unit="row", dynamic_ncols=True)
+    for row in bar:
+        cfg = config(c, row)
+        bar.set_description(f"{row.name} x{c.seeds}")
         path = Path(cfg.run_dir) / "summary.json"
         summary = json.loads(path.read_text()) if path.exists() else None
-        if summary is None or summary["steps"] != c.steps:
-            if summary is not None:  # a different budget: start that run again
+        if summary is None or summary["steps"] != c.steps or summary.get("population", 1) != c.seeds:
+            if summary is not None:  # a different budget: start that row again
                 for f in Path(cfg.run_dir).iterdir():
                     f.unlink()
             summary = fresh_process(train.train, cfg, False)
-        summary["steady_sps"] = steady_sps(Path(cfg.run_dir))
-        results.setdefault(row.name, []).append(summary)
+        sps = steady_sps(Path(cfg.run_dir))
+        results[row.name] = [{**s, "steady_sps": sps} for s in summary.get("organisms", [summary])]
     return results
 
 
 def steady_sps(run: Path) -> float | None:
-    """Steps/s of a run from its metrics.jsonl, leaving out its first two chunks (compile and warm-up)."""
+    """Organism-steps/s of a run (all its organisms together) from its metrics.jsonl, leaving out its
+    first two chunks (compile and warm-up)."""
     ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    steps = np.diff([0] + [m["step"] for m in ms])[2:]
-    seconds = [n / m["steps_per_second"] for n, m in zip(steps, ms[2:])]
+    steps = np.diff([0] + [m["step"] for m in ms])[2:] * len(ms[0].get("organisms", [None]))
+    seconds = [n / m["organism_steps_per_second"] for n, m in zip(steps, ms[2:])]
     return float(np.sum(steps) / np.sum(seconds)) if seconds else None
 
 
@@ -138,7 +149,7 @@ def unlocked(s: dict) -> int:
 
 def table(c: Compare, results: dict[str, list[dict]]) -> str:
     head = ("| run | prequential predictions: model (baselines) | Crafter score % | achievements unlocked "
-            "| mean episode length | steps/s |\n|---|---|---|---|---|---|")
+            "| mean episode length | organism-steps/s |\n|---|---|---|---|---|---|")
     lines = [head]
     for name, ss in results.items():
         preds = "<br>".join(
@@ -148,12 +159,12 @@ def table(c: Compare, results: dict[str, list[dict]]) -> str:
         lines.append(f"| {name} | {preds} | {pm([s['crafter_score'] for s in ss], '{:.2f}')} "
                      f"| {pm([unlocked(s) for s in ss], '{:.1f}')} "
                      f"| {pm([s['mean_episode_length'] for s in ss], '{:.0f}')} "
-                     f"| {pm([s['steady_sps'] for s in ss], '{:.0f}')} |")
+                     f"| {pm([ss[0]['steady_sps']], '{:.0f}')} |")
     import jax
 
     b = c.base
     return "\n".join([
-        f"# Objectives compared: {c.steps} steps, {c.seeds} seed(s) each",
+        f"# {c.what.capitalize()} compared: {c.steps} steps, {c.seeds} seed(s) each (one population per row)",
         "",
         f"{b.world}; body d={b.d_model}, {b.layers} genes, window {b.window}; "
         f"{platform.machine()} {jax.devices()[0].platform}, jax {jax.__version__}; {time.strftime('%Y-%m-%d')}.",
@@ -162,8 +173,9 @@ def table(c: Compare, results: dict[str, list[dict]]) -> str:
         "id for hidden cells; an autoencoder's copy is the identity); the mean reward so far for rewards; staying "
         "put for location; copying the previous step's features for latent targets. Accuracies: higher is better; "
         "errors (MSE, squared error, cells): lower is better. The policy only ever sees intrinsic reward (the row's "
-        "curiosity); Crafter score and achievements are of the episodes that ended during the run. Steps/s: after "
-        "the first two chunks (compile and warm-up), on a machine that may be doing other work.",
+        "curiosity); Crafter score and achievements are of the episodes that ended during the run. Steps/s: "
+        "organism-steps/s of the row's whole population (the same figure on every seed), after the first two chunks "
+        "(compile and warm-up), on a machine that may be doing other work.",
         "",
         *lines, ""])
 

@@ -1,4 +1,8 @@
-"""What a run leaves for people to look at: learning curves (PNG), a GIF of the agent's life, a text summary."""
+"""What a run leaves for people to look at: learning curves (PNG), a GIF of the agent's life, a text summary.
+
+For a population, every figure is the mean over its organisms, with their spread (``std``) and each
+organism's own figures beside it.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,32 @@ def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
     out["reward_ext"] = float(r["reward"].sum())
     out["unlocked"] = int(r["unlocked"][-1])
     return out
+
+
+def population_metrics(per: list[dict]) -> dict:
+    """One line of metrics.jsonl for a population: the mean of each figure over its organisms (those that
+    have it), and each organism's own figures under ``organisms``. A population of one is its organism."""
+    first = per[0]
+    out = {k: first[k] for k in ("step", "steps_per_second")}
+    out["organism_steps_per_second"] = first["steps_per_second"] * len(per)
+    if len(per) == 1:
+        return {**first, **out}
+    for k in first:
+        if k not in out:
+            vals = [m[k] for m in per if m.get(k) is not None]
+            out[k] = float(np.mean(vals)) if vals else None
+    out["organisms"] = [{k: v for k, v in m.items() if k not in ("step", "steps_per_second")} for m in per]
+    return out
+
+
+def progress_figures(cfg, m: dict) -> dict:
+    """What the progress bar shows after each chunk (population means for a population)."""
+    figs = [("sps", f"{m['organism_steps_per_second']:.0f}"),
+            ("loss", f"{m.get('loss/' + cfg.objective[0]) or 0:.3f}"),
+            *[(k.split("/")[-1], f"{m[k]:.3g}") for k in headline(cfg) if m.get(k) is not None],
+            ("rint", f"{m['rint'] or 0:.2f}"), ("episodes", f"{m['episodes']:.3g}"),
+            ("unlocked", f"{m['unlocked']:.3g}")]
+    return dict(figs)
 
 
 # how each score appears in summary.json: (its name, its baseline's name); higher is better only for accuracies
@@ -76,6 +106,30 @@ def summarize(cfg, org, step: int, sps: float) -> dict:
     }
 
 
+def population_summary(summaries: list[dict]) -> dict:
+    """The summary of a population: every number is the mean over its organisms; ``std`` holds the spread
+    of each, ``organisms`` each single-life summary. A population of one is its organism's summary."""
+    if len(summaries) == 1:
+        return summaries[0]
+
+    def merge(xs, reduce):
+        x = xs[0]
+        if isinstance(x, dict):
+            return {k: merge([y[k] for y in xs], reduce) for k in x}
+        if isinstance(x, (int, float)) or x is None:
+            vals = [y for y in xs if y is not None]
+            return float(reduce(vals)) if vals else None
+        return x
+
+    out = merge(summaries, np.mean)
+    out["steps"] = summaries[0]["steps"]
+    out["population"] = len(summaries)
+    out["organism_steps_per_second"] = summaries[0]["steps_per_second"] * len(summaries)
+    out["std"] = {k: v for k, v in merge(summaries, np.std).items() if k not in ("steps", "curiosity")}
+    out["organisms"] = summaries
+    return out
+
+
 def headline(cfg) -> tuple[str, ...]:
     """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
     plan = O.make_plan(cfg.objective[0], O.LAYOUTS[cfg.objective[0]], 1)
@@ -94,9 +148,19 @@ def plots(run: Path) -> Path:
     cfg = json.loads((run / "config.json").read_text())
     n_actions = world.env_spec(cfg["env"]).n_actions  # the same in both observation kinds
     step = np.array([m["step"] for m in ms])
+    population = len(ms[0].get("organisms", [None]))
 
-    def series(key):
-        return np.array([np.nan if m.get(key) is None else m[key] for m in ms], float)
+    def series(key, lines=ms):
+        return np.array([np.nan if m.get(key) is None else m[key] for m in lines], float)
+
+    def line(ax, key, *args, **kw):
+        """The population mean, with a band of +- one std over its organisms."""
+        ax.plot(step, series(key), *args, **kw)
+        if population > 1:
+            each = np.array([series(key, [m["organisms"][i] for m in ms]) for i in range(population)])
+            with np.errstate(all="ignore"):
+                mu, sd = np.nanmean(each, 0), np.nanstd(each, 0)
+            ax.fill_between(step, mu - sd, mu + sd, color=kw.get("color"), alpha=0.2, lw=0)
 
     panels = [("action_acc", "action_majority", "actions: accuracy (dashed: majority action)"),
               ("cell_acc", "cell_base", "states: cell accuracy (dashed: copy / most common)"),
@@ -113,7 +177,7 @@ def plots(run: Path) -> Path:
     for ax, (key, base, title) in zip(axes, panels):
         for i, name in enumerate(cfg["objective"]):
             if f"{name}/{key}" in ms[0]:
-                ax.plot(step, series(f"{name}/{key}"), color=f"C{i}", label=name)
+                line(ax, f"{name}/{key}", color=f"C{i}", label=name)
                 ax.plot(step, series(f"{name}/{base}"), color=f"C{i}", ls="--", alpha=0.7)
         if key == "action_acc":
             ax.axhline(1 / n_actions, color="gray", ls=":", label="chance")
@@ -123,14 +187,14 @@ def plots(run: Path) -> Path:
     ax = axes[len(panels)]
     for k in ms[0]:
         if k.startswith("loss/"):
-            ax.plot(step, series(k), label=k[5:])
+            line(ax, k, label=k[5:], color=f"C{len(ax.lines)}")
     ax.set_title("losses", fontsize=9)
     ax.set_yscale("symlog", linthresh=0.1)
     rest = [("rint", f"intrinsic reward ({cfg.get('curiosity', 'surprise')}, normalised)", "-"),
             ("episode_length", "episode length (lives ended in each chunk)", ".-"),
             ("unlocked", "achievements unlocked so far", "-")]
     for ax, (key, title, style) in zip(axes[len(panels) + 1:], rest):
-        ax.plot(step, series(key), style)
+        line(ax, key, style, color="C0")
         ax.set_title(title, fontsize=9)
     for i, a in enumerate(axes):
         if i >= n:
@@ -140,8 +204,9 @@ def plots(run: Path) -> Path:
             a.legend(fontsize=7)
         a.set_xlabel("step")
         a.grid(alpha=0.3)
-    fig.suptitle(f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}  (prequential: scored before "
-                 "learning from the step)", fontsize=10)
+    pop = f", population of {population} (mean, band: +- 1 std)" if population > 1 else ""
+    fig.suptitle(f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}{pop}  (prequential: scored "
+                 "before learning from the step)", fontsize=10)
     fig.tight_layout()
     out = run / "curves.png"
     fig.savefig(out, dpi=80)
@@ -149,39 +214,62 @@ def plots(run: Path) -> Path:
     return out
 
 
-def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16) -> Path:
-    """Let the organism act on for ``cfg.gif_steps`` steps (weights frozen) and render it with Craftax."""
+def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16, zoom: int = 3) -> Path:
+    """Let the organism act on for ``cfg.gif_steps`` steps (weights frozen) and render it with Craftax,
+    ``zoom`` times larger, with the step, the action and its surprise (the curiosity signal) under each frame.
+    """
+    import equinox as eqx
     import imageio.v2 as imageio
 
-    import train
+    import life
 
     spec = world.env_spec(cfg.world)
-    env, params = world.make_env(cfg.world)
-    batch = train.batch_for(cfg, spec)
+    batch = life.batch_for(cfg, spec)
 
     @jax.jit
     def rollout(org, env_state, key):
         def body(carry, k):
-            now, env_state = carry
-            h = O.forward(org.model, batch, org.window, now).h
-            logits = org.model.policy_head(h[batch.policy_rows[-1], batch.readout])
-            k_act, k_env = jax.random.split(k)
-            action = jax.random.categorical(k_act, logits)
-            _, _, _, _, obs, env_state = world.step(env, params, env_state, action, k_env)
-            return (train.observe(spec, obs, env_state, now.age + 1), env_state), env_state
+            org, env_state = carry
+            a = life.act(cfg, org, env_state, k)
+            obs, env_state = life.reborn_alone(cfg, a)
+            win, now = life.perceive(cfg, org, a, obs, env_state)
+            _, aux = life.loss_fn(org.model, cfg, batch, win, now, 1.0, org.last_surprise)
+            org = eqx.tree_at(lambda o: (o.window, o.now, o.logits, o.last_surprise), org,
+                              (win, now, aux["logits"], aux["newest_surprise"]))
+            return (org, env_state), (a.last_state, a.action, aux["curiosity"])
 
-        _, states = jax.lax.scan(body, (org.now, env_state), jax.random.split(key, cfg.gif_steps))
-        return states
+        return jax.lax.scan(body, (org, env_state), jax.random.split(key, cfg.gif_steps))[1]
 
-    states = rollout(org, env_state, key)
+    states, actions, surprise = rollout(org, env_state, key)
     frames = world.render_frames(cfg.world, states, pixel_size)
-    imageio.mimsave(path, list(frames), duration=0.1, loop=0)
+    frames = frames.repeat(zoom, axis=1).repeat(zoom, axis=2)
+    age = int(org.now.age)
+    captions = [f"step {age + t + 1}   {spec.action_names[int(a)] if spec.action_names else int(a)}\n"
+                f"{cfg.curiosity}: {float(s):.2f}" for t, (a, s) in enumerate(zip(actions, surprise))]
+    imageio.mimsave(path, [caption(f, c) for f, c in zip(frames, captions)], duration=0.1, loop=0)
     return path
 
 
+def caption(frame: np.ndarray, text: str) -> np.ndarray:
+    """The frame with a strip of text under it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w, _ = frame.shape
+    img = Image.new("RGB", (w, h + 52), (20, 20, 20))
+    img.paste(Image.fromarray(frame), (0, 0))
+    try:
+        font = ImageFont.load_default(size=18)
+    except TypeError:  # Pillow < 10.1 has one size
+        font = ImageFont.load_default()
+    ImageDraw.Draw(img).multiline_text((8, h + 4), text, fill=(235, 235, 235), font=font, spacing=4)
+    return np.asarray(img)
+
+
 def describe(run: Path, summary: dict) -> str:
-    lines = [f"run: {run}",
-             f"steps {summary['steps']}  ({summary['steps_per_second']:.0f} steps/s after compiling)  "
+    pop = summary.get("population", 1)
+    whose = f"  (population of {pop}: every figure is the mean over its organisms)" if pop > 1 else ""
+    lines = [f"run: {run}{whose}",
+             f"steps {summary['steps']}  ({summary['steps_per_second'] * pop:.0f} organism-steps/s after compiling)  "
              f"episodes {summary['episodes']}  mean length {summary['mean_episode_length'] or float('nan'):.0f}  "
              f"Crafter score {summary['crafter_score'] or 0:.2f}%"]
     for name, figs in summary["prequential"].items():
@@ -190,7 +278,7 @@ def describe(run: Path, summary: dict) -> str:
             if isinstance(fig, dict):
                 parts.append(f"{label} " + ", ".join(f"{k} {v:.3f}" for k, v in fig.items()
                                                      if isinstance(v, float)))
-        lines.append(f"{name} (prequential, {figs['scored']} scored): " + "; ".join(parts))
+        lines.append(f"{name} (prequential, {figs['scored']:.0f} scored): " + "; ".join(parts))
     got = {k: v for k, v in summary["achievements"].items() if v > 0}
     lines.append("achievements: " + (", ".join(f"{k} {v:.0%}" for k, v in got.items()) or "none yet"))
     return "\n".join(lines)

@@ -1,12 +1,10 @@
-"""Train one curious organism online in Craftax: ``python train.py --objective inverse_dynamics``.
+"""Train curious organisms online in Craftax: ``python train.py --objective inverse_dynamics``.
 
-The whole life is a pure function of (organism, world, key): ``live`` runs ``chunk`` steps of it in one
-jitted ``lax.scan``; between chunks the host logs, draws the progress bar and writes checkpoints.
-Each step: act from the newest frame -> Craftax step (``lax.cond`` reset on death) -> push the transition
-into the short-term window -> one forward/backward pass over every layout instance in the window, which
-scores the newest transition before learning from it (prequential), gives the curiosity signal that
-becomes the intrinsic reward, and the logits to act from next -> one optax update. The extrinsic reward
-is never a reward: it is logged, and sensed like any observation by the objectives that predict it.
+This file is the tyro ``Config`` and the one run loop that ties the other files together. The organism
+and its life (birth, one pure step, ``live`` chunks, populations) are in ``life.py``; every flag is a
+field of ``Config``, whose docstrings are the ``--help``. Between jitted chunks of life the host logs,
+draws the progress bar and writes checkpoints. ``--population N`` runs N organisms at once (organism i
+is the single life of seed + i), vmapped in one jitted chunk and sharded over the devices.
 """
 
 from __future__ import annotations
@@ -19,18 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import tyro
-from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+import life
 import objectives as O
 import world
 from checkpoint import load_checkpoint, save_checkpoint
-from model import Model, Obs, n_patches
 
 Objective = Literal[
     "inverse_dynamics", "forward_dynamics", "reward", "forward_reward", "backward_dynamics", "location",
@@ -62,6 +57,9 @@ class Config:
     """total environment steps of the run (a resumed run continues up to this)"""
     seed: int = 0
     """random seed: same seed, same run"""
+    population: int = 1
+    """organisms living at once (vmapped, sharded over the devices); organism i is the single life of
+    --seed + i, so a population of N reproduces N single runs"""
     run_dir: str = ""
     """where the run's files go; empty means runs/<objective>-<policy>-s<seed>-<time>"""
     resume: bool = False
@@ -102,6 +100,8 @@ class Config:
     """weight of the value loss"""
     gif_steps: int = 200
     """length of the life GIF written at the end (0: none)"""
+    gif_organism: int = 0
+    """which organism of the population the GIF shows"""
 
     @property
     def loss_weights(self) -> tuple[float, ...]:
@@ -116,8 +116,6 @@ class Config:
 # the default multi-objective mix: bench.py's multi_sps row, compare.py's mix row
 MIX = dict(objective=("forward_dynamics", "inverse_dynamics"), weights=(1.0, 0.5))
 
-# fields that do not change what the organism computes: they may differ between a run and its resumption
-RUN_FIELDS_FREE = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps")
 
 
 def validate(cfg: Config) -> None:
@@ -142,8 +140,8 @@ def validate(cfg: Config) -> None:
         (cfg.obs == "symbolic" or "masked_state" not in cfg.objective, "masked_state needs --obs symbolic"),
         (cfg.curiosity != "icm" or {"latent_inverse", "latent_forward"} <= set(cfg.objective),
          "--curiosity icm needs latent_inverse and latent_forward among --objective"),
-        (cfg.curiosity not in ("forward", "inverse") or curious(cfg) in cfg.objective,
-         f"--curiosity {cfg.curiosity} needs {curious(cfg)} among --objective"),
+        (cfg.curiosity not in ("forward", "inverse") or life.curious(cfg) in cfg.objective,
+         f"--curiosity {cfg.curiosity} needs {life.curious(cfg)} among --objective"),
         (1 <= cfg.layers <= cfg.slots, f"--layers must be between 1 and --slots ({cfg.slots}), got {cfg.layers}"),
         (cfg.d_model > 0 and cfg.n_heads > 0 and cfg.d_model % cfg.n_heads == 0,
          f"--d-model ({cfg.d_model}) must be a positive multiple of --n-heads ({cfg.n_heads})"),
@@ -152,296 +150,123 @@ def validate(cfg: Config) -> None:
         (0 <= cfg.gamma <= 1 and 0 <= cfg.lam <= 1, "--gamma and --lam must lie in [0, 1]"),
         (cfg.gif_steps >= 0, "--gif-steps cannot be negative"),
         (not cfg.resume or cfg.run_dir, "--resume needs --run-dir"),
+        (cfg.population >= 1, f"--population must be at least 1, got {cfg.population}"),
+        (0 <= cfg.gif_organism < max(cfg.population, 1),
+         f"--gif-organism must name one of the {cfg.population} organisms (0 to {cfg.population - 1})"),
     ]
     for ok, msg in checks:
         if not ok:
             raise ValueError(msg)
-
-
-def curious(cfg: Config) -> str:
-    """The objective whose surprise (or its drop, for learning progress) is the intrinsic reward."""
-    return {"forward": "forward_dynamics", "inverse": "inverse_dynamics", "icm": "latent_forward"}.get(
-        cfg.curiosity, cfg.objective[0])
-
-
-# ----------------------------------------------------------------------------- the organism
-
-
-class Tally(eqx.Module):
-    """Running totals over the whole run (they live in the checkpoint)."""
-
-    episodes: jax.Array
-    length_sum: jax.Array
-    achievements: jax.Array  # [n_achievements] episodes in which each was unlocked
-    action_counts: jax.Array  # [A] actions taken so far (the online majority baseline)
-    reward_sum: jax.Array  # extrinsic reward so far (the online mean baseline)
-    steps: jax.Array
-    scores: dict  # "objective/score": sums over the newest instance of each step; "objective/n": how many counted
-
-
-class Organism(eqx.Module):
-    model: Model
-    opt_state: optax.OptState
-    window: O.Window
-    now: O.Obs  # what it sees now, with its senses
-    logits: jax.Array  # its policy on ``now``, from the last forward pass
-    life: jax.Array  # steps in the current life (episode)
-    ret: jax.Array  # running discounted intrinsic return, and its running moments (Burda et al. 2018)
-    ret_moments: jax.Array  # [count, mean, var], from a prior of one sample of variance 1 (no 1/0 on step one)
-    last_surprise: jax.Array  # [surprise, valid] of the newest instance last step (for learning progress)
-    tally: Tally
-
-
-def optimizer(cfg: Config):
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
-
-
-def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
-    tok = world.tokenize(spec, obs)
-    return Obs(tok.get("block"), tok.get("item"), tok.get("mob"), tok.get("status"), tok.get("image"),
-               state.player_position.astype(jnp.float32), jnp.asarray(age, jnp.float32))
-
-
-def batch_for(cfg: Config, spec: world.EnvSpec) -> O.Batch:
-    return O.make_batch(cfg.objective, cfg.window, n_patches(spec, cfg.patch))
-
-
-def born(cfg: Config, key) -> tuple[Organism, object]:
-    """A new organism (fresh weights, empty window) in a new world: (organism, env_state).
-
-    Built in one jitted call: op by op, making the world and the weights took longer than compiling them.
-    """
-    world.make_env(cfg.world)  # import Craftax (it makes arrays at import time) outside the trace
-    return _born(core(cfg), key)
-
-
-def core(cfg: Config) -> Config:
-    """The config with the fields that do not change the computation blanked: runs that differ only in
-    those (run dir, budget, ...) share compiled functions."""
-    return dataclasses.replace(cfg, **{k: getattr(Config, k) for k in RUN_FIELDS_FREE})
-
-
-@eqx.filter_jit
-def _born(cfg: Config, key) -> tuple[Organism, object]:
-    spec = world.env_spec(cfg.world)
-    env, params = world.make_env(cfg.world)
-    k_model, k_world = jax.random.split(key)
-    model = Model(spec, d=cfg.d_model, n_heads=cfg.n_heads, layers=cfg.layers, slots=cfg.slots,
-                  mlp_ratio=cfg.mlp_ratio, patch=cfg.patch, cell_dim=cfg.cell_dim, key=k_model)
-    obs, env_state = world.reset(env, params, k_world)
-    now = observe(spec, obs, env_state, 0.0)
-    T = cfg.window
-    empty = jax.tree.map(lambda x: jnp.zeros((T, *x.shape), x.dtype), now)
-    win = O.Window(empty, empty, jnp.zeros(T, jnp.int32), jnp.zeros(T), jnp.zeros(T), jnp.zeros(T),
-                   jnp.zeros(T, bool), jnp.zeros(T, bool))
-    z = jnp.zeros((), jnp.float32)
-    batch = batch_for(cfg, spec)
-    scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
-              for k in ("n",) + O.score_keys(plan, spec.image is not None)}
-    tally = Tally(z, z, jnp.zeros(len(spec.achievements)), jnp.zeros(spec.n_actions), z, z, scores)
-    opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])
-    org = Organism(model, opt_state, win, now, jnp.zeros(spec.n_actions), jnp.zeros((), jnp.int32), z,
-                   jnp.array([1.0, 0.0, 1.0]), jnp.zeros(2), tally)
-    return org, env_state
-
-
-def world_model_loss(model: Model, cfg: Config, batch: O.Batch, win: O.Window, now: Obs):
-    """The objectives' weighted loss, from one shared forward pass: (total, aux, seen, surprises).
-
-    aux carries each objective's loss and its scores on its newest instance (the one that ends with the
-    newest transition, scored before the model learns from it: prequential).
-    """
-    seen = O.forward(model, batch, win, now)  # [B, N, d]
-    total, aux, surprises = 0.0, {}, {}
-    for name, plan, rows, w in zip(cfg.objective, batch.plans, batch.ranges, cfg.loss_weights):
-        st = O.starts(plan, cfg.window)
-        out = O.target_loss(model, plan, seen, rows, win, st)
-        ok = O.instance_valid(plan, win, st)
-        loss = jnp.sum(jnp.where(ok, out["loss"], 0.0)) / jnp.maximum(ok.sum(), 1)
-        total = total + w * loss
-        aux[f"loss/{name}"] = loss
-        aux[f"{name}/n"] = ok[-1].astype(jnp.float32)
-        aux.update({f"{name}/{k}": jax.lax.stop_gradient(v[-1]) for k, v in out.items() if k not in ("loss",)})
-        surprises[name] = (jax.lax.stop_gradient(out["surprise"]), ok)
-    return total, aux, seen, surprises
-
-
-def loss_fn(model: Model, cfg: Config, batch: O.Batch, win: O.Window, now: Obs, rint_scale, last_surprise):
-    """World-model loss + actor-critic loss on the curiosity signal; aux has the scores and the signal."""
-    total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now)
-
-    # curiosity: which signal becomes the intrinsic reward, and which transition earns it
-    surprise, ok = surprises[curious(cfg)]
-    newest = jnp.stack([surprise[-1], ok[-1].astype(jnp.float32)])
-    if cfg.curiosity == "progress":  # the same instance, one update later: its surprise dropped by this much
-        signal = jnp.where(ok[-2] & (last_surprise[1] > 0), last_surprise[0] - surprise[-2], 0.0)
-        rint = win.rint.at[-2].set(signal * rint_scale).at[-1].set(0.0)  # the newest is paid next step
-    else:
-        signal = jnp.where(ok[-1], surprise[-1], 0.0)
-        rint = win.rint.at[-1].set(signal * rint_scale)
-    ac, ac_aux = O.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
-                                     lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
-    aux.update({"loss/policy": ac, "curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
-                "newest_surprise": newest, **ac_aux})
-    return total + ac, aux
-
-
-def live_step(cfg: Config, org: Organism, env_state, key):
-    """One step of life: act, step the world, learn once. Pure: (organism, world, key) -> same + record."""
-    spec = world.env_spec(cfg.world)
-    env, params = world.make_env(cfg.world)
-    batch = batch_for(cfg, spec)
-    k_act, k_env = jax.random.split(key)
-    if cfg.policy == "random":
-        action = jax.random.randint(k_act, (), 0, spec.n_actions)
-        logp = -jnp.log(float(spec.n_actions))
-    else:
-        action = jax.random.categorical(k_act, org.logits)
-        logp = jax.nn.log_softmax(org.logits)[action]
-    next_obs, last_state, reward, done, obs, env_state = world.step(env, params, env_state, action, k_env)
-    age = org.now.age + 1
-    seen = observe(spec, next_obs, last_state, age)
-    now = observe(spec, obs, env_state, age)
-    win = org.window.push(obs=org.now, next_obs=seen, action=action.astype(jnp.int32), logp=logp, reward=reward,
-                          rint=jnp.zeros(()), done=done, valid=jnp.array(True))
-
-    # intrinsic-return normaliser: r / std(discounted intrinsic return)
-    count, mean, var = org.ret_moments
-    scale = 1.0 / jnp.sqrt(var + 1e-8)
-    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
-        org.model, cfg, batch, win, now, scale, org.last_surprise)
-    # Adam on one flat vector: a few big ops instead of a few per leaf (per-op overhead rules at this size)
-    params, static = eqx.partition(org.model, eqx.is_inexact_array)
-    flat, unravel = ravel_pytree(params)
-    updates, opt_state = optimizer(cfg).update(ravel_pytree(grads)[0], org.opt_state, flat)
-    model = eqx.combine(unravel(flat + updates), static)
-    finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
-    ret = org.ret * cfg.gamma * (1 - done) + aux["curiosity"]
-    count2 = count + 1
-    mean2 = mean + (ret - mean) / count2
-    var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
-    win = eqx.tree_at(lambda w: w.rint, win, aux["rint_all"])
-
-    # prequential scores of the newest instances, beside the online majority-action and mean-reward baselines
-    t = org.tally
-    majority = jnp.argmax(t.action_counts)
-    mean_reward = t.reward_sum / jnp.maximum(t.steps, 1)
-    scores = dict(t.scores)
-    record = {}
-    for name in cfg.objective:
-        n = aux[f"{name}/n"]
-        if f"{name}/targets/action" in aux:
-            aux[f"{name}/action_majority"] = jnp.mean(aux[f"{name}/targets/action"] == majority).astype(jnp.float32)
-        if f"{name}/targets/reward" in aux:
-            aux[f"{name}/reward_mean_err"] = jnp.mean((aux[f"{name}/targets/reward"] - mean_reward) ** 2)
-        for k in scores:
-            if k.startswith(name + "/"):
-                v = n if k.endswith("/n") else aux[k]
-                scores[k] = scores[k] + jnp.where(n > 0, v, 0.0)
-                record[k] = jnp.where(n > 0, v, jnp.nan) if not k.endswith("/n") else n
-    life = org.life + 1
-    tally = Tally(
-        episodes=t.episodes + done, length_sum=t.length_sum + done * life,
-        achievements=t.achievements + done * last_state.achievements,
-        action_counts=t.action_counts.at[action].add(1.0), reward_sum=t.reward_sum + reward, steps=t.steps + 1,
-        scores=scores)
-    org = Organism(model, opt_state, win, now, jax.lax.stop_gradient(aux["logits"]), jnp.where(done, 0, life),
-                   ret, jnp.stack([count2, mean2, var2]), aux["newest_surprise"], tally)
-    record.update({k: v for k, v in aux.items() if k.startswith("loss/")})
-    record.update(curiosity=aux["curiosity"], rint=aux["rint"], entropy=aux["entropy"], reward=reward,
-                  done=done, episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(),
-                  finite=finite)
-    return org, env_state, record
-
-
-def live(cfg: Config, org: Organism, env_state, key, steps: int):
-    """``steps`` steps of life in one ``lax.scan``; returns the new state and the per-step records.
-
-    Fields that do not change the computation (run dir, budget, ...) are blanked first, so that runs
-    differing only in those share one compiled function.
-    """
-    return _live(core(cfg), org, env_state, key, steps)
-
-
-@eqx.filter_jit
-def _live(cfg: Config, org: Organism, env_state, key, steps: int):
-    def body(carry, k):
-        org, env_state = carry
-        org, env_state, rec = live_step(cfg, org, env_state, k)
-        return (org, env_state), rec
-
-    (org, env_state), records = jax.lax.scan(body, (org, env_state), jax.random.split(key, steps))
-    return org, env_state, records
+    devices = len(jax.devices())
+    if cfg.population > 1 and cfg.population % devices:
+        raise ValueError(f"--population {cfg.population} cannot be shared evenly over the {devices} devices; "
+                         f"choose a multiple of {devices}")
 
 
 # ----------------------------------------------------------------------------- the run
 
 
 def default_run_dir(cfg: Config) -> str:
-    return f"runs/{'+'.join(cfg.objective)}-{cfg.policy}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    pop = f"-n{cfg.population}" if cfg.population > 1 else ""
+    return f"runs/{'+'.join(cfg.objective)}-{cfg.policy}-s{cfg.seed}{pop}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(cfg: Config) -> Path:
+    """The run directory, made and checked writable before anything compiles (one clear line if not)."""
+    run = Path(cfg.run_dir or default_run_dir(cfg))
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        probe = run / ".write-test.tmp"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--run-dir {run} cannot be written: {e.strerror or e}") from None
+    if not cfg.resume and (run / "checkpoint.eqx").exists():
+        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it, or choose another --run-dir")
+    return run
+
+
+def first_keys(cfg: Config):
+    """(run keys, birth keys), each [N, 2]: organism i's are exactly those of the single life of seed + i."""
+    keys = jax.vmap(jax.random.split)(jax.vmap(jax.random.PRNGKey)(cfg.seed + np.arange(cfg.population)))
+    return keys[:, 0], keys[:, 1]
+
+
+def sharding(cfg: Config) -> NamedSharding | None:
+    """The population axis spread over every device (None: one device or one organism, plain vmap)."""
+    devices = jax.devices()
+    if cfg.population == 1 or len(devices) == 1:
+        return None
+    return NamedSharding(Mesh(np.array(devices), ("population",)), PartitionSpec("population"))
+
+
+def pick(tree, i: int):
+    """Organism ``i`` of a population (every leaf has a leading population axis)."""
+    return jax.tree.map(lambda x: x[i], tree)
 
 
 def train(cfg: Config, progress: bool = True) -> dict:
-    """Run (or resume) a life; write the run directory; return the summary."""
+    """Run (or resume) the lives of a population (one organism by default); write the run directory;
+    return the summary."""
     validate(cfg)
     from tqdm import tqdm
 
     import report
 
-    run = Path(cfg.run_dir or default_run_dir(cfg))
+    run = prepare_run_dir(cfg)
     ckpt = run / "checkpoint.eqx"
-    key = jax.random.PRNGKey(cfg.seed)
-    key, k_born = jax.random.split(key)
-    org, env_state = born(cfg, k_born)
+    N = cfg.population
+    keys, k_born = first_keys(cfg)
+    orgs, env_states = life.born_population(cfg, k_born)
     step = 0
     if cfg.resume:
-        step, (org, env_state, key) = load_checkpoint(ckpt, cfg, (org, env_state, key), RUN_FIELDS_FREE)
-    elif ckpt.exists():
-        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it, or choose another --run-dir")
-    run.mkdir(parents=True, exist_ok=True)
+        step, (orgs, env_states, keys) = load_checkpoint(ckpt, cfg, (orgs, env_states, keys), life.RUN_FIELDS)
+    place = sharding(cfg)
+    if place is not None:
+        orgs, env_states, keys = jax.device_put((orgs, env_states, keys), place)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     metrics_path = run / "metrics.jsonl"
     kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step] \
         if cfg.resume and metrics_path.exists() else []
     metrics_path.write_text("".join(ln + "\n" for ln in kept))  # drop lines logged after the checkpoint
 
-    bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
+    unit = "step" if N == 1 else f"step x {N}"
+    bar = tqdm(total=cfg.steps, initial=step, unit=unit, disable=not progress, dynamic_ncols=True)
     timed_steps, timed_seconds, last_ckpt = 0, 0.0, step
     first = True
     while step < cfg.steps:
         n = min(cfg.chunk, cfg.steps - step)  # a shorter last chunk costs one more compile
-        key, k = jax.random.split(key)
+        split = jax.vmap(jax.random.split)(keys)
+        keys, k = split[:, 0], split[:, 1]
         t0 = time.perf_counter()
-        org, env_state, rec = live(cfg, org, env_state, k, n)
-        rec = jax.device_get(rec)
+        orgs, env_states, rec = life.live_population(cfg, orgs, env_states, k, n)
+        rec = jax.device_get(rec)  # every leaf [N, n]
         dt = time.perf_counter() - t0
         step += n
         if not first:  # the first chunk includes compilation
             timed_steps, timed_seconds = timed_steps + n, timed_seconds + dt
         first = False
         if not np.all(rec["finite"]):
-            bad = step - n + int(np.argmin(rec["finite"]))
-            raise FloatingPointError(f"non-finite loss at step {bad}; stopping (last checkpoint: {ckpt}, "
-                                     f"step {last_ckpt}). Try a lower --lr.")
-        m = report.chunk_metrics(rec, step, dt)
+            who, when = np.argwhere(~rec["finite"].astype(bool))[0]
+            whose = f" (organism {who})" if N > 1 else ""
+            raise FloatingPointError(f"non-finite loss at step {step - n + when}{whose}; stopping (last checkpoint: "
+                                     f"{ckpt}, step {last_ckpt}). Try a lower --lr.")
+        m = report.population_metrics([report.chunk_metrics(pick(rec, i), step, dt) for i in range(N)])
         with open(metrics_path, "a") as f:
             f.write(json.dumps(m) + "\n")
         bar.update(n)
-        bar.set_postfix({k: v for k, v in [
-            ("sps", f"{m['steps_per_second']:.0f}"), ("loss", f"{m.get('loss/' + cfg.objective[0], 0):.3f}"),
-            *[(k.split("/")[-1], f"{m[k]:.3g}") for k in report.headline(cfg) if m.get(k) is not None],
-            ("rint", f"{m['rint']:.2f}"), ("episodes", int(org.tally.episodes)), ("unlocked", m["unlocked"])]
-            if v is not None})
+        bar.set_postfix(report.progress_figures(cfg, m))
         if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
-            save_checkpoint(ckpt, cfg, step, (org, env_state, key))
+            save_checkpoint(ckpt, cfg, step, (orgs, env_states, keys))
             last_ckpt = step
     bar.close()
     sps = timed_steps / timed_seconds if timed_seconds else float("nan")
-    summary = report.summarize(cfg, org, step, sps)
+    summary = report.population_summary([report.summarize(cfg, pick(orgs, i), step, sps) for i in range(N)])
     (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report.plots(run)
     if cfg.gif_steps:
-        report.life_gif(cfg, org, env_state, key, run / "life.gif")
+        i = cfg.gif_organism
+        report.life_gif(cfg, pick(orgs, i), pick(env_states, i), keys[i], run / "life.gif")
     if progress:
         print(report.describe(run, summary))
     return summary

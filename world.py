@@ -37,6 +37,7 @@ class EnvSpec:
     achievements: tuple[str, ...]
     world_size: tuple[int, int]  # cells of the whole map (for place cells)
     image: tuple[int, int, int] | None = None  # (h, w, 3) for pixel observations, None for symbolic
+    action_names: tuple[str, ...] = ()
 
     @property
     def channels(self) -> int:
@@ -54,12 +55,14 @@ def env_spec(name: str) -> EnvSpec:
         px = C.BLOCK_PIXEL_SIZE_AGENT  # pixels: the 7x9 view and 2 inventory rows, 7 pixels per cell
         image = (C.OBS_DIM[1] * px, (C.OBS_DIM[0] + C.INVENTORY_OBS_HEIGHT) * px, 3) if "Pixels" in name else None
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), 0, 4, False, 22, 17,
-                       tuple(a.name.lower() for a in C.Achievement), (64, 64), image)
+                       tuple(a.name.lower() for a in C.Achievement), (64, 64), image,
+                       tuple(a.name.lower() for a in C.Action))
     if name == "Craftax-Symbolic-v1":
         from craftax.craftax import constants as C
 
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), len(C.ItemType), 40, True, 51,
-                       len(C.Action), tuple(a.name.lower() for a in C.Achievement), (48, 48))
+                       len(C.Action), tuple(a.name.lower() for a in C.Achievement), (48, 48),
+                       action_names=tuple(a.name.lower() for a in C.Action))
     raise ValueError(f"unknown env {name!r}; choose one of {', '.join(ENVS)}")
 
 
@@ -125,6 +128,12 @@ def reset(env, params, key) -> tuple[Array, object]:
     return obs, jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), state, like)
 
 
+def advance(env, params, state, action, key) -> tuple[Array, object, Array, Array]:
+    """One env step and nothing else: (next_obs, next_state, reward, done); a dead world stays dead."""
+    next_obs, next_state, reward, done, _ = env.step_env(key, state, action, params)
+    return next_obs, next_state, reward.astype(jnp.float32), done
+
+
 def step(env, params, state, action, key) -> tuple[Array, object, Array, Array, Array, object]:
     """One env step with a ``lax.cond`` reset.
 
@@ -132,13 +141,13 @@ def step(env, params, state, action, key) -> tuple[Array, object, Array, Array, 
     first two are the end of the old life and the last two the start of a new world; otherwise they agree.
     """
     k_step, k_reset = jax.random.split(key)
-    next_obs, next_state, reward, done, _ = env.step_env(k_step, state, action, params)
+    next_obs, next_state, reward, done = advance(env, params, state, action, k_step)
     obs, cont = jax.lax.cond(
         done,
         lambda: env.reset_env(k_reset, params),
         lambda: (next_obs, next_state),
     )
-    return next_obs, next_state, reward.astype(jnp.float32), done, obs, cont
+    return next_obs, next_state, reward, done, obs, cont
 
 
 def crafter_score(success_rates: np.ndarray) -> float:

@@ -11,9 +11,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 from jaxtyping import install_import_hook  # noqa: E402
 
 # strict shape/type checking of every annotated function in the project, in tests only
-with install_import_hook(["world", "genes", "pixels", "model", "objectives", "checkpoint", "report", "train",
-                          "compare"], "beartype.beartype"):
+with install_import_hook(["world", "genes", "pixels", "model", "objectives", "checkpoint", "report", "life",
+                          "train", "compare"], "beartype.beartype"):
     import compare  # noqa: F401,E402
+    import life  # noqa: E402
     import objectives  # noqa: F401,E402
     import report  # noqa: F401,E402
     import train  # noqa: E402
@@ -45,7 +46,7 @@ def collect(env_name: str, T: int, seed: int):
     env, params = world.make_env(env_name)
     key = jax.random.PRNGKey(seed)
     obs, state = world.reset(env, params, key)
-    now = train.observe(spec, obs, state, 0.0)
+    now = life.observe(spec, obs, state, 0.0)
 
     @jax.jit
     def run(now, state, key):
@@ -54,8 +55,8 @@ def collect(env_name: str, T: int, seed: int):
             k_a, k_s = jax.random.split(k)
             a = jax.random.randint(k_a, (), 0, spec.n_actions)
             nxt, last, r, done, obs, state = world.step(env, params, state, a, k_s)
-            seen = train.observe(spec, nxt, last, now.age + 1)
-            new = train.observe(spec, obs, state, now.age + 1)
+            seen = life.observe(spec, nxt, last, now.age + 1)
+            new = life.observe(spec, obs, state, now.age + 1)
             return (new, state), (now, seen, a, r, done)
 
         (now, state), (o, n, a, r, d) = jax.lax.scan(body, (now, state), jax.random.split(key, T))

@@ -1,4 +1,4 @@
-"""compare.py end to end on a tiny budget: it runs each row, writes the table and the plot, and reuses runs."""
+"""compare.py end to end on a tiny budget: each row a population of seeds; the table, the plot, reused runs."""
 
 import os
 import subprocess
@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_compare(out: Path):
-    args = [sys.executable, str(ROOT / "compare.py"), "--steps", "200", "--seeds", "1", "--run-dir", str(out),
-            "--objectives", "location", "--no-extras", "--base.d-model", "32", "--base.n-heads", "2",
+    args = [sys.executable, str(ROOT / "compare.py"), "objectives", "--steps", "200", "--seeds", "2",
+            "--run-dir", str(out), "--objectives", "location", "--no-extras", "--base.d-model", "32",
+            "--base.n-heads", "2",
             "--base.layers", "1", "--base.chunk", "100"]
     return subprocess.run(args, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), capture_output=True, text=True,
                           timeout=600)
@@ -28,9 +29,11 @@ def test_compare_writes_a_table_with_baselines_and_reuses_finished_runs(tmp_path
     assert "place error cells" in table and "copy " in table  # each score beside its baseline
     assert "majority " in table and "chance " in table
     assert (tmp_path / "compare.png").stat().st_size > 0
-    summary = tmp_path / "location" / "s0" / "summary.json"
+    assert "± " in table  # two seeds: mean +- std
+    summary = tmp_path / "location" / "summary.json"
     before = summary.stat().st_mtime
-    again = compare.Compare(steps=200, seeds=1, run_dir=str(tmp_path), objectives=("location",), extras=False,
+    again = compare.Compare(steps=200, seeds=2, run_dir=str(tmp_path), objectives=("location",), extras=False,
                             base=train.Config(d_model=32, n_heads=2, layers=1, chunk=100, gif_steps=0))
     results = compare.run_all(again)  # everything is there already: nothing is run again
     assert summary.stat().st_mtime == before and len(results) == 2
+    assert [len(v) for v in results.values()] == [2, 2]  # each row: one population, one summary per seed

@@ -9,6 +9,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+import life
 import objectives as O
 import train
 import world
@@ -92,8 +93,8 @@ def test_a_multi_objective_update_is_the_weighted_sum_of_single_ones(transitions
 
     def grad(objectives, weights):
         c = dataclasses.replace(cfg, objective=objectives, weights=weights)
-        batch = train.batch_for(c, spec)
-        g = eqx.filter_jit(eqx.filter_grad(lambda m: train.world_model_loss(m, c, batch, win, now)[0]))(model)
+        batch = life.batch_for(c, spec)
+        g = eqx.filter_jit(eqx.filter_grad(lambda m: life.world_model_loss(m, c, batch, win, now)[0]))(model)
         return ravel_pytree(eqx.filter(g, eqx.is_inexact_array))[0]
 
     names, weights = ("forward_dynamics", "latent_inverse", "trajectory_reward"), (1.0, 0.5, 2.0)

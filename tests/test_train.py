@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+import life
 import objectives as O
 import train
 
@@ -20,11 +21,11 @@ CFG = train.Config(chunk=500, gif_steps=0)  # the default body; one compile shar
 
 @pytest.fixture(scope="session")
 def online_run():
-    org, env_state = train.born(CFG, jax.random.PRNGKey(0))
+    org, env_state = life.born(CFG, jax.random.PRNGKey(0))
     key, records = jax.random.PRNGKey(1), []
     for _ in range(8):
         key, k = jax.random.split(key)
-        org, env_state, rec = train.live(CFG, org, env_state, k, CFG.chunk)
+        org, env_state, rec = life.live(CFG, org, env_state, k, CFG.chunk)
         records.append(jax.device_get(rec))
     return org, {k: np.concatenate([r[k] for r in records]) for k in records[0]}
 
@@ -47,7 +48,7 @@ def test_online_run_is_finite_and_beats_chance(online_run):
 def test_a_new_organism_has_the_types_of_a_living_one(online_run):
     """Born and lived-in organisms have the same leaf types (weak types included): no chunk recompiles."""
     org, _ = online_run
-    fresh, _ = train.born(CFG, jax.random.PRNGKey(0))
+    fresh, _ = life.born(CFG, jax.random.PRNGKey(0))
     for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(org)):
         assert (a.shape, a.dtype, a.aval.weak_type) == (b.shape, b.dtype, b.aval.weak_type)
 
@@ -55,11 +56,11 @@ def test_a_new_organism_has_the_types_of_a_living_one(online_run):
 def test_vmapped_organisms_equal_separate_runs():
     cfg = CFG  # the separate runs reuse the compile of the online run
     keys = jax.random.split(jax.random.PRNGKey(5), 2)
-    pairs = [train.born(cfg, k) for k in keys]
+    pairs = [life.born(cfg, k) for k in keys]
     step_keys = jax.random.split(jax.random.PRNGKey(6), 2)
-    alone = [train.live(cfg, org, es, k, cfg.chunk) for (org, es), k in zip(pairs, step_keys)]
+    alone = [life.live(cfg, org, es, k, cfg.chunk) for (org, es), k in zip(pairs, step_keys)]
     orgs, states = jax.tree.map(lambda *x: np.stack(x), *pairs)
-    together = jax.vmap(lambda o, e, k: train.live(cfg, o, e, k, cfg.chunk))(orgs, states, step_keys)
+    together = jax.vmap(lambda o, e, k: life.live(cfg, o, e, k, cfg.chunk))(orgs, states, step_keys)
     for i in range(2):
         mine = jax.tree.map(lambda x: x[i], together)
         np.testing.assert_array_equal(mine[2]["done"], alone[i][2]["done"])
@@ -82,9 +83,10 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         return [{k: v for k, v in m.items() if k != "steps_per_second"} for m in lines]
 
     assert metrics("whole") == metrics("part")
-    like = train.born(whole, jax.random.PRNGKey(0)) + (jax.random.PRNGKey(0),)
-    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like, train.RUN_FIELDS_FREE)
-    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like, train.RUN_FIELDS_FREE)
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)  # a single life is a population of one
+    like = (*life.born_population(whole, keys), keys)
+    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
+    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     summary = json.loads((tmp_path / "part" / "summary.json").read_text())

@@ -1,0 +1,382 @@
+"""The organism and its life: birth, one pure step of life, ``live`` (a chunk of steps), and populations.
+
+One step: act from the newest frame -> Craftax step -> on death, a new world -> push the transition into
+the short-term window -> one forward/backward pass over every layout instance in the window, which scores
+the newest transition before learning from it (prequential), gives the curiosity signal that becomes the
+intrinsic reward, and the logits to act from next -> one optax update. The extrinsic reward is never a
+reward: it is logged, and sensed like any observation by the objectives that predict it.
+
+A step is two pure halves, ``act`` (policy + world) and ``learn`` (window + update), with the rebirth in
+between. A single life reborn with ``lax.cond`` (a new world is built only on death). A population is the
+same two halves under ``vmap`` with a *population* rebirth in between: under ``vmap`` a per-organism
+``cond`` turns into a select that would build a world for every organism on every step, so instead a
+few fresh worlds are built for the whole population, only on steps where somebody died (a ``cond`` on
+``any(done)``, which stays a real branch), and handed to the dead in order (optimistic reset).
+
+``cfg`` is ``train.Config`` (duck-typed here: this file never imports the entry point).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+import objectives as O
+import world
+from model import Model, Obs, n_patches
+
+# config fields that do not change what an organism computes: they may differ between a run and its
+# resumption, and runs differing only in them share compiled functions
+RUN_FIELDS = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps", "gif_organism")
+
+
+def core(cfg):
+    """The config with the fields that do not change the computation set to their defaults."""
+    return dataclasses.replace(cfg, **{f.name: f.default for f in dataclasses.fields(cfg) if f.name in RUN_FIELDS})
+
+
+def curious(cfg) -> str:
+    """The objective whose surprise (or its drop, for learning progress) is the intrinsic reward."""
+    return {"forward": "forward_dynamics", "inverse": "inverse_dynamics", "icm": "latent_forward"}.get(
+        cfg.curiosity, cfg.objective[0])
+
+
+class Tally(eqx.Module):
+    """Running totals over the whole life (they live in the checkpoint)."""
+
+    episodes: jax.Array
+    length_sum: jax.Array
+    achievements: jax.Array  # [n_achievements] episodes in which each was unlocked
+    action_counts: jax.Array  # [A] actions taken so far (the online majority baseline)
+    reward_sum: jax.Array  # extrinsic reward so far (the online mean baseline)
+    steps: jax.Array
+    scores: dict  # "objective/score": sums over the newest instance of each step; "objective/n": how many counted
+    shared_rebirths: jax.Array  # rebirths into a world another organism was reborn into on the same step
+
+
+class Organism(eqx.Module):
+    model: Model
+    opt_state: optax.OptState
+    window: O.Window
+    now: Obs  # what it sees now, with its senses
+    logits: jax.Array  # its policy on ``now``, from the last forward pass
+    life: jax.Array  # steps in the current life (episode)
+    ret: jax.Array  # running discounted intrinsic return, and its running moments (Burda et al. 2018)
+    ret_moments: jax.Array  # [count, mean, var], from a prior of one sample of variance 1 (no 1/0 on step one)
+    last_surprise: jax.Array  # [surprise, valid] of the newest instance last step (for learning progress)
+    tally: Tally
+
+
+def optimizer(cfg):
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
+
+
+def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
+    tok = world.tokenize(spec, obs)
+    return Obs(block=tok.get("block"), item=tok.get("item"), mob=tok.get("mob"), status=tok.get("status"),
+               image=tok.get("image"), pos=state.player_position.astype(jnp.float32),
+               age=jnp.asarray(age, jnp.float32))
+
+
+def batch_for(cfg, spec: world.EnvSpec) -> O.Batch:
+    return O.make_batch(cfg.objective, cfg.window, n_patches(spec, cfg.patch))
+
+
+# ----------------------------------------------------------------------------- birth
+
+
+def new_model(cfg, key) -> Model:
+    """Fresh weights for the body the config describes."""
+    return Model(world.env_spec(cfg.world), d=cfg.d_model, n_heads=cfg.n_heads, layers=cfg.layers, slots=cfg.slots,
+                 mlp_ratio=cfg.mlp_ratio, patch=cfg.patch, cell_dim=cfg.cell_dim, key=key)
+
+
+def new_world(cfg, key):
+    """A new Craftax world (its env state)."""
+    env, params = world.make_env(cfg.world)
+    return world.reset(env, params, key)[1]
+
+
+def new_organism(cfg, model: Model, env_state) -> Organism:
+    """An organism with the given ``model`` (from anywhere: fresh, or assembled from a gene pool), a fresh
+    optimizer, an empty window and zero age, seeing ``env_state``."""
+    spec = world.env_spec(cfg.world)
+    env, _ = world.make_env(cfg.world)
+    now = observe(spec, env.get_obs(env_state), env_state, 0.0)
+    T = cfg.window
+    empty = jax.tree.map(lambda x: jnp.zeros((T, *x.shape), x.dtype), now)
+    win = O.Window(obs=empty, next_obs=empty, action=jnp.zeros(T, jnp.int32), logp=jnp.zeros(T),
+                   reward=jnp.zeros(T), rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool))
+    z = jnp.zeros((), jnp.float32)
+    batch = batch_for(cfg, spec)
+    scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
+              for k in ("n",) + O.score_keys(plan, spec.image is not None)}
+    tally = Tally(episodes=z, length_sum=z, achievements=jnp.zeros(len(spec.achievements)),
+                  action_counts=jnp.zeros(spec.n_actions), reward_sum=z, steps=z, scores=scores, shared_rebirths=z)
+    opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])
+    return Organism(model=model, opt_state=opt_state, window=win, now=now, logits=jnp.zeros(spec.n_actions),
+                    life=jnp.zeros((), jnp.int32), ret=z, ret_moments=jnp.array([1.0, 0.0, 1.0]),
+                    last_surprise=jnp.zeros(2), tally=tally)
+
+
+def born(cfg, key) -> tuple[Organism, object]:
+    """A new organism (fresh weights) in a new world: (organism, env_state). One jitted call: op by op,
+    making the world and the weights took longer than compiling them."""
+    world.make_env(cfg.world)  # import Craftax (it makes arrays at import time) outside the trace
+    return _born(core(cfg), key)
+
+
+@eqx.filter_jit
+def _born(cfg, key):
+    k_model, k_world = jax.random.split(key)
+    env_state = new_world(cfg, k_world)
+    return new_organism(cfg, new_model(cfg, k_model), env_state), env_state
+
+
+def born_population(cfg, keys) -> tuple[Organism, object]:
+    """``born`` for each key (a leading population axis on every leaf)."""
+    world.make_env(cfg.world)
+    return _born_population(core(cfg), keys)
+
+
+@eqx.filter_jit
+def _born_population(cfg, keys):
+    return jax.vmap(lambda k: _born(cfg, k))(keys)
+
+
+# ----------------------------------------------------------------------------- one step of life
+
+
+def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs):
+    """The objectives' weighted loss, from one shared forward pass: (total, aux, seen, surprises).
+
+    aux carries each objective's loss and its scores on its newest instance (the one that ends with the
+    newest transition, scored before the model learns from it: prequential).
+    """
+    seen = O.forward(model, batch, win, now)  # [B, N, d]
+    total, aux, surprises = 0.0, {}, {}
+    for name, plan, rows, w in zip(cfg.objective, batch.plans, batch.ranges, cfg.loss_weights):
+        st = O.starts(plan, cfg.window)
+        out = O.target_loss(model, plan, seen, rows, win, st)
+        ok = O.instance_valid(plan, win, st)
+        loss = jnp.sum(jnp.where(ok, out["loss"], 0.0)) / jnp.maximum(ok.sum(), 1)
+        total = total + w * loss
+        aux[f"loss/{name}"] = loss
+        aux[f"{name}/n"] = ok[-1].astype(jnp.float32)
+        aux.update({f"{name}/{k}": jax.lax.stop_gradient(v[-1]) for k, v in out.items() if k not in ("loss",)})
+        surprises[name] = (jax.lax.stop_gradient(out["surprise"]), ok)
+    return total, aux, seen, surprises
+
+
+def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_scale, last_surprise):
+    """World-model loss + actor-critic loss on the curiosity signal; aux has the scores and the signal."""
+    total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now)
+
+    # curiosity: which signal becomes the intrinsic reward, and which transition earns it
+    surprise, ok = surprises[curious(cfg)]
+    newest = jnp.stack([surprise[-1], ok[-1].astype(jnp.float32)])
+    if cfg.curiosity == "progress":  # the same instance, one update later: its surprise dropped by this much
+        signal = jnp.where(ok[-2] & (last_surprise[1] > 0), last_surprise[0] - surprise[-2], 0.0)
+        rint = win.rint.at[-2].set(signal * rint_scale).at[-1].set(0.0)  # the newest is paid next step
+    else:
+        signal = jnp.where(ok[-1], surprise[-1], 0.0)
+        rint = win.rint.at[-1].set(signal * rint_scale)
+    ac, ac_aux = O.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
+                                     lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
+    aux.update({"loss/policy": ac, "curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
+                "newest_surprise": newest, **ac_aux})
+    return total + ac, aux
+
+
+class Act(eqx.Module):
+    """What one action did: the world before any rebirth, and the key a rebirth would use."""
+
+    action: jax.Array
+    logp: jax.Array
+    next_obs: jax.Array  # what came of it (the last frame of a life if ``done``)
+    last_state: object
+    reward: jax.Array
+    done: jax.Array
+    reset_key: jax.Array
+
+
+def act(cfg, org: Organism, env_state, key) -> Act:
+    """Sample an action from the policy (or at random) and step the world, without rebirth."""
+    spec = world.env_spec(cfg.world)
+    env, params = world.make_env(cfg.world)
+    k_act, k_env = jax.random.split(key)
+    if cfg.policy == "random":
+        action = jax.random.randint(k_act, (), 0, spec.n_actions)
+        logp = -jnp.log(float(spec.n_actions))
+    else:
+        action = jax.random.categorical(k_act, org.logits)
+        logp = jax.nn.log_softmax(org.logits)[action]
+    k_step, k_reset = jax.random.split(k_env)
+    next_obs, last_state, reward, done = world.advance(env, params, env_state, action, k_step)
+    return Act(action=action, logp=jnp.asarray(logp, jnp.float32), next_obs=next_obs, last_state=last_state,
+               reward=reward, done=done, reset_key=k_reset)
+
+
+def perceive(cfg, org: Organism, a: Act, obs, env_state) -> tuple[O.Window, Obs]:
+    """The window with the new transition pushed in, and what the organism sees now (one step older)."""
+    spec = world.env_spec(cfg.world)
+    age = org.now.age + 1
+    seen = observe(spec, a.next_obs, a.last_state, age)
+    now = observe(spec, obs, env_state, age)
+    win = org.window.push(obs=org.now, next_obs=seen, action=a.action.astype(jnp.int32), logp=a.logp,
+                          reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True))
+    return win, now
+
+
+def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Organism, dict]:
+    """Push the transition, learn once, keep the tallies. ``obs``/``env_state``: the world to act in next
+    (a new one if ``a.done``). Pure: returns the new organism and this step's record."""
+    batch = batch_for(cfg, world.env_spec(cfg.world))
+    win, now = perceive(cfg, org, a, obs, env_state)
+
+    # intrinsic-return normaliser: r / std(discounted intrinsic return)
+    count, mean, var = org.ret_moments
+    scale = 1.0 / jnp.sqrt(var + 1e-8)
+    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
+        org.model, cfg, batch, win, now, scale, org.last_surprise)
+    # Adam on one flat vector: a few big ops instead of a few per leaf (per-op overhead rules at this size)
+    params, static = eqx.partition(org.model, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+    updates, opt_state = optimizer(cfg).update(ravel_pytree(grads)[0], org.opt_state, flat)
+    model = eqx.combine(unravel(flat + updates), static)
+    finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
+    done = a.done
+    ret = org.ret * cfg.gamma * (1 - done) + aux["curiosity"]
+    count2 = count + 1
+    mean2 = mean + (ret - mean) / count2
+    var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
+    win = eqx.tree_at(lambda w: w.rint, win, aux["rint_all"])
+
+    # prequential scores of the newest instances, beside the online majority-action and mean-reward baselines
+    t = org.tally
+    majority = jnp.argmax(t.action_counts)
+    mean_reward = t.reward_sum / jnp.maximum(t.steps, 1)
+    scores = dict(t.scores)
+    record = {}
+    for name in cfg.objective:
+        n = aux[f"{name}/n"]
+        if f"{name}/targets/action" in aux:
+            aux[f"{name}/action_majority"] = jnp.mean(aux[f"{name}/targets/action"] == majority).astype(jnp.float32)
+        if f"{name}/targets/reward" in aux:
+            aux[f"{name}/reward_mean_err"] = jnp.mean((aux[f"{name}/targets/reward"] - mean_reward) ** 2)
+        for k in scores:
+            if k.startswith(name + "/"):
+                v = n if k.endswith("/n") else aux[k]
+                scores[k] = scores[k] + jnp.where(n > 0, v, 0.0)
+                record[k] = jnp.where(n > 0, v, jnp.nan) if not k.endswith("/n") else n
+    life = org.life + 1
+    tally = Tally(
+        episodes=t.episodes + done, length_sum=t.length_sum + done * life,
+        achievements=t.achievements + done * a.last_state.achievements,
+        action_counts=t.action_counts.at[a.action].add(1.0), reward_sum=t.reward_sum + a.reward, steps=t.steps + 1,
+        scores=scores, shared_rebirths=t.shared_rebirths + shared)
+    org = Organism(model=model, opt_state=opt_state, window=win, now=now,
+                   logits=jax.lax.stop_gradient(aux["logits"]), life=jnp.where(done, 0, life), ret=ret,
+                   ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=aux["newest_surprise"], tally=tally)
+    record.update({k: v for k, v in aux.items() if k.startswith("loss/")})
+    record.update(curiosity=aux["curiosity"], rint=aux["rint"], entropy=aux["entropy"], reward=a.reward,
+                  done=done, episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(),
+                  finite=finite)
+    return org, record
+
+
+def reborn_alone(cfg, a: Act):
+    """A single life's rebirth: a new world on death (``lax.cond``: built only then). (obs, env_state)"""
+    env, params = world.make_env(cfg.world)
+    return jax.lax.cond(a.done, lambda: world.reset(env, params, a.reset_key), lambda: (a.next_obs, a.last_state))
+
+
+def live_step(cfg, org: Organism, env_state, key):
+    """One step of one life: act, rebirth on death, learn."""
+    a = act(cfg, org, env_state, key)
+    obs, env_state = reborn_alone(cfg, a)
+    org, record = learn(cfg, org, a, obs, env_state)
+    return org, env_state, record
+
+
+def fresh_worlds(population: int) -> int:
+    """How many new worlds a population builds on a step where somebody died. Classic lives last ~150
+    steps, so two or more deaths on one step are rare below a few dozen organisms."""
+    return min(population, 2 + population // 16)
+
+
+def rebirth(cfg, a: Act):
+    """Population rebirth (optimistic reset): the dead take fresh worlds, in order of their index.
+
+    Fresh world r is built from the reset key of the r-th organism that died on this step, so an
+    organism that dies alone gets exactly the world its single life would have got. Only if more than
+    ``fresh_worlds(N)`` die on one step do some share a world (counted). Returns (obs, env_state, shared).
+    """
+    env, params = world.make_env(cfg.world)
+    N = a.done.shape[0]
+    R = fresh_worlds(N)
+    rank = jnp.cumsum(a.done) - 1  # [N] order among the dead
+    who = jnp.argmax((rank[None] == jnp.arange(R)[:, None]) & a.done[None], axis=1)  # [R] the r-th dead
+    fresh = jax.lax.cond(jnp.any(a.done),
+                         lambda: jax.vmap(lambda k: world.reset(env, params, k))(a.reset_key[who]),
+                         lambda: jax.tree.map(lambda x: x[:R], (a.next_obs, a.last_state)))
+    src = jnp.where(a.done, rank % R, 0)
+
+    def pick(new, old):
+        d = a.done.reshape((N,) + (1,) * (old.ndim - 1))
+        return jnp.where(d, new[src], old)
+
+    obs, env_state = jax.tree.map(pick, fresh, (a.next_obs, a.last_state))
+    return obs, env_state, (a.done & (rank >= R)).astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------- chunks of life
+
+
+def live(cfg, org: Organism, env_state, key, steps: int):
+    """``steps`` steps of one life in one jitted ``lax.scan``: (organism, env_state, records [steps])."""
+    return _live(core(cfg), org, env_state, key, steps)
+
+
+@eqx.filter_jit
+def _live(cfg, org, env_state, key, steps: int):
+    def body(carry, k):
+        org, env_state = carry
+        org, env_state, rec = live_step(cfg, org, env_state, k)
+        return (org, env_state), rec
+
+    (org, env_state), records = jax.lax.scan(body, (org, env_state), jax.random.split(key, steps))
+    return org, env_state, records
+
+
+def live_population(cfg, orgs: Organism, env_states, keys, steps: int):
+    """``steps`` steps of N lives at once (every leaf has a leading axis N; ``keys`` is [N, 2]): organism i
+    draws its randomness exactly as ``live`` does from ``keys[i]``. Records come back as [N, steps].
+
+    N = 1 is the single life (a real ``cond`` rebirth); N > 1 is ``act`` and ``learn`` under ``vmap`` with
+    the population's rebirth between them. Whatever sharding the inputs carry, the jitted chunk keeps.
+    """
+    if keys.shape[0] == 1:
+        one = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731
+        org, env_state, rec = _live(core(cfg), one(orgs), one(env_states), keys[0], steps)
+        return jax.tree.map(lambda x: x[None], (org, env_state, rec))
+    return _live_population(core(cfg), orgs, env_states, keys, steps)
+
+
+@eqx.filter_jit
+def _live_population(cfg, orgs, env_states, keys, steps: int):
+    def body(carry, k):
+        orgs, env_states = carry
+        a = jax.vmap(lambda o, e, k: act(cfg, o, e, k))(orgs, env_states, k)
+        obs, env_states, shared = rebirth(cfg, a)
+        orgs, rec = jax.vmap(lambda o, a, x, e, s: learn(cfg, o, a, x, e, s))(orgs, a, obs, env_states, shared)
+        return (orgs, env_states), rec
+
+    step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(keys)  # [N, steps, 2], as ``live`` splits
+    (orgs, env_states), records = jax.lax.scan(body, (orgs, env_states), jnp.swapaxes(step_keys, 0, 1))
+    return orgs, env_states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), records)
