@@ -17,17 +17,10 @@ with install_import_hook(["world", "genes", "pixels", "model", "objectives", "ch
     import life  # noqa: E402
     import objectives  # noqa: F401,E402
     import report  # noqa: F401,E402
-    import train  # noqa: E402
+    import train  # noqa: F401,E402
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
-
-TINY = dict(d_model=32, n_heads=2, layers=1, slots=2, window=4, chunk=100, gif_steps=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_cfg():
-    return train.Config(**TINY)
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +56,6 @@ def collect(env_name: str, T: int, seed: int):
         return now, o, n, a, r, d
 
     now, o, n, a, r, d = run(now, state, key)
-    win = objectives.Window(o, n, a.astype(jnp.int32), jnp.full(T, -jnp.log(17.0)), r, jnp.zeros(T), d,
-                            jnp.ones(T, bool))
+    win = objectives.Window(obs=o, next_obs=n, action=a.astype(jnp.int32), logp=jnp.full(T, -jnp.log(17.0)),
+                            reward=r, rint=jnp.zeros(T), done=d, valid=jnp.ones(T, bool))
     return win, now
