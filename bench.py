@@ -5,11 +5,13 @@
 Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
 ``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The population is
 timed over ``--steps`` steps, long enough that its organisms die several times (rebirths are paid), and
-its step is broken down into env, rebirths, model (forward + backward + bookkeeping) and optimizer. The
-last line is one JSON object: env_sps, agent_sps, ratio (agent / env), multi_sps (the default
-multi-objective mix, ``train.MIX``), multi_ratio (multi / agent), population_sps (organism-steps/s),
-population_ratio (population / agent), slots_sps (the population with half its gene slots inactive)
-and slots_ratio (that / a body of only the active slots), compile_s, peak_rss_mb.
+it runs in as many host threads as ``train.py`` would use (``life.threads_for``) and again in one; the
+one-thread step is broken down into env, rebirths, model (forward + backward + bookkeeping) and
+optimizer. The last line is one JSON object: env_sps, agent_sps, ratio (agent / env), multi_sps (the
+default multi-objective mix, ``train.MIX``), multi_ratio (multi / agent), population_sps
+(organism-steps/s), population_ratio (population / agent, the same process), population_threads,
+population_one_thread_sps, slots_sps (the population with half its gene slots inactive) and slots_ratio
+(that / a body of only the active slots), compile_s, peak_rss_mb.
 """
 
 from __future__ import annotations
@@ -82,32 +84,37 @@ def main(b: Bench) -> dict:
     multi_compile, multi_s = timed(lambda: life.live(multi, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
     N = b.population
     pop = dataclasses.replace(cfg, population=N)
-    pop_compile, pop_s, deaths = time_population(pop, b)
-    parts = breakdown(pop, b, pop_s / b.steps, deaths)
+    threads = life.threads_for(N)
+    pop_compile, pop_s, _ = time_population(pop, b, threads)
+    one_compile, one_s, deaths = time_population(pop, b, 1)
+    parts = breakdown(pop, b, one_s / b.steps, deaths)
     # inactive gene slots under vmap: 2 of 4 slots expressed, against a body of 2 slots (pop above)
     slots = dataclasses.replace(pop, slots=2 * cfg.slots)
-    slots_compile, slots_s, _ = time_population(slots, b)
+    slots_compile, slots_s, _ = time_population(slots, b, threads)
     env_sps, agent_sps, multi_sps = b.steps / env_s, b.steps / agent_s, b.steps / multi_s
-    pop_sps, slots_sps = N * b.steps / pop_s, N * b.steps / slots_s
+    pop_sps, one_sps, slots_sps = N * b.steps / pop_s, N * b.steps / one_s, N * b.steps / slots_s
     rows = [("env alone (scan, cond reset, random actions)", env_sps, env_compile),
             (f"agent: {'+'.join(cfg.objective)}, d={cfg.d_model}, layers={cfg.layers}, window={cfg.window}",
              agent_sps, agent_compile),
             (f"agent, mix: {'+'.join(multi.objective)} (weights {' '.join(map(str, multi.weights))})",
              multi_sps, multi_compile),
-            (f"population of {N} (organism-steps/s, rebirths included)", pop_sps, pop_compile),
-            (f"population of {N}, {cfg.layers} of {slots.slots} gene slots active", slots_sps, slots_compile)]
+            (f"population of {N}, {threads} threads (organism-steps/s, rebirths paid)", pop_sps, pop_compile),
+            (f"population of {N}, one thread (one vmapped computation)", one_sps, one_compile),
+            (f"population of {N}, {threads} threads, {cfg.layers} of {slots.slots} gene slots active", slots_sps,
+             slots_compile)]
     print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform} x {len(jax.devices())}, "
           f"jax {jax.__version__}, {cfg.world}")
-    print(f"{'what':<62} {'steps/s':>9} {'compile+1st (s)':>16}")
+    print(f"{'what':<72} {'steps/s':>9} {'compile+1st (s)':>16}")
     for name, sps, comp in rows:
-        print(f"{name:<62} {sps:>9.0f} {comp:>16.1f}")
-    print(f"\none population step of {N} organisms: {1e3 * pop_s / b.steps:.2f} ms "
+        print(f"{name:<72} {sps:>9.0f} {comp:>16.1f}")
+    print(f"\none vmapped step of {N} organisms (one thread): {1e3 * one_s / b.steps:.2f} ms "
           f"(a death on {100 * deaths:.1f}% of steps)")
     for name, ms in parts.items():
-        print(f"  {name:<58} {ms:>6.2f} ms  {100 * ms / (1e3 * pop_s / b.steps):>4.0f}%")
+        print(f"  {name:<72} {ms:>6.2f} ms  {100 * ms / (1e3 * one_s / b.steps):>4.0f}%")
     result = {"env_sps": round(env_sps, 1), "agent_sps": round(agent_sps, 1), "ratio": round(agent_sps / env_sps, 4),
               "multi_sps": round(multi_sps, 1), "multi_ratio": round(multi_sps / agent_sps, 4),
               "population_sps": round(pop_sps, 1), "population_ratio": round(pop_sps / agent_sps, 4),
+              "population_threads": threads, "population_one_thread_sps": round(one_sps, 1),
               "slots_sps": round(slots_sps, 1), "slots_ratio": round(slots_sps / pop_sps, 4),
               "compile_s": round(agent_compile, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
@@ -115,14 +122,14 @@ def main(b: Bench) -> dict:
     return result
 
 
-def time_population(cfg, b: Bench) -> tuple[float, float, float]:
+def time_population(cfg, b: Bench, threads: int) -> tuple[float, float, float]:
     """(compile + first s, best s of a ``b.steps`` chunk, fraction of steps on which an organism died)."""
     keys = jax.random.split(jax.random.PRNGKey(0), cfg.population)
     orgs, es = life.born_population(cfg, keys)
     out = {}
 
     def call():
-        out["rec"] = life.live_population(cfg, orgs, es, keys, b.steps)[2]
+        out["rec"] = life.live_threads(cfg, orgs, es, keys, b.steps, threads)[2]
         return out["rec"]
 
     first, best = timed(call, b.repeats)

@@ -19,6 +19,8 @@ few fresh worlds are built for the whole population, only on steps where somebod
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import equinox as eqx
 import jax
@@ -380,3 +382,33 @@ def _live_population(cfg, orgs, env_states, keys, steps: int):
     step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(keys)  # [N, steps, 2], as ``live`` splits
     (orgs, env_states), records = jax.lax.scan(body, (orgs, env_states), jnp.swapaxes(step_keys, 0, 1))
     return orgs, env_states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), records)
+
+
+def threads_for(population: int, threads: int = 0) -> int:
+    """How many host threads share a population: ``threads`` if given, else, on a CPU with one device, the
+    largest divisor of the population that is at most the number of cores (elsewhere 1)."""
+    if threads:
+        return threads
+    if jax.default_backend() != "cpu" or len(jax.devices()) > 1:
+        return 1
+    return max(k for k in range(1, min(population, os.cpu_count() or 1) + 1) if population % k == 0)
+
+
+def live_threads(cfg, orgs: Organism, env_states, keys, steps: int, threads: int):
+    """``live_population`` over ``threads`` equal slices of the population, each in its own host thread.
+
+    XLA's CPU backend runs one small computation on about one core; slices of the population are
+    independent lives (each slice is reborn on its own), so they can run side by side, one per core. The
+    result is the same as one call whatever the threads' timing.
+    """
+    if threads == 1:
+        return live_population(cfg, orgs, env_states, keys, steps)
+    size = keys.shape[0] // threads
+
+    def part(i):
+        cut = lambda tree: jax.tree.map(lambda x: x[i * size:(i + 1) * size], tree)  # noqa: E731
+        return jax.block_until_ready(live_population(cfg, *cut((orgs, env_states, keys)), steps))
+
+    with ThreadPoolExecutor(threads) as pool:
+        outs = list(pool.map(part, range(threads)))
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)

@@ -60,6 +60,9 @@ class Config:
     population: int = 1
     """organisms living at once (vmapped, sharded over the devices); organism i is the single life of
     --seed + i, so a population of N reproduces N single runs"""
+    threads: int = 0
+    """host threads that run equal slices of the population side by side (each slice is reborn on its
+    own); 0: on a CPU with one device, as many as there are cores (dividing the population), else 1"""
     run_dir: str = ""
     """where the run's files go; empty means runs/<objective>-<policy>-s<seed>-<time>"""
     resume: bool = False
@@ -151,6 +154,8 @@ def validate(cfg: Config) -> None:
         (cfg.gif_steps >= 0, "--gif-steps cannot be negative"),
         (not cfg.resume or cfg.run_dir, "--resume needs --run-dir"),
         (cfg.population >= 1, f"--population must be at least 1, got {cfg.population}"),
+        (cfg.threads >= 0 and (cfg.population < 1 or cfg.population % max(cfg.threads, 1) == 0),
+         f"--threads ({cfg.threads}) must divide --population ({cfg.population})"),
         (0 <= cfg.gif_organism < max(cfg.population, 1),
          f"--gif-organism must name one of the {cfg.population} organisms (0 to {cfg.population - 1})"),
     ]
@@ -224,6 +229,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
     place = sharding(cfg)
     if place is not None:
         orgs, env_states, keys = jax.device_put((orgs, env_states, keys), place)
+    threads = life.threads_for(N, cfg.threads)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     metrics_path = run / "metrics.jsonl"
     kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step] \
@@ -239,7 +245,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
         split = jax.vmap(jax.random.split)(keys)
         keys, k = split[:, 0], split[:, 1]
         t0 = time.perf_counter()
-        orgs, env_states, rec = life.live_population(cfg, orgs, env_states, k, n)
+        orgs, env_states, rec = life.live_threads(cfg, orgs, env_states, k, n, threads)
         rec = jax.device_get(rec)  # every leaf [N, n]
         dt = time.perf_counter() - t0
         step += n

@@ -69,7 +69,8 @@ def test_death_under_vmap_keeps_weights_and_age_and_brings_a_new_world(three_liv
 
 @pytest.fixture(scope="session")
 def population_run(tmp_path_factory):
-    """train.py's loop with a population of 4, 400 steps, in this (one-device) process."""
+    """train.py's loop with a population of 4, 400 steps, in this (one-device) process: in as many host
+    threads as ``life.threads_for`` gives (2 on a 2-core machine)."""
     d = tmp_path_factory.mktemp("pop")
     cfg = dataclasses.replace(TINY, population=4, steps=STEPS, run_dir=str(d / "whole"))
     return cfg, train.train(cfg, progress=False)
@@ -105,8 +106,9 @@ def run_cli(*args, devices: int = 2, timeout: int = 600):
 
 
 def test_cli_population_sharded_over_two_devices_equals_the_unsharded_run(population_run, tmp_path):
-    """train.py --population 4 on 2 (forced CPU) devices: the same lives as on one, and the run directory
-    holds the population's figures and each organism's."""
+    """train.py --population 4 on 2 (forced CPU) devices: the same lives as on one device (where, on a
+    machine with two or more cores, the population runs as two slices in two host threads), and the run
+    directory holds the population's figures and each organism's."""
     whole, summary = population_run
     run = tmp_path / "sharded"
     out = run_cli("--population", "4", "--steps", str(STEPS), "--chunk", "200", "--d-model", "32", "--n-heads", "2",
@@ -139,6 +141,7 @@ def test_cli_population_sharded_over_two_devices_equals_the_unsharded_run(popula
     (["--population", "0"], "--population must be at least 1"),
     (["--population", "3"], "--population 3 cannot be shared evenly over the 2 devices"),
     (["--population", "2", "--gif-organism", "2"], "--gif-organism must name one of the 2 organisms"),
+    (["--population", "4", "--threads", "3"], "--threads (3) must divide --population (4)"),
 ])
 def test_cli_bad_population_fails_in_one_line(args, message):
     out = run_cli(*args, timeout=120)
