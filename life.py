@@ -391,7 +391,8 @@ def threads_for(population: int, threads: int = 0) -> int:
         return threads
     if jax.default_backend() != "cpu" or len(jax.devices()) > 1:
         return 1
-    return max(k for k in range(1, min(population, os.cpu_count() or 1) + 1) if population % k == 0)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(k for k in range(1, min(population, cores) + 1) if population % k == 0)
 
 
 def live_threads(cfg, orgs: Organism, env_states, keys, steps: int, threads: int):
