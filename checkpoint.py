@@ -10,11 +10,13 @@ from pathlib import Path
 import equinox as eqx
 
 
-def save_checkpoint(path: Path, cfg, step: int, state) -> None:
-    """One JSON line of hyperparameters, then the leaves; written to a temporary file, then renamed."""
+def save_checkpoint(path: Path, cfg, step: int, state, meta: dict | None = None) -> None:
+    """One JSON line of hyperparameters (and ``meta``: host-side state such as an evolution's ledger), then
+    the leaves; written to a temporary file, then renamed."""
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
-        f.write((json.dumps({"step": step, "config": dataclasses.asdict(cfg)}) + "\n").encode())
+        header = {"step": step, "config": dataclasses.asdict(cfg), "meta": meta or {}}
+        f.write((json.dumps(header) + "\n").encode())
         eqx.tree_serialise_leaves(f, state)
     os.replace(tmp, path)
 
@@ -48,3 +50,17 @@ def load_checkpoint(path: Path, cfg, like, free: tuple[str, ...] = ()):
         if f.read(1):
             raise corrupt(ValueError("trailing bytes"))
     return step, state
+
+
+def read_header(path: Path) -> dict:
+    """The JSON header of a checkpoint ({"step", "config", "meta"}), or one clear line if there is none."""
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with open(path, "rb") as f:
+            header = json.loads(f.readline())
+        int(header["step"]), header["config"]
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
+    header.setdefault("meta", {})
+    return header

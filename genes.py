@@ -95,3 +95,13 @@ class GeneStack(eqx.Module):
 def gene(stack: GeneStack, i: int) -> Gene:
     """Slot ``i``'s gene as a standalone layer."""
     return jax.tree.map(lambda leaf: leaf[i] if eqx.is_array(leaf) else leaf, stack.genes)
+
+
+def express(stack: GeneStack, genes: Gene) -> GeneStack:
+    """The stack with its first ``k`` slots holding ``genes`` (stacked, leading axis k), in order; the other
+    slots, the gates and the active flags are left as they are."""
+
+    def put(slots, new):
+        return slots.at[: new.shape[0]].set(new)
+
+    return eqx.tree_at(lambda s: s.genes, stack, jax.tree.map(put, stack.genes, genes))

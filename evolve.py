@@ -1,0 +1,385 @@
+"""Evolution: a pool of genes shaped by selection across generations.
+
+The body is a residual stream that a few genes (transformer layers) add to, so a body is a sequence of
+genes. A pool of P genes is kept. Each generation, every organism's genome (one pool position per
+expressed slot, in order, no gene twice) is drawn from the pool; birth gathers those genes into its
+stack; it lives one life of ``--steps`` steps, learning online (dying in Craftax only starts a new
+episode); its fitness then credits the genes it carried, by depth. Then selection: the least-credited
+genes that were carried enough are discarded, the most-credited split in two (an exact copy and a
+mutated copy, both with new ids and the parent's id), so the pool keeps its size; and the next genomes
+are drawn by credit per depth, so a gene can move to another depth.
+
+    fitness   survival (mean episode length over the life), prediction (mean prequential log-likelihood of
+              the world model's targets: how well it learned), crafter (the Crafter score of the life: the
+              environment's achievements judge the organism, they are never a reward to the learner)
+    credit    carriers' fitness as centred ranks within their generation (-0.5 worst .. +0.5 best), summed per
+              depth bin (early / mid / late = thirds of the expressed slots), shrunk by one pseudo-carrier
+              towards a prior (0, or the parent's credit for a split's children); a gene's credit is that of
+              its best bin, so genes are compared within their depth (a late gene is not unfit for being late)
+    inherit   darwinian: what a life learned dies with it; the pool changes by selection and mutation only.
+              lamarckian: each carried gene's learned weights from its fittest carrier go back into the pool,
+              and the fittest organism's learned trunk becomes the next trunk.
+
+Besides its genes an organism is born with the *trunk* (embeddings, senses, final norm and heads), one for
+the whole population, which follows the same rule: fixed from generation 0 under darwinian, the fittest
+organism's learned trunk under lamarckian. Gates start at 1 and the optimizer state starts fresh at every
+birth under both rules (Adam's moments describe one life's gradients, not a gene). ``--selection none`` is
+the control: the pool never changes and genomes are drawn uniformly.
+
+Arrays (the pool's genes and trunk) are a ``Pool``, checkpointed with the organisms; everything else (ids,
+parents, statistics per gene) is a host-side ``Ledger`` written to ``pool.json``. Every array operation
+here has a fixed shape, so nothing compiles after the first generation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import life
+import world
+from checkpoint import load_checkpoint, read_header
+from genes import Gene, express
+from model import Model
+
+FITNESS = ("survival", "prediction", "crafter")
+BINS = ("early", "mid", "late")
+MIN_CARRIED = 2  # a gene is judged (discarded or split) only after this many carriers
+TEMPERATURE = 0.2  # genomes are drawn with probability ~ exp(credit / TEMPERATURE); credits lie in [-0.5, 0.5]
+POOL_PER_SLOT = 4  # the default pool: this many genes per expressed slot
+BODY_FIELDS = ("env", "obs", "d_model", "n_heads", "layers", "slots", "mlp_ratio", "patch", "cell_dim", "objective")
+
+
+def pool_size(cfg) -> int:
+    return cfg.pool or POOL_PER_SLOT * cfg.layers
+
+
+def depth_bin(slot: int, expressed: int) -> int:
+    """0 early, 1 mid, 2 late: which third of the expressed slots ``slot`` lies in."""
+    return min(3 * slot // expressed, 2)
+
+
+class Pool(eqx.Module):
+    """The pool's arrays: P genes stacked on a leading axis, and the trunk (a whole model whose non-gene
+    weights every organism is born with; its own gene stack is never used)."""
+
+    genes: Gene
+    trunk: Model
+
+
+@dataclass
+class Ledger:
+    """The pool's bookkeeping: which gene sits at each pool position, and a record of every gene ever made."""
+
+    ids: list[int]
+    genes: dict[int, dict]
+    next_id: int
+    generation: int = 0  # generations completed
+
+    def new_gene(self, parent: int | None, prior) -> int:
+        i = self.next_id
+        self.next_id += 1
+        self.genes[i] = dict(id=i, parent=parent, born=self.generation, discarded=None, fate="alive", carried=0,
+                             carried_by_bin=[0, 0, 0], fitness_sum=[0.0, 0.0, 0.0], rank_sum=[0.0, 0.0, 0.0],
+                             prior=[float(p) for p in prior], knockout_sum=0.0, gate=None, last_carried=None)
+        return i
+
+    def to_json(self) -> dict:
+        return {"ids": self.ids, "genes": list(self.genes.values()), "next_id": self.next_id,
+                "generation": self.generation}
+
+    @staticmethod
+    def from_json(d: dict) -> Ledger:
+        return Ledger(ids=list(d["ids"]), genes={g["id"]: g for g in d["genes"]}, next_id=d["next_id"],
+                      generation=d["generation"])
+
+
+def credit_by_bin(rec: dict) -> np.ndarray:
+    """[3] credit of a gene at each depth: its carriers' centred ranks there, shrunk towards its prior."""
+    return (np.array(rec["rank_sum"]) + np.array(rec["prior"])) / (np.array(rec["carried_by_bin"]) + 1.0)
+
+
+def credit(rec: dict) -> float:
+    """A gene's credit: that of its best depth bin among those it was carried in (its prior if never carried)."""
+    c, seen = credit_by_bin(rec), np.array(rec["carried_by_bin"]) > 0
+    return float(c[seen].max()) if seen.any() else float(np.max(rec["prior"]))
+
+
+def centred_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [-0.5, 0.5] (ties share their mean rank): fitness of any scale becomes comparable."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return np.zeros(len(x))
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    for v in np.unique(x):
+        ranks[x == v] = ranks[x == v].mean()
+    return ranks / (len(x) - 1) - 0.5
+
+
+# ----------------------------------------------------------------------------- the pool and births
+
+
+def new_pool(cfg, key) -> tuple[Pool, Ledger]:
+    """P fresh genes and a fresh trunk, from ``key``."""
+    P = pool_size(cfg)
+    world.make_env(cfg.world)  # import Craftax (it makes arrays at import time) outside the trace
+    pool = _new_pool(life.core(cfg), key, P)
+    ledger = Ledger(ids=[], genes={}, next_id=0)
+    ledger.ids = [ledger.new_gene(None, (0.0, 0.0, 0.0)) for _ in range(P)]
+    return pool, ledger
+
+
+@eqx.filter_jit
+def _new_pool(cfg, key, P: int) -> Pool:
+    k_genes, k_trunk = jax.random.split(key)
+    genes = eqx.filter_vmap(lambda k: Gene(cfg.d_model, cfg.n_heads, cfg.mlp_ratio, key=k))(
+        jax.random.split(k_genes, P))
+    return Pool(genes=genes, trunk=life.new_model(cfg, k_trunk))
+
+
+def draw(cfg, ledger: Ledger, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n genomes, [n, layers] pool positions: by credit at each slot's depth (``selection evolve``), or
+    uniformly (``selection none``); no gene twice in one genome."""
+    P, L = len(ledger.ids), cfg.layers
+    logits = np.stack([credit_by_bin(ledger.genes[i]) for i in ledger.ids]) / TEMPERATURE  # [P, 3]
+    out = np.zeros((n, L), np.int32)
+    for org in range(n):
+        free = np.ones(P, bool)
+        for s in range(L):
+            z = logits[:, depth_bin(s, L)] if cfg.selection == "evolve" else np.zeros(P)
+            p = np.where(free, np.exp(z - z[free].max()), 0.0)
+            out[org, s] = rng.choice(P, p=p / p.sum())
+            free[out[org, s]] = False
+    return out
+
+
+@eqx.filter_jit
+def birth(orgs: life.Organism, pool: Pool, genomes) -> life.Organism:
+    """Newborns (a population, fresh from ``life.born_population``) given the pool's trunk and, in their
+    first slots, exactly the pool genes their genomes name ([N, layers] positions). Gates, active flags,
+    the free slots and the (fresh) optimizer state stay the newborns' own."""
+
+    def one(org, genome):
+        stack = express(org.model.stack, jax.tree.map(lambda g: g[genome], pool.genes))
+        return eqx.tree_at(lambda o: o.model, org, eqx.tree_at(lambda m: m.stack, pool.trunk, stack))
+
+    return eqx.filter_vmap(one)(orgs, genomes)
+
+
+# ----------------------------------------------------------------------------- the end of a life
+
+
+def fitness(cfg, orgs: life.Organism) -> dict[str, np.ndarray]:
+    """Every fitness of every organism ([N] each), from its life's tallies."""
+    t = jax.tree.map(np.asarray, orgs.tally)
+    life_now = np.asarray(orgs.life, np.float64)
+    episodes = t.episodes.astype(np.float64)
+    surprise = sum(t.scores[f"{name}/surprise"] / np.maximum(t.scores[f"{name}/n"], 1) for name in cfg.objective)
+    crafter = [world.crafter_score(a / e) if e else 0.0 for a, e in zip(t.achievements, episodes)]
+    return {"survival": (t.length_sum + life_now) / (episodes + 1),  # the unfinished episode counts too
+            "prediction": -np.asarray(surprise, np.float64), "crafter": np.array(crafter)}
+
+
+def knockout(cfg, orgs: life.Organism):
+    """[N, slots]: how much each organism's world-model loss on its last window rises when one slot's gate
+    is set to 0 (an inactive slot: exactly 0)."""
+    return _knockout(life.core(cfg), orgs)
+
+
+@eqx.filter_jit
+def _knockout(cfg, orgs):
+    batch = life.batch_for(cfg, world.env_spec(cfg.world))
+
+    def one(org):
+        loss = lambda m: life.world_model_loss(m, cfg, batch, org.window, org.now)[0]  # noqa: E731
+        gates = org.model.stack.gates
+
+        def without(i):
+            return loss(eqx.tree_at(lambda m: m.stack.gates, org.model, gates.at[i].set(0.0))) - loss(org.model)
+
+        return jax.vmap(without)(jnp.arange(gates.shape[0]))
+
+    return eqx.filter_vmap(one)(orgs)
+
+
+@eqx.filter_jit
+def write_back(pool: Pool, orgs: life.Organism, carrier, slot, carried, best) -> Pool:
+    """Lamarckian inheritance: pool position p takes the learned gene in slot ``slot[p]`` of organism
+    ``carrier[p]`` where ``carried[p]``; the trunk becomes organism ``best``'s learned model."""
+    learned = jax.tree.map(lambda g: g[carrier, slot], orgs.model.stack.genes)
+
+    def keep(new, old):
+        return jnp.where(carried.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
+
+    trunk = jax.tree.map(lambda x: x[best], orgs.model)
+    return Pool(genes=jax.tree.map(keep, learned, pool.genes), trunk=trunk)
+
+
+@eqx.filter_jit
+def regroup(pool: Pool, src, scale, key) -> Pool:
+    """Pool position p takes the gene at ``src[p]``, plus Gaussian noise of ``scale[p]`` times the root mean
+    square of each of its weight arrays (0: an exact copy)."""
+    leaves, tree = jax.tree.flatten(pool.genes)
+
+    def one(x, k):
+        parent = x[src]
+        rms = jnp.sqrt(jnp.mean(jnp.square(parent), axis=tuple(range(1, x.ndim)), keepdims=True))
+        s = scale.reshape((-1,) + (1,) * (x.ndim - 1))
+        return parent + s * rms * jax.random.normal(k, parent.shape, parent.dtype)
+
+    keys = jax.random.split(key, len(leaves))
+    return Pool(genes=jax.tree.unflatten(tree, [one(x, k) for x, k in zip(leaves, keys)]), trunk=pool.trunk)
+
+
+@jax.jit
+def spread(genes: Gene):
+    """The pool's diversity: mean distance between two of its genes, over the mean size of a gene."""
+    flat = jnp.concatenate([x.reshape(x.shape[0], -1) for x in jax.tree.leaves(genes)], axis=1)
+    d = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(flat[:, None] - flat[None]), -1), 0.0))
+    P = flat.shape[0]
+    return d.sum() / (P * (P - 1)) / jnp.mean(jnp.linalg.norm(flat, axis=1))
+
+
+def root(ledger: Ledger, i: int) -> int:
+    while ledger.genes[i]["parent"] is not None:
+        i = ledger.genes[i]["parent"]
+    return i
+
+
+def select(cfg, pool: Pool, ledger: Ledger, key) -> tuple[Pool, list, list]:
+    """Discard the ``turnover`` least-credited genes carried at least MIN_CARRIED times; split as many of the
+    most-credited into an exact copy (at the parent's position) and a mutated copy (at a discarded one's),
+    both with new ids. Returns (pool, discarded ids, [(parent, copy, mutant)])."""
+    P = len(ledger.ids)
+    recs = [ledger.genes[i] for i in ledger.ids]
+    eligible = sorted((p for p in range(P) if recs[p]["carried"] >= MIN_CARRIED),
+                      key=lambda p: (credit(recs[p]), recs[p]["id"]))
+    k = min(cfg.turnover, len(eligible) // 2)
+    worst, best = eligible[:k], eligible[::-1][:k]
+    src, scale = np.arange(P), np.zeros(P, np.float32)
+    discarded, splits = [], []
+    g = ledger.generation
+    for parent, hole in zip(best, worst):
+        src[hole], scale[hole] = parent, cfg.mutation
+        old, dead = ledger.ids[parent], ledger.ids[hole]
+        ledger.genes[dead].update(discarded=g, fate="discarded")
+        ledger.genes[old].update(discarded=g, fate="split")
+        prior = credit_by_bin(ledger.genes[old])
+        ledger.generation += 1  # children are born into the next generation
+        a, b = ledger.new_gene(old, prior), ledger.new_gene(old, prior)
+        ledger.generation -= 1
+        ledger.ids[parent], ledger.ids[hole] = a, b
+        discarded.append(dead)
+        splits.append((old, a, b))
+    return regroup(pool, jnp.asarray(src), jnp.asarray(scale), key), discarded, splits
+
+
+def record(ledger: Ledger, genomes: np.ndarray, f: np.ndarray, knock: np.ndarray, gates: np.ndarray) -> None:
+    """Credit this generation's carriers: each organism's fitness ``f`` (and its centred rank) goes to every
+    gene it carried, in the depth bin of its slot, with the gene's knockout effect and final gate."""
+    N, L = genomes.shape
+    ranks = centred_ranks(f)
+    g = ledger.generation
+    gate_now: dict[int, list] = {}
+    for i in range(N):
+        for s in range(L):
+            rec, b = ledger.genes[ledger.ids[genomes[i, s]]], depth_bin(s, L)
+            rec["carried"] += 1
+            rec["carried_by_bin"][b] += 1
+            rec["fitness_sum"][b] += float(f[i])
+            rec["rank_sum"][b] += float(ranks[i])
+            rec["knockout_sum"] += float(knock[i, s])
+            rec["last_carried"] = g
+            gate_now.setdefault(rec["id"], []).append(float(gates[i, s]))
+    for i, gs in gate_now.items():
+        ledger.genes[i]["gate"] = float(np.mean(gs))
+
+
+def end_of_life(cfg, pool: Pool, ledger: Ledger, genomes: np.ndarray, orgs: life.Organism, key):
+    """Credit, inheritance and selection after a generation's lives: (pool, ledger, its generations.jsonl line).
+    ``ledger`` is updated in place."""
+    N, L = genomes.shape
+    fits = fitness(cfg, orgs)
+    f = fits[cfg.fitness]
+    record(ledger, genomes, f, np.asarray(knockout(cfg, orgs)), np.asarray(orgs.model.stack.gates))
+    line = {"generation": ledger.generation, "fitness_kind": cfg.fitness, "fitness": [float(x) for x in f],
+            "best": float(np.max(f)), "mean": float(np.mean(f)),
+            **{f"{k}_mean": float(np.mean(v)) for k, v in fits.items()},
+            "all_fitness": {k: v.tolist() for k, v in fits.items()},
+            "genomes": [[ledger.ids[p] for p in row] for row in genomes]}
+    if cfg.inherit == "lamarckian":  # each carried gene's fittest carrier writes its learned weights back
+        P = len(ledger.ids)
+        carrier, slot, carried = np.zeros(P, np.int32), np.zeros(P, np.int32), np.zeros(P, bool)
+        for i in sorted(range(N), key=lambda i: (f[i], -i)):  # the fittest carrier (first on a tie) writes last
+            for s in range(L):
+                carrier[genomes[i, s]], slot[genomes[i, s]], carried[genomes[i, s]] = i, s, True
+        pool = write_back(pool, orgs, jnp.asarray(carrier), jnp.asarray(slot), jnp.asarray(carried),
+                          jnp.asarray(int(np.argmax(f)), jnp.int32))
+    discarded, splits = [], []
+    if cfg.selection == "evolve":
+        pool, discarded, splits = select(cfg, pool, ledger, key)
+    ledger.generation += 1
+    line["pool"] = {"ids": list(ledger.ids), "discarded": discarded, "splits": splits,
+                    "lineages": len({root(ledger, i) for i in ledger.ids}), "spread": float(spread(pool.genes))}
+    return pool, ledger, line
+
+
+# ----------------------------------------------------------------------------- files and founders
+
+
+def pool_json(ledger: Ledger) -> dict:
+    """pool.json: every gene ever made, with its carriers' fitness (mean, and by depth), credit, knockout
+    effect (mean rise of its carriers' loss without it) and final gate (mean over its last carriers)."""
+    genes = []
+    for rec in ledger.genes.values():
+        n, nb = rec["carried"], np.array(rec["carried_by_bin"])
+        fs = np.array(rec["fitness_sum"])
+        genes.append({
+            **{k: rec[k] for k in ("id", "parent", "born", "discarded", "fate", "carried", "carried_by_bin")},
+            "in_pool": rec["id"] in ledger.ids,
+            "fitness": float(fs.sum() / n) if n else None,
+            "fitness_by_depth": {b: (float(fs[j] / nb[j]) if nb[j] else None) for j, b in enumerate(BINS)},
+            "credit": credit(rec), "credit_by_depth": dict(zip(BINS, map(float, credit_by_bin(rec)))),
+            "knockout": rec["knockout_sum"] / n if n else None, "final_gate": rec["gate"]})
+    return {"generation": ledger.generation, "pool": ledger.ids, "genes": genes}
+
+
+def body_of(saved: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in BODY_FIELDS}
+
+
+def founders(cfg, orgs: life.Organism, env_states, state_like) -> life.Organism:
+    """``--init-from RUN_DIR``: newborns (fresh optimizers, their own new worlds) that start from another run.
+
+    An evolution's run: genomes drawn from its final pool as its next generation would be (by credit, or
+    uniformly for ``--selection none``, with this run's seed), with its trunk. Any other run: organism i
+    starts from the weights of organism i mod N' of its checkpoint.
+    """
+    path = Path(cfg.init_from) / "checkpoint.eqx"
+    header = read_header(path)
+    saved = header["config"]
+    mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k in BODY_FIELDS}
+    theirs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in body_of(saved).items()}
+    diff = [k for k in BODY_FIELDS if json.loads(json.dumps(mine[k])) != theirs.get(k)]
+    if diff:
+        raise ValueError(f"--init-from {cfg.init_from} has another body: "
+                         + ", ".join(f"{k}={theirs.get(k)!r} (here {mine[k]!r})" for k in diff))
+    other = dataclasses.replace(cfg, population=saved["population"], generations=saved.get("generations", 1),
+                                pool=saved.get("pool", 0), init_from="")
+    _, (their_orgs, _, _, their_pool) = load_checkpoint(path, other, state_like(other), tuple(saved))
+    N = orgs.now.age.shape[0]
+    if their_pool is None:
+        models = jax.tree.map(lambda x: x[np.arange(N) % saved["population"]], their_orgs.model)
+        return eqx.tree_at(lambda o: o.model, orgs, models)
+    ledger = Ledger.from_json(header["meta"]["ledger"])
+    evolved = dataclasses.replace(cfg, selection=saved.get("selection", "evolve"))
+    genomes = draw(evolved, ledger, np.random.default_rng([cfg.seed, 7919]), N)
+    return birth(orgs, their_pool, jnp.asarray(genomes))
