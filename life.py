@@ -35,11 +35,15 @@ from model import Model, Obs, n_patches
 # config fields that do not change what an organism computes: they may differ between a run and its
 # resumption, and runs differing only in them share compiled functions
 RUN_FIELDS = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps", "gif_organism")
+# config fields of evolution (evolve.py): they decide which lives are lived, not how one is lived
+EVOLUTION_FIELDS = ("generations", "pool", "fitness", "inherit", "selection", "mutation", "turnover", "init_from")
 
 
 def core(cfg):
-    """The config with the fields that do not change the computation set to their defaults."""
-    return dataclasses.replace(cfg, **{f.name: f.default for f in dataclasses.fields(cfg) if f.name in RUN_FIELDS})
+    """The config with the fields that do not change a life's computation set to their defaults (runs that
+    differ only in them share compiled functions)."""
+    free = RUN_FIELDS + EVOLUTION_FIELDS
+    return dataclasses.replace(cfg, **{f.name: f.default for f in dataclasses.fields(cfg) if f.name in free})
 
 
 def curious(cfg) -> str:
@@ -57,7 +61,8 @@ class Tally(eqx.Module):
     action_counts: jax.Array  # [A] actions taken so far (the online majority baseline)
     reward_sum: jax.Array  # extrinsic reward so far (the online mean baseline)
     steps: jax.Array
-    scores: dict  # "objective/score": sums over the newest instance of each step; "objective/n": how many counted
+    scores: dict  # "objective/score": sums over the newest instance of each step; "objective/n": how many counted;
+    # "objective/surprise": its -log p (nats, up to a constant for continuous targets), scored before learning
     shared_rebirths: jax.Array  # rebirths into a world another organism was reborn into on the same step
 
 
@@ -117,7 +122,7 @@ def new_organism(cfg, model: Model, env_state) -> Organism:
     z = jnp.zeros((), jnp.float32)
     batch = batch_for(cfg, spec)
     scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
-              for k in ("n",) + O.score_keys(plan, spec.image is not None)}
+              for k in ("n", "surprise") + O.score_keys(plan, spec.image is not None)}
     tally = Tally(episodes=z, length_sum=z, achievements=jnp.zeros(len(spec.achievements)),
                   action_counts=jnp.zeros(spec.n_actions), reward_sum=z, steps=z, scores=scores, shared_rebirths=z)
     opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])

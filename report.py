@@ -7,6 +7,7 @@ organism's own figures beside it.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import jax
@@ -95,7 +96,7 @@ def summarize(cfg, org, step: int, sps: float) -> dict:
                 figs[label]["baseline_is"] = "most common visible id"
             elif key == "cell_acc":
                 figs[label]["baseline_is"] = "copy of the nearest given state"
-        prequential[name] = {"scored": int(n), **figs}
+        prequential[name] = {"scored": int(n), "surprise": mean("surprise"), **figs}
     return {
         "steps": step, "steps_per_second": sps, "episodes": episodes,
         "mean_episode_length": float(t.length_sum) / episodes if episodes else None,
@@ -158,7 +159,8 @@ def plots(run: Path) -> Path:
         ax.plot(step, series(key), *args, **kw)
         if population > 1:
             each = np.array([series(key, [m["organisms"][i] for m in ms]) for i in range(population)])
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # chunks where no organism ended an episode
                 mu, sd = np.nanmean(each, 0), np.nanstd(each, 0)
             ax.fill_between(step, mu - sd, mu + sd, color=kw.get("color"), alpha=0.2, lw=0)
 
@@ -263,6 +265,113 @@ def caption(frame: np.ndarray, text: str) -> np.ndarray:
         font = ImageFont.load_default()
     ImageDraw.Draw(img).multiline_text((8, h + 4), text, fill=(235, 235, 235), font=font, spacing=4)
     return np.asarray(img)
+
+
+# ----------------------------------------------------------------------------- evolution
+
+
+def load_generations(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "generations.jsonl").read_text().splitlines() if x.strip()]
+
+
+def evolution_summary(cfg, run: Path) -> dict:
+    """summary.json's ``evolution``: the fitness and the pool, generation by generation."""
+    gs = load_generations(run)
+    return {"generations": len(gs), "fitness": cfg.fitness, "inherit": cfg.inherit, "selection": cfg.selection,
+            "best": [g["best"] for g in gs], "mean": [g["mean"] for g in gs],
+            **{f"{k}_mean": [g[f"{k}_mean"] for g in gs] for k in ("survival", "prediction", "crafter")},
+            "lineages": [g["pool"]["lineages"] for g in gs], "spread": [g["pool"]["spread"] for g in gs],
+            "genes_made": max(max(g["pool"]["ids"]) for g in gs) + 1,
+            "compiles_after_first_generation": sum(g["compiles"] for g in gs[1:])}
+
+
+def evolution_plots(run: Path) -> Path:
+    """``evolution.png``: fitness per generation; the gene family tree (who split from whom, alive or
+    discarded, coloured by credit); the depth profile (where each gene was carried, and its credit there);
+    gene use over generations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gs = load_generations(run)
+    pool = json.loads((run / "pool.json").read_text())
+    genes = {g["id"]: g for g in pool["genes"]}
+    G = len(gs)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+
+    ax = axes[0, 0]
+    x = np.arange(G)
+    ax.plot(x, [g["best"] for g in gs], "o-", label="best")
+    ax.plot(x, [g["mean"] for g in gs], "s-", label="mean")
+    for i in range(len(gs[0]["fitness"])):
+        ax.scatter(x, [g["fitness"][i] for g in gs], color="gray", s=6, alpha=0.5)
+    ax.set_title(f"fitness ({gs[0]['fitness_kind']}) per generation; dots: organisms", fontsize=9)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("generation")
+    ax.legend(fontsize=7)
+
+    ax = axes[0, 1]  # family tree: depth-first, children under their parent
+    children: dict = {}
+    for g in genes.values():
+        children.setdefault(g["parent"], []).append(g["id"])
+    order: list[int] = []
+
+    def visit(i):
+        order.append(i)
+        for c in sorted(children.get(i, [])):
+            visit(c)
+
+    for r in sorted(children.get(None, [])):
+        visit(r)
+    y = {i: k for k, i in enumerate(order)}
+    credits = [genes[i]["credit"] for i in order]
+    cmap, norm = plt.get_cmap("coolwarm_r"), plt.Normalize(min(credits + [-0.1]), max(credits + [0.1]))
+    for i in order:
+        g = genes[i]
+        end = g["discarded"] + 1 if g["discarded"] is not None else G  # it lived through its last generation
+        ax.plot([g["born"], end], [y[i], y[i]], color=cmap(norm(g["credit"])), lw=2.5 if g["in_pool"] else 1.2,
+                ls="-" if g["in_pool"] or g["fate"] == "split" else ":")
+        if g["parent"] is not None:
+            ax.plot([g["born"], g["born"]], [y[g["parent"]], y[i]], color="gray", lw=0.6)
+    ax.set_title("gene family tree (thick: in the pool now; dotted: discarded; colour: credit)", fontsize=9)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("gene (children below their parent)")
+    ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="credit")
+
+    ax = axes[1, 0]  # depth profile
+    judged = [g for g in genes.values() if g["carried"] >= 2]
+    judged.sort(key=lambda g: (int(np.argmax(g["carried_by_bin"])), -g["credit"]))
+    if judged:
+        share = np.array([np.array(g["carried_by_bin"]) / g["carried"] for g in judged])
+        ax.imshow(share.T, aspect="auto", cmap="Greens", vmin=0, vmax=1)
+        for j, g in enumerate(judged):
+            for b, name in enumerate(("early", "mid", "late")):
+                f = g["credit_by_depth"][name]
+                if g["carried_by_bin"][b]:
+                    ax.text(j, b, f"{f:+.2f}", ha="center", va="center", fontsize=5)
+        ax.set_yticks(range(3), ["early", "mid", "late"])
+        ax.set_xticks(range(len(judged)), [str(g["id"]) for g in judged], fontsize=5, rotation=90)
+    ax.set_title("depth profile: share of each gene's carriers per depth (numbers: credit there)", fontsize=9)
+
+    ax = axes[1, 1]  # gene use over generations
+    ids = sorted({i for g in gs for row in g["genomes"] for i in row})
+    use = np.zeros((len(ids), G))
+    for t, g in enumerate(gs):
+        for row in g["genomes"]:
+            for i in row:
+                use[ids.index(i), t] += 1
+    ax.imshow(use, aspect="auto", cmap="Blues", interpolation="nearest")
+    ax.set_yticks(range(len(ids)), [str(i) for i in ids], fontsize=5)
+    ax.set_xlabel("generation")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title("gene use: carriers per generation", fontsize=9)
+    fig.suptitle(f"{run.name}: evolution of a pool of {len(pool['pool'])} genes", fontsize=10)
+    fig.tight_layout()
+    out = run / "evolution.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
 
 
 def describe(run: Path, summary: dict) -> str:
