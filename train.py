@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import equinox as eqx
 import jax
 import numpy as np
 import tyro
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+import evolve
 import life
 import objectives as O
 import world
-from checkpoint import load_checkpoint, save_checkpoint
+from checkpoint import load_checkpoint, read_header, save_checkpoint
 
 Objective = Literal[
     "inverse_dynamics", "forward_dynamics", "reward", "forward_reward", "backward_dynamics", "location",
@@ -77,10 +79,10 @@ class Config:
     """width of the residual stream"""
     n_heads: int = 4
     """attention heads per gene"""
-    layers: int = 2
-    """gene slots expressed at birth"""
-    slots: int = 2
-    """gene slots in the body (>= layers); the free ones are for growth and never cost a recompile"""
+    layers: int = 0
+    """gene slots expressed at birth; 0: 2, or 3 for an evolution (its depth bins need early, mid and late genes)"""
+    slots: int = 0
+    """gene slots in the body (>= layers); the free ones are for growth and never cost a recompile; 0: --layers"""
     mlp_ratio: int = 2
     """hidden width of each gene's MLP, in multiples of d_model"""
     patch: tuple[int, int] = (4, 9)
@@ -105,6 +107,33 @@ class Config:
     """length of the life GIF written at the end (0: none)"""
     gif_organism: int = 0
     """which organism of the population the GIF shows"""
+    generations: int = 1
+    """evolution (evolve.py): lives of --steps steps, one generation after another, each born from a gene
+    pool that selection shapes; 1 = a population without evolution. --resume may extend it"""
+    pool: int = 0
+    """genes in the pool; 0: 4 per expressed slot (--layers)"""
+    fitness: Literal["survival", "prediction", "crafter"] = "survival"
+    """what selection favours: 'survival' = mean episode length over the life; 'prediction' = the mean
+    prequential log-likelihood of the world model's targets (how well it learned); 'crafter' = the life's
+    Crafter score (selection on the environment's achievements; never a reward to the learner)"""
+    inherit: Literal["darwinian", "lamarckian"] = "darwinian"
+    """'darwinian': life learning dies with the organism; 'lamarckian': each gene's fittest carrier writes its
+    learned weights back into the pool, and the fittest organism's trunk (embeddings, heads) is kept"""
+    selection: Literal["evolve", "none"] = "evolve"
+    """'none' is the control: the pool never changes and genomes are drawn uniformly"""
+    mutation: float = 0.02
+    """a split's mutated copy adds Gaussian noise of this times each weight array's RMS"""
+    turnover: int = 2
+    """genes discarded, and genes split, per generation (the pool keeps its size)"""
+    init_from: str = ""
+    """a run directory to start from: an evolution's final pool (genomes drawn from it by credit, with its
+    trunk), or any run's checkpoint weights; fresh optimizers, seeds and worlds"""
+
+    def __post_init__(self):  # the body's automatic sizes (0) become numbers at once
+        if self.layers == 0:
+            object.__setattr__(self, "layers", 3 if self.generations > 1 else 2)
+        if self.slots == 0:
+            object.__setattr__(self, "slots", self.layers)
 
     @property
     def loss_weights(self) -> tuple[float, ...]:
@@ -131,6 +160,7 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"unknown objective {name!r}; choose from {', '.join(O.LAYOUTS)}")
     span = max((O.make_plan(n, O.LAYOUTS[n], 1).span for n in cfg.objective), default=1)
     checks = [
+        (cfg.generations >= 1, f"--generations must be at least 1, got {cfg.generations}"),
         (len(cfg.objective) >= 1, "--objective needs at least one name"),
         (not cfg.weights or len(cfg.weights) == len(cfg.objective),
          f"--weights has {len(cfg.weights)} values for {len(cfg.objective)} objectives"),
@@ -162,10 +192,35 @@ def validate(cfg: Config) -> None:
     for ok, msg in checks:
         if not ok:
             raise ValueError(msg)
+    if cfg.generations > 1 or cfg.init_from:
+        evolution_checks(cfg)
     devices = len(jax.devices())
     if cfg.population > 1 and cfg.population % devices:
         raise ValueError(f"--population {cfg.population} cannot be shared evenly over the {devices} devices; "
                          f"choose a multiple of {devices}")
+
+
+def evolution_checks(cfg: Config) -> None:
+    P = evolve.pool_size(cfg)
+    checks = [
+        (cfg.generations >= 1, f"--generations must be at least 1, got {cfg.generations}"),
+        (cfg.fitness in evolve.FITNESS, f"unknown --fitness {cfg.fitness!r}; choose from {', '.join(evolve.FITNESS)}"),
+        (cfg.layers >= 3, f"evolution needs a body of at least 3 expressed slots (early, mid and late genes): "
+                          f"--layers {cfg.layers}"),
+        (P >= cfg.layers, f"--pool {P} is smaller than one genome needs (--layers {cfg.layers} distinct genes)"),
+        (cfg.turnover >= 0 and 2 * cfg.turnover <= P,
+         f"--turnover {cfg.turnover} must lie between 0 and half the pool ({P // 2})"),
+        (cfg.mutation >= 0, f"--mutation cannot be negative, got {cfg.mutation}"),
+        (not (cfg.selection == "none" and cfg.inherit == "lamarckian"),
+         "--selection none is the control of a darwinian pool: it cannot be --inherit lamarckian"),
+        (not (cfg.init_from and cfg.generations > 1), "--init-from starts new lives, not an evolution: "
+                                                      "use it with --generations 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+    if cfg.init_from:
+        read_header(Path(cfg.init_from) / "checkpoint.eqx")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -197,6 +252,43 @@ def first_keys(cfg: Config):
     return keys[:, 0], keys[:, 1]
 
 
+def generation_keys(cfg: Config, g: int):
+    """``first_keys`` for generation 0; folded with ``g`` for the later ones (new lives in new worlds)."""
+    keys, born = first_keys(cfg)
+    if g == 0:
+        return keys, born
+    fold = jax.vmap(lambda k: jax.random.fold_in(k, g))
+    return fold(keys), fold(born)
+
+
+def evolution_key(cfg: Config, what: int):
+    """Keys of the evolution itself: 0 makes the first pool, 1 + g the mutations after generation g."""
+    return jax.random.fold_in(jax.random.PRNGKey(cfg.seed), (1 << 20) + what)
+
+
+def state_like(cfg: Config):
+    """The shapes of a run's checkpointed state, (organisms, worlds, keys, pool or None), computing nothing."""
+    world.make_env(cfg.world)
+    keys = jax.ShapeDtypeStruct((cfg.population, 2), jax.numpy.uint32)
+    orgs, env_states = eqx.filter_eval_shape(life._born_population, life.core(cfg), keys)
+    pool = None
+    if cfg.generations > 1:
+        pool = eqx.filter_eval_shape(evolve._new_pool, life.core(cfg), jax.ShapeDtypeStruct((2,), jax.numpy.uint32),
+                                     evolve.pool_size(cfg))
+    return orgs, env_states, keys, pool
+
+
+def resume_free(cfg: Config, saved: dict) -> tuple[str, ...]:
+    """Fields a resumed run may change: the run's own, and --generations of an evolution (not --steps: a
+    generation is one life of --steps)."""
+    if (saved.get("generations", 1) > 1) != (cfg.generations > 1):
+        raise ValueError(f"{cfg.run_dir} was run with --generations {saved.get('generations', 1)}: a run cannot "
+                         f"be resumed into or out of evolution (--generations {cfg.generations})")
+    if cfg.generations > 1:
+        return tuple(f for f in life.RUN_FIELDS if f != "steps") + ("generations",)
+    return life.RUN_FIELDS
+
+
 def sharding(cfg: Config) -> NamedSharding | None:
     """The population axis spread over every device (None: one device or one organism, plain vmap)."""
     devices = jax.devices()
@@ -210,9 +302,27 @@ def pick(tree, i: int):
     return jax.tree.map(lambda x: x[i], tree)
 
 
+COMPILES = [0]  # XLA compilations in this process (generations.jsonl: none after the first generation)
+
+
+def _count_compiles(name: str, *_, **__) -> None:
+    if name == "/jax/core/compile/backend_compile_duration":
+        COMPILES[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compiles)
+
+
+def kept_lines(path: Path, keep) -> None:
+    """Rewrite a .jsonl file with only the lines ``keep`` accepts (a resumed run drops what came after its
+    checkpoint)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    path.write_text("".join(ln + "\n" for ln in lines if ln.strip() and keep(json.loads(ln))))
+
+
 def train(cfg: Config, progress: bool = True) -> dict:
-    """Run (or resume) the lives of a population (one organism by default); write the run directory;
-    return the summary."""
+    """Run (or resume) the lives of a population (one organism by default), generation after generation
+    when evolving; write the run directory; return the summary."""
     validate(cfg)
     from tqdm import tqdm
 
@@ -220,28 +330,56 @@ def train(cfg: Config, progress: bool = True) -> dict:
 
     run = prepare_run_dir(cfg)
     ckpt = run / "checkpoint.eqx"
-    N = cfg.population
-    keys, k_born = first_keys(cfg)
-    orgs, env_states = life.born_population(cfg, k_born)
+    N, L = cfg.population, cfg.steps
+    evolving = cfg.generations > 1
+    total = cfg.generations * L  # steps of the whole run (of each organism line)
+    pool = ledger = genomes = orgs = None
     step = 0
     if cfg.resume:
-        step, (orgs, env_states, keys) = load_checkpoint(ckpt, cfg, (orgs, env_states, keys), life.RUN_FIELDS)
+        header = read_header(ckpt)
+        step, (orgs, env_states, keys, pool) = load_checkpoint(ckpt, cfg, state_like(cfg),
+                                                               resume_free(cfg, header["config"]))
+        if evolving:
+            ledger = evolve.Ledger.from_json(header["meta"]["ledger"])
+            genomes = np.array(header["meta"]["genomes"], np.int32)
+    elif evolving:
+        pool, ledger = evolve.new_pool(cfg, evolution_key(cfg, 0))
     place = sharding(cfg)
-    if place is not None:
+    if place is not None and orgs is not None:
         orgs, env_states, keys = jax.device_put((orgs, env_states, keys), place)
     threads = life.threads_for(N, cfg.threads)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    metrics_path = run / "metrics.jsonl"
-    kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["step"] <= step] \
-        if cfg.resume and metrics_path.exists() else []
-    metrics_path.write_text("".join(ln + "\n" for ln in kept))  # drop lines logged after the checkpoint
+    kept_lines(run / "metrics.jsonl", lambda m: cfg.resume and m["step"] <= step)
+    if evolving:
+        kept_lines(run / "generations.jsonl", lambda m: cfg.resume and m["generation"] < step // L)
+
+    def newborns(g: int):
+        keys, k_born = generation_keys(cfg, g)
+        orgs, env_states = life.born_population(cfg, k_born)
+        genomes = None
+        if evolving:
+            genomes = evolve.draw(cfg, ledger, np.random.default_rng([cfg.seed, g]), N)
+            orgs = evolve.birth(orgs, pool, jax.numpy.asarray(genomes))
+        if cfg.init_from:
+            orgs = evolve.founders(cfg, orgs, env_states, state_like)
+        return orgs, env_states, keys, genomes
+
+    def meta() -> dict:
+        return {"ledger": ledger.to_json(), "genomes": genomes.tolist()} if evolving else {}
 
     unit = "step" if N == 1 else f"step x {N}"
-    bar = tqdm(total=cfg.steps, initial=step, unit=unit, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, unit=unit, disable=not progress, dynamic_ncols=True)
     timed_steps, timed_seconds, last_ckpt = 0, 0.0, step
     first = True
-    while step < cfg.steps:
-        n = min(cfg.chunk, cfg.steps - step)  # a shorter last chunk costs one more compile
+    compiles, born_at = COMPILES[0], time.perf_counter()
+    while step < total:
+        g, at = divmod(step, L)
+        if at == 0:  # a new generation is born (generation 0: the run's first lives)
+            orgs, env_states, keys, genomes = newborns(g)
+            compiles, born_at = COMPILES[0], time.perf_counter()
+            if place is not None:
+                orgs, env_states, keys = jax.device_put((orgs, env_states, keys), place)
+        n = min(cfg.chunk, L - at)  # a shorter last chunk costs one more compile
         split = jax.vmap(jax.random.split)(keys)
         keys, k = split[:, 0], split[:, 1]
         t0 = time.perf_counter()
@@ -258,18 +396,36 @@ def train(cfg: Config, progress: bool = True) -> dict:
             raise FloatingPointError(f"non-finite loss at step {step - n + when}{whose}; stopping (last checkpoint: "
                                      f"{ckpt}, step {last_ckpt}). Try a lower --lr.")
         m = report.population_metrics([report.chunk_metrics(pick(rec, i), step, dt) for i in range(N)])
-        with open(metrics_path, "a") as f:
+        if evolving:
+            m["generation"] = g
+        with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(m) + "\n")
         bar.update(n)
-        bar.set_postfix(report.progress_figures(cfg, m))
-        if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.steps:
-            save_checkpoint(ckpt, cfg, step, (orgs, env_states, keys))
+        bar.set_postfix({**({"gen": g} if evolving else {}), **report.progress_figures(cfg, m)})
+        if evolving and step % L == 0:  # the end of a generation's lives: credit, inheritance, selection
+            pool, ledger, line = evolve.end_of_life(cfg, pool, ledger, genomes, orgs, evolution_key(cfg, 1 + g))
+            line.update(seconds=time.perf_counter() - born_at, compiles=COMPILES[0] - compiles)
+            with open(run / "generations.jsonl", "a") as f:
+                f.write(json.dumps(line) + "\n")
+            (run / "pool.json").write_text(json.dumps(evolve.pool_json(ledger), indent=1) + "\n")
+            if progress:
+                bar.write(f"generation {g}: {cfg.fitness} best {line['best']:.3g} mean {line['mean']:.3g}; pool "
+                          f"{line['pool']['lineages']} lineages, spread {line['pool']['spread']:.3f}")
+            save_checkpoint(ckpt, cfg, step, (orgs, env_states, keys, pool), meta())
+            last_ckpt = step
+        elif step - last_ckpt >= cfg.checkpoint_every or step >= total:
+            save_checkpoint(ckpt, cfg, step, (orgs, env_states, keys, pool), meta())
             last_ckpt = step
     bar.close()
     sps = timed_steps / timed_seconds if timed_seconds else float("nan")
-    summary = report.population_summary([report.summarize(cfg, pick(orgs, i), step, sps) for i in range(N)])
+    summary = report.population_summary([report.summarize(cfg, pick(orgs, i), step if not evolving else L, sps)
+                                         for i in range(N)])
+    if evolving:
+        summary["evolution"] = report.evolution_summary(cfg, run)
     (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report.plots(run)
+    if evolving:
+        report.evolution_plots(run)
     if cfg.gif_steps:
         i = cfg.gif_organism
         report.life_gif(cfg, pick(orgs, i), pick(env_states, i), keys[i], run / "life.gif")
