@@ -11,7 +11,10 @@ optimizer. The last line is one JSON object: env_sps, agent_sps, ratio (agent / 
 default multi-objective mix, ``train.MIX``), multi_ratio (multi / agent), population_sps
 (organism-steps/s), population_ratio (population / agent, the same process), population_threads,
 population_one_thread_sps, slots_sps (the population with half its gene slots inactive) and slots_ratio
-(that / a body of only the active slots), compile_s, peak_rss_mb.
+(that / a body of only the active slots), evolution_sps (the population with an evolution's body of 3
+genes), between_generations_s (credit, write-back, selection and births between two generations) and
+between_generations_share (that, as a share of a generation with lives of 5,000 steps), compile_s,
+peak_rss_mb.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ def main(b: Bench) -> dict:
     # inactive gene slots under vmap: 2 of 4 slots expressed, against a body of 2 slots (pop above)
     slots = dataclasses.replace(pop, slots=2 * cfg.slots)
     slots_compile, slots_s, _ = time_population(slots, b, threads)
+    evo = dataclasses.replace(pop, generations=2, layers=3, slots=3, inherit="lamarckian")
+    evo_compile, evo_s, _ = time_population(evo, b, threads)
+    between_s = between_generations(evo, b)
     env_sps, agent_sps, multi_sps = b.steps / env_s, b.steps / agent_s, b.steps / multi_s
     pop_sps, one_sps, slots_sps = N * b.steps / pop_s, N * b.steps / one_s, N * b.steps / slots_s
     rows = [("env alone (scan, cond reset, random actions)", env_sps, env_compile),
@@ -101,7 +107,8 @@ def main(b: Bench) -> dict:
             (f"population of {N}, {threads} threads (organism-steps/s, rebirths paid)", pop_sps, pop_compile),
             (f"population of {N}, one thread (one vmapped computation)", one_sps, one_compile),
             (f"population of {N}, {threads} threads, {cfg.layers} of {slots.slots} gene slots active", slots_sps,
-             slots_compile)]
+             slots_compile),
+            (f"population of {N}, {threads} threads, 3 genes (an evolution's body)", N * b.steps / evo_s, evo_compile)]
     print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform} x {len(jax.devices())}, "
           f"jax {jax.__version__}, {cfg.world}")
     print(f"{'what':<72} {'steps/s':>9} {'compile+1st (s)':>16}")
@@ -111,15 +118,50 @@ def main(b: Bench) -> dict:
           f"(a death on {100 * deaths:.1f}% of steps)")
     for name, ms in parts.items():
         print(f"  {name:<72} {ms:>6.2f} ms  {100 * ms / (1e3 * one_s / b.steps):>4.0f}%")
+    life_s = LIFE * evo_s / b.steps
+    share = between_s / (between_s + life_s)
+    print(f"\nbetween two generations of {N} (credit, knockouts, lamarckian write-back, selection, births): "
+          f"{between_s:.3f} s; a life of {LIFE} steps: {life_s:.1f} s; share of a generation: {100 * share:.2f}%")
     result = {"env_sps": round(env_sps, 1), "agent_sps": round(agent_sps, 1), "ratio": round(agent_sps / env_sps, 4),
               "multi_sps": round(multi_sps, 1), "multi_ratio": round(multi_sps / agent_sps, 4),
               "population_sps": round(pop_sps, 1), "population_ratio": round(pop_sps / agent_sps, 4),
               "population_threads": threads, "population_one_thread_sps": round(one_sps, 1),
               "slots_sps": round(slots_sps, 1), "slots_ratio": round(slots_sps / pop_sps, 4),
+              "evolution_sps": round(N * b.steps / evo_s, 1), "between_generations_s": round(between_s, 4),
+              "between_generations_share": round(share, 5),
               "compile_s": round(agent_compile, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(json.dumps(result))
     return result
+
+
+LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py evolution's budget)
+
+
+def between_generations(cfg, b: Bench) -> float:
+    """Best seconds of everything an evolution does between two generations: credit (fitness, knockouts),
+    lamarckian write-back, selection (discard, split, mutate), drawing genomes, births in new worlds."""
+    import numpy as np
+
+    import evolve
+
+    pool, ledger = evolve.new_pool(cfg, jax.random.PRNGKey(0))
+    keys, k_born = train.first_keys(cfg)
+    orgs, states = life.born_population(cfg, k_born)
+    genomes = evolve.draw(cfg, ledger, np.random.default_rng(0), cfg.population)
+    orgs = life.live_threads(cfg, evolve.birth(orgs, pool, jnp.asarray(genomes)), states, keys, 200,
+                             life.threads_for(cfg.population))[0]
+    for rec in ledger.genes.values():  # every gene judged already, so selection discards and splits
+        rec.update(carried=2, carried_by_bin=[2, 0, 0], rank_sum=[float(rec["id"]) / len(ledger.ids) - 0.5, 0, 0])
+
+    def once():
+        mine = evolve.Ledger.from_json(json.loads(json.dumps(ledger.to_json())))
+        new, mine, _ = evolve.end_of_life(cfg, pool, mine, genomes, orgs, jax.random.PRNGKey(1))
+        nxt = evolve.draw(cfg, mine, np.random.default_rng(1), cfg.population)
+        born, _ = life.born_population(cfg, k_born)
+        return evolve.birth(born, new, jnp.asarray(nxt))
+
+    return timed(once, b.repeats)[1]
 
 
 def time_population(cfg, b: Bench, threads: int) -> tuple[float, float, float]:
