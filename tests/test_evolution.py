@@ -1,0 +1,274 @@
+"""Evolution: births from the pool, knockouts, inheritance, splits, selection, resume, no recompiles, errors.
+
+One tiny body (d=32, 3 genes) and one tiny population of 2 serve every test, so each function compiles once.
+"""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import compare
+import evolve
+import life
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+EVO = train.Config(d_model=32, n_heads=2, layers=3, slots=3, window=4, chunk=32, steps=64, population=2,
+                   generations=3, pool=6, turnover=1, checkpoint_every=32, gif_steps=0)
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def trunk_leaves(model):
+    """Every weight of a model but its gene stack."""
+    return jax.tree.leaves(eqx.tree_at(lambda m: m.stack, model, None))
+
+
+@pytest.fixture(scope="session")
+def lived():
+    """A pool, two newborns drawn from it, and the same two after 32 steps of life."""
+    pool, ledger = evolve.new_pool(EVO, jax.random.PRNGKey(3))
+    keys, k_born = train.first_keys(EVO)
+    newborns, states = life.born_population(EVO, k_born)
+    genomes = evolve.draw(EVO, ledger, np.random.default_rng(0), EVO.population)
+    orgs = evolve.birth(newborns, pool, jnp.asarray(genomes))
+    after, _, _ = life.live_threads(EVO, orgs, states, keys, 32, life.threads_for(EVO.population))
+    return pool, ledger, genomes, newborns, orgs, after
+
+
+def test_birth_puts_exactly_the_chosen_pool_genes_into_the_slots(lived):
+    pool, _, genomes, newborns, orgs, _ = lived
+    for i in range(EVO.population):
+        assert len(set(genomes[i])) == EVO.layers  # no gene twice in one genome
+        for s in range(EVO.layers):
+            assert leaves_equal(jax.tree.map(lambda g: g[i, s], orgs.model.stack.genes),
+                                jax.tree.map(lambda g: g[genomes[i, s]], pool.genes))
+        mine = jax.tree.map(lambda x: x[i], orgs.model)
+        for a, b in zip(trunk_leaves(mine), trunk_leaves(pool.trunk)):
+            np.testing.assert_array_equal(a, b)
+    assert leaves_equal(orgs.opt_state, newborns.opt_state)  # a fresh optimizer
+    np.testing.assert_array_equal(orgs.model.stack.gates, newborns.model.stack.gates)
+
+
+def test_knocking_out_an_active_gene_changes_the_loss_and_an_inactive_one_does_not(lived):
+    *_, after = lived
+    knock = np.asarray(evolve.knockout(EVO, after))
+    assert knock.shape == (EVO.population, EVO.slots) and np.all(knock != 0)
+    off = eqx.tree_at(lambda o: o.model.stack.active, after, after.model.stack.active.at[:, 1].set(False))
+    knock_off = np.asarray(evolve.knockout(EVO, off))
+    np.testing.assert_array_equal(knock_off[:, 1], 0.0)
+    assert np.all(knock_off[:, [0, 2]] != 0)
+
+
+def fresh_ledger(ledger):
+    return evolve.Ledger.from_json(json.loads(json.dumps(ledger.to_json())))
+
+
+def test_the_control_leaves_the_pool_bit_identical(lived):
+    pool, ledger, genomes, *_, after = lived
+    cfg = dataclasses.replace(EVO, selection="none")
+    ledger = fresh_ledger(ledger)
+    new, ledger, line = evolve.end_of_life(cfg, pool, ledger, genomes, after, jax.random.PRNGKey(0))
+    assert leaves_equal(new, pool) and line["pool"]["ids"] == list(range(EVO.pool))
+    assert sum(g["carried"] for g in ledger.genes.values()) == EVO.population * EVO.layers  # still credited
+
+
+def test_lamarckian_writes_back_exactly_the_fittest_carriers_learned_weights(lived):
+    pool, ledger, genomes, *_, after = lived
+    cfg = dataclasses.replace(EVO, inherit="lamarckian", turnover=0)
+    f = evolve.fitness(cfg, after)[cfg.fitness]
+    new, *_ = evolve.end_of_life(cfg, pool, fresh_ledger(ledger), genomes, after, jax.random.PRNGKey(0))
+    best = int(np.argmax(f))
+    for p in range(EVO.pool):
+        carriers = [(i, s) for i in range(EVO.population) for s in range(EVO.layers) if genomes[i, s] == p]
+        got = jax.tree.map(lambda g: g[p], new.genes)
+        if not carriers:
+            assert leaves_equal(got, jax.tree.map(lambda g: g[p], pool.genes))
+            continue
+        i, s = max(carriers, key=lambda c: (f[c[0]], -c[0]))  # the fittest carrier (first on a tie)
+        assert leaves_equal(got, jax.tree.map(lambda g: g[i, s], after.model.stack.genes))
+        assert not leaves_equal(got, jax.tree.map(lambda g: g[p], pool.genes))  # it learned something
+    for a, b in zip(trunk_leaves(new.trunk), trunk_leaves(jax.tree.map(lambda x: x[best], after.model))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_split_makes_two_new_genes_that_differ_by_the_mutation_only():
+    pool, ledger = evolve.new_pool(EVO, jax.random.PRNGKey(0))
+    for p, rec in enumerate(ledger.genes.values()):  # every gene judged; position 4 best, position 1 worst
+        rec.update(carried=2, carried_by_bin=[2, 0, 0], rank_sum=[{4: 0.8, 1: -0.8}.get(p, 0.1 * p - 0.3), 0, 0])
+    old = list(ledger.ids)
+    new, discarded, splits = evolve.select(EVO, pool, ledger, jax.random.PRNGKey(1))
+    assert discarded == [old[1]] and len(ledger.ids) == EVO.pool
+    (parent, a, b), = splits
+    assert parent == old[4] and ledger.ids[4] == a and ledger.ids[1] == b
+    assert a not in old and b not in old and a != b
+    assert ledger.genes[a]["parent"] == ledger.genes[b]["parent"] == parent
+    assert ledger.genes[parent]["fate"] == "split" and ledger.genes[old[1]]["fate"] == "discarded"
+    gene = lambda tree, p: jax.tree.map(lambda g: g[p], tree)  # noqa: E731
+    assert leaves_equal(gene(new.genes, 4), gene(pool.genes, 4))  # the copy
+    for x, y in zip(jax.tree.leaves(gene(new.genes, 1)), jax.tree.leaves(gene(pool.genes, 4))):
+        x, y = np.asarray(x), np.asarray(y)
+        rms = np.sqrt(np.mean(y**2))
+        if rms > 0:  # the mutant: the parent plus noise of about mutation x RMS
+            assert 0.3 * EVO.mutation < np.std(x - y) / rms < 3 * EVO.mutation
+    for p in (0, 2, 3, 5):
+        assert leaves_equal(gene(new.genes, p), gene(pool.genes, p)) and ledger.ids[p] == old[p]
+
+
+def test_a_planted_fitness_lets_one_genes_descendants_take_over():
+    cfg = dataclasses.replace(EVO, population=8, pool=12, turnover=2)
+    pool, ledger = evolve.new_pool(cfg, jax.random.PRNGKey(0))
+    favoured, rng = ledger.ids[5], np.random.default_rng(0)
+    share = []
+    for g in range(8):
+        genomes = evolve.draw(cfg, ledger, rng, cfg.population)
+        # fitness: how many descendants of the favoured gene the genome carries (plus a little noise)
+        f = np.array([sum(evolve.root(ledger, ledger.ids[p]) == favoured for p in row) for row in genomes],
+                     float) + 0.01 * rng.random(cfg.population)
+        evolve.record(ledger, genomes, f, np.zeros((8, 3)), np.ones((8, 3)))
+        pool, _, _ = evolve.select(cfg, pool, ledger, jax.random.PRNGKey(g))
+        ledger.generation += 1
+        share.append(np.mean([evolve.root(ledger, i) == favoured for i in ledger.ids]))
+    assert share[-1] >= 0.5, share  # from 1 gene in 12
+
+
+@pytest.fixture(scope="session")
+def evolutions(tmp_path_factory):
+    """The same 3-generation evolution run uninterrupted; as 2 generations extended to 3 by --resume; and
+    stopped mid-life in generation 1, then resumed."""
+    d = tmp_path_factory.mktemp("evolution")
+    whole = dataclasses.replace(EVO, run_dir=str(d / "whole"))
+    train.train(whole, progress=False)
+    extended = dataclasses.replace(EVO, run_dir=str(d / "extended"), generations=2)
+    train.train(extended, progress=False)
+    train.train(dataclasses.replace(extended, generations=3, resume=True), progress=False)
+
+    stopped = dataclasses.replace(EVO, run_dir=str(d / "stopped"))
+    real, calls = life.live_threads, [0]
+
+    def stop_on_fourth_chunk(*args):
+        calls[0] += 1
+        if calls[0] == 4:  # generation 1, its second chunk: the checkpoint is mid-life (step 96)
+            raise KeyboardInterrupt
+        return real(*args)
+
+    life.live_threads = stop_on_fourth_chunk
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train.train(stopped, progress=False)
+    finally:
+        life.live_threads = real
+    mid = json.loads(open(Path(stopped.run_dir) / "checkpoint.eqx", "rb").readline())["step"]
+    train.train(dataclasses.replace(stopped, resume=True), progress=False)
+    return d, mid
+
+
+def test_an_evolution_writes_its_files_and_compiles_nothing_after_its_first_generation(evolutions):
+    d, _ = evolutions
+    run = d / "whole"
+    gens = [json.loads(x) for x in (run / "generations.jsonl").read_text().splitlines()]
+    assert [g["generation"] for g in gens] == [0, 1, 2]
+    assert [g["compiles"] for g in gens[1:]] == [0, 0]
+    assert all(len(g["genomes"]) == EVO.population and len(g["genomes"][0]) == EVO.layers for g in gens)
+    pool = json.loads((run / "pool.json").read_text())
+    splits = sum(len(g["pool"]["splits"]) for g in gens)
+    assert splits >= 1 and len(pool["pool"]) == EVO.pool and len(pool["genes"]) == EVO.pool + 2 * splits
+    ids = [g["id"] for g in pool["genes"]]
+    assert len(set(ids)) == len(ids)  # an id is never reused
+    split = [g for g in pool["genes"] if g["fate"] == "split"]
+    assert split and all(sum(c["parent"] == g["id"] for c in pool["genes"]) == 2 for g in split)
+    carried = [g for g in pool["genes"] if g["carried"]]
+    assert all(g["knockout"] is not None and g["final_gate"] is not None for g in carried)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["evolution"]["generations"] == 3 and summary["evolution"]["compiles_after_first_generation"] == 0
+    assert (run / "evolution.png").stat().st_size > 0
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["generation"] for m in metrics] == [0, 0, 1, 1, 2, 2]
+
+
+def test_resume_continues_the_evolution_exactly(evolutions):
+    d, mid = evolutions
+    assert mid % EVO.steps != 0  # the stopped run was resumed from the middle of a life
+    whole = (d / "whole" / "generations.jsonl").read_text()
+    for other in ("extended", "stopped"):
+        for a, b in zip(whole.splitlines(), (d / other / "generations.jsonl").read_text().splitlines(),
+                        strict=True):
+            a, b = json.loads(a), json.loads(b)
+            for k in ("fitness", "genomes", "pool", "all_fitness"):
+                assert a[k] == b[k], (other, k)
+        assert (d / other / "pool.json").read_text() == (d / "whole" / "pool.json").read_text()
+        x, y = (open(d / r / "checkpoint.eqx", "rb").read().split(b"\n", 1)[1] for r in ("whole", other))
+        assert x == y  # every leaf: organisms, worlds, keys and the pool
+
+
+def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evolutions, tmp_path):
+    d, _ = evolutions
+    cfg = dataclasses.replace(EVO, generations=1, steps=32, seed=50, init_from=str(d / "whole"))
+    like = train.state_like(dataclasses.replace(EVO, init_from=""))
+    _, (_, _, _, pool) = evolve.load_checkpoint(d / "whole" / "checkpoint.eqx", EVO, like, ("run_dir",))
+    keys, k_born = train.first_keys(cfg)
+    orgs, states = life.born_population(cfg, k_born)
+    founded = evolve.founders(cfg, orgs, states, train.state_like)
+    for i in range(cfg.population):
+        for s in range(cfg.layers):
+            mine = jax.tree.map(lambda g: g[i, s], founded.model.stack.genes)
+            assert any(leaves_equal(mine, jax.tree.map(lambda g: g[p], pool.genes)) for p in range(EVO.pool))
+        for a, b in zip(trunk_leaves(jax.tree.map(lambda x: x[i], founded.model)), trunk_leaves(pool.trunk)):
+            np.testing.assert_array_equal(a, b)
+    # from a run without evolution: its organisms' weights
+    plain = dataclasses.replace(cfg, init_from="", run_dir=str(tmp_path / "plain"))
+    train.train(plain, progress=False)
+    like = train.state_like(plain)
+    _, (saved, *_) = evolve.load_checkpoint(Path(plain.run_dir) / "checkpoint.eqx", plain, like)
+    again = evolve.founders(dataclasses.replace(cfg, init_from=plain.run_dir), orgs, states, train.state_like)
+    assert leaves_equal(again.model, saved.model)
+    assert leaves_equal(again.opt_state, orgs.opt_state)  # a fresh optimizer
+    summary = train.train(dataclasses.replace(cfg, run_dir=str(tmp_path / "judged")), progress=False)
+    assert summary["population"] == 2 and summary["steps"] == 32
+
+
+def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_path):
+    c = compare.Compare(what="evolution", steps=64, generations=2, population=2, seeds=1, fresh=False,
+                        run_dir=str(tmp_path), base=dataclasses.replace(EVO, generations=1, population=1))
+    compare.main(c)
+    table = (tmp_path / "evolution.md").read_text()
+    rows = [ln.split("|")[1].strip() for ln in table.splitlines() if ln.startswith("| ") and "arm" not in ln]
+    assert rows == list(compare.ARMS)
+    assert (tmp_path / "evolution.png").stat().st_size > 0
+    judged = json.loads((tmp_path / "darwinian-s0-judged" / "config.json").read_text())
+    assert judged["init_from"].endswith("darwinian-s0") and judged["seed"] == compare.JUDGE_SEED
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(pool=2), "smaller than one genome needs"),
+    (dict(generations=0), "--generations must be at least 1"), (dict(layers=2, slots=2), "at least 3"),
+    (dict(selection="none", inherit="lamarckian"), "cannot be --inherit lamarckian"),
+    (dict(turnover=4), "--turnover"), (dict(init_from="/nonexistent"), "--init-from"),
+])
+def test_bad_evolution_values_are_one_line_errors(change, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        train.validate(dataclasses.replace(EVO, **change))
+
+
+def test_a_resumed_evolution_cannot_change_the_length_of_a_life(evolutions, tmp_path):
+    d, _ = evolutions
+    shutil.copytree(d / "whole", tmp_path / "run")
+    with pytest.raises(ValueError, match="steps"):
+        train.train(dataclasses.replace(EVO, run_dir=str(tmp_path / "run"), steps=128, resume=True), progress=False)
+    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--generations", "2", "--pool", "2"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and out.stderr.strip().splitlines()[-1].startswith("error: --pool 2 is smaller")
+    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--generations", "2", "--fitness", "speed"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "invalid choice 'speed' for argument '--fitness'" in out.stderr
