@@ -18,7 +18,8 @@ are drawn by credit per depth, so a gene can move to another depth.
               its best bin, so genes are compared within their depth (a late gene is not unfit for being late)
     inherit   darwinian: what a life learned dies with it; the pool changes by selection and mutation only.
               lamarckian: each carried gene's learned weights from its fittest carrier go back into the pool,
-              and the fittest organism's learned trunk becomes the next trunk.
+              and the fittest organism's learned trunk becomes the next trunk. Genes grown during a life
+              (develop.py) never enter the pool under either rule: they carry no pool id and no record.
 
 Besides its genes an organism is born with the *trunk* (embeddings, senses, final norm and heads), one for
 the whole population, which follows the same rule: fixed from generation 0 under darwinian, the fittest
@@ -199,13 +200,15 @@ def _knockout(cfg, orgs):
     batch = life.batch_for(cfg, world.env_spec(cfg.world))
 
     def one(org):
-        loss = lambda m: life.world_model_loss(m, cfg, batch, org.window, org.now)[0]  # noqa: E731
         gates = org.model.stack.gates
+        D = gates.shape[0]
 
-        def without(i):
-            return loss(eqx.tree_at(lambda m: m.stack.gates, org.model, gates.at[i].set(0.0))) - loss(org.model)
+        def loss(i):  # slot i's gate set to 0; i = D: none (one batch, so the baseline rounds like the rest)
+            m = eqx.tree_at(lambda m: m.stack.gates, org.model, jnp.where(jnp.arange(D) == i, 0.0, gates))
+            return life.world_model_loss(m, cfg, batch, org.window, org.now)[0]
 
-        return jax.vmap(without)(jnp.arange(gates.shape[0]))
+        losses = jax.vmap(loss)(jnp.arange(D + 1))
+        return losses[:D] - losses[D]
 
     return eqx.filter_vmap(one)(orgs)
 
@@ -303,13 +306,16 @@ def record(ledger: Ledger, genomes: np.ndarray, f: np.ndarray, knock: np.ndarray
         ledger.genes[i]["gate"] = float(np.mean(gs))
 
 
-def end_of_life(cfg, pool: Pool, ledger: Ledger, genomes: np.ndarray, orgs: life.Organism, key):
+def end_of_life(cfg, pool: Pool, ledger: Ledger, genomes: np.ndarray, orgs: life.Organism, key, placed=None):
     """Credit, inheritance and selection after a generation's lives: (pool, ledger, its generations.jsonl line).
-    ``ledger`` is updated in place."""
+    ``ledger`` is updated in place. ``placed`` [N, layers]: the slot each genome gene sits in now (genes grown
+    during life (develop.py) push those above them up; they have no pool id and never enter the pool)."""
     N, L = genomes.shape
+    placed = np.tile(np.arange(L), (N, 1)) if placed is None else np.asarray(placed)
     fits = fitness(cfg, orgs)
     f = fits[cfg.fitness]
-    record(ledger, genomes, f, np.asarray(knockout(cfg, orgs)), np.asarray(orgs.model.stack.gates))
+    at = lambda x: np.take_along_axis(np.asarray(x), placed, axis=1)  # noqa: E731  [N, slots] -> [N, L]
+    record(ledger, genomes, f, at(knockout(cfg, orgs)), at(orgs.model.stack.gates))
     line = {"generation": ledger.generation, "fitness_kind": cfg.fitness, "fitness": [float(x) for x in f],
             "best": float(np.max(f)), "mean": float(np.mean(f)),
             **{f"{k}_mean": float(np.mean(v)) for k, v in fits.items()},
@@ -320,7 +326,7 @@ def end_of_life(cfg, pool: Pool, ledger: Ledger, genomes: np.ndarray, orgs: life
         carrier, slot, carried = np.zeros(P, np.int32), np.zeros(P, np.int32), np.zeros(P, bool)
         for i in sorted(range(N), key=lambda i: (f[i], -i)):  # the fittest carrier (first on a tie) writes last
             for s in range(L):
-                carrier[genomes[i, s]], slot[genomes[i, s]], carried[genomes[i, s]] = i, s, True
+                carrier[genomes[i, s]], slot[genomes[i, s]], carried[genomes[i, s]] = i, placed[i, s], True
         pool = write_back(pool, orgs, jnp.asarray(carrier), jnp.asarray(slot), jnp.asarray(carried),
                           jnp.asarray(int(np.argmax(f)), jnp.int32))
     discarded, splits = [], []
