@@ -13,8 +13,9 @@ default multi-objective mix, ``train.MIX``), multi_ratio (multi / agent), popula
 population_one_thread_sps, slots_sps (the population with half its gene slots inactive) and slots_ratio
 (that / a body of only the active slots), evolution_sps (the population with an evolution's body of 3
 genes), between_generations_s (credit, write-back, selection and births between two generations) and
-between_generations_share (that, as a share of a generation with lives of 5,000 steps), compile_s,
-peak_rss_mb.
+between_generations_share (that, as a share of a generation with lives of 5,000 steps), grown_sps and
+born4_sps (bodies grown from 1 gene to 4 slots, and born with 4) and grown_ratio (born / grown time:
+1 means growing costs nothing once grown), compile_s, peak_rss_mb.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import tyro
-from jax.flatten_util import ravel_pytree
 
 import life
 import train
@@ -97,6 +97,11 @@ def main(b: Bench) -> dict:
     evo = dataclasses.replace(pop, generations=2, layers=3, slots=3, inherit="lamarckian")
     evo_compile, evo_s, _ = time_population(evo, b, threads)
     between_s = between_generations(evo, b)
+    # development: a body grown from 1 gene to 4 slots against one born with 4
+    grown = dataclasses.replace(pop, layers=1, slots=4, grow="schedule")
+    born4 = dataclasses.replace(pop, layers=4, slots=4)
+    grown_compile, grown_s, _ = time_population(grown, b, threads, grow=3)
+    born4_compile, born4_s, _ = time_population(born4, b, threads)
     env_sps, agent_sps, multi_sps = b.steps / env_s, b.steps / agent_s, b.steps / multi_s
     pop_sps, one_sps, slots_sps = N * b.steps / pop_s, N * b.steps / one_s, N * b.steps / slots_s
     rows = [("env alone (scan, cond reset, random actions)", env_sps, env_compile),
@@ -108,7 +113,10 @@ def main(b: Bench) -> dict:
             (f"population of {N}, one thread (one vmapped computation)", one_sps, one_compile),
             (f"population of {N}, {threads} threads, {cfg.layers} of {slots.slots} gene slots active", slots_sps,
              slots_compile),
-            (f"population of {N}, {threads} threads, 3 genes (an evolution's body)", N * b.steps / evo_s, evo_compile)]
+            (f"population of {N}, {threads} threads, 3 genes (an evolution's body)", N * b.steps / evo_s, evo_compile),
+            (f"population of {N}, {threads} threads, bodies grown from 1 gene to 4", N * b.steps / grown_s,
+             grown_compile),
+            (f"population of {N}, {threads} threads, bodies born with 4 genes", N * b.steps / born4_s, born4_compile)]
     print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform} x {len(jax.devices())}, "
           f"jax {jax.__version__}, {cfg.world}")
     print(f"{'what':<72} {'steps/s':>9} {'compile+1st (s)':>16}")
@@ -129,6 +137,8 @@ def main(b: Bench) -> dict:
               "slots_sps": round(slots_sps, 1), "slots_ratio": round(slots_sps / pop_sps, 4),
               "evolution_sps": round(N * b.steps / evo_s, 1), "between_generations_s": round(between_s, 4),
               "between_generations_share": round(share, 5),
+              "grown_sps": round(N * b.steps / grown_s, 1), "born4_sps": round(N * b.steps / born4_s, 1),
+              "grown_ratio": round(born4_s / grown_s, 4),
               "compile_s": round(agent_compile, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(json.dumps(result))
@@ -164,10 +174,18 @@ def between_generations(cfg, b: Bench) -> float:
     return timed(once, b.repeats)[1]
 
 
-def time_population(cfg, b: Bench, threads: int) -> tuple[float, float, float]:
-    """(compile + first s, best s of a ``b.steps`` chunk, fraction of steps on which an organism died)."""
+def time_population(cfg, b: Bench, threads: int, grow: int = 0) -> tuple[float, float, float]:
+    """(compile + first s, best s of a ``b.steps`` chunk, fraction of steps on which an organism died);
+    ``grow``: genes each organism grows (develop.py, in the middle of its stack) before it is timed."""
+    import numpy as np
+
+    import develop
+
     keys = jax.random.split(jax.random.PRNGKey(0), cfg.population)
     orgs, es = life.born_population(cfg, keys)
+    for n in range(cfg.layers, cfg.layers + grow):
+        k = np.full(cfg.population, develop.depth(cfg, n))
+        orgs = develop.grow(cfg, orgs, np.ones(cfg.population, bool), k, jax.random.PRNGKey(n))
     out = {}
 
     def call():
@@ -205,28 +223,26 @@ def breakdown(cfg, b: Bench, step_s: float, deaths: float) -> dict[str, float]:
 
         return jax.lax.scan(body, 0.0, jax.random.split(key, b.steps))[0]
 
-    opt = life.optimizer(cfg)
-    flat = jax.vmap(lambda m: ravel_pytree(eqx.filter(m, eqx.is_inexact_array))[0])(orgs.model)
-
-    @jax.jit
-    def adam(state, flat):  # one optimizer update per organism and step
+    @eqx.filter_jit
+    def adam(models, opts):  # one optimizer update per organism and step, slot by slot (life.optimize)
         def body(carry, _):
-            state, flat = carry
-            updates, state = jax.vmap(opt.update)(flat * 1e-3, state, flat)
-            return (state, flat + updates), None
+            models, opts = carry
+            step = lambda m, o: life.optimize(cfg, m, jax.tree.map(lambda x: 1e-3 * x, eqx.filter(  # noqa: E731
+                m, eqx.is_inexact_array)), o)
+            return eqx.filter_vmap(step)(models, opts), None
 
-        return jax.lax.scan(body, (state, flat), None, length=b.steps)[0]
+        return jax.lax.scan(body, (models, opts), None, length=b.steps)[0]
 
     per = lambda fn: 1e3 * timed(fn, b.repeats)[1] / b.steps  # noqa: E731
     env_ms = per(lambda: env_steps(states, jax.random.PRNGKey(1)))
     reset_ms = per(lambda: worlds(jax.random.PRNGKey(1))) * deaths
-    adam_ms = per(lambda: adam(orgs.opt_state, flat))
+    adam_ms = per(lambda: adam(orgs.model, orgs.opt_state))
     total = 1e3 * step_s
     return {f"env: {N} worlds stepped": env_ms,
             f"rebirths: {R} fresh worlds on the {100 * deaths:.1f}% of steps with a death": reset_ms,
             "model: forward + backward over the window, acting, bookkeeping (the rest)":
                 total - env_ms - reset_ms - adam_ms,
-            "optimizer: Adam on the flat parameters": adam_ms}
+            "optimizer: Adam on the flat parameters, slot by slot": adam_ms}
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ comparison picks up where it stopped. Writes ``D/compare.md`` (one markdown tabl
 beside their baselines, Crafter score, achievements unlocked, episode length, steps/s, each as mean
 +- std over the seeds) and ``D/compare.png``.
 
+``development`` races bodies born with 1 gene that grow (on a plateau of learning, or on a schedule)
+against bodies fixed at 1 gene and at the final size, each row a population of seeds as above; it adds a
+table of growth (genes at the end, insertions, gates, steps to reach a given surprise).
+
 ``evolution`` runs three arms at one budget, darwinian, lamarckian and the no-selection control, each
 an evolution of ``--generations`` lives of ``--steps`` steps by a population of ``--population``, once per
 seed; then judges each arm's final pool on fresh seeds and worlds (``train.py --init-from``: one new
@@ -41,6 +45,7 @@ class Row:
     policy: str = "learned"
     curiosity: str = "surprise"
     weights: tuple[float, ...] = ()
+    body: tuple[tuple[str, object], ...] = ()  # other config fields of this row: (("layers", 1), ...)
 
 
 def objective_rows(c: Compare) -> list[Row]:
@@ -59,9 +64,9 @@ def objective_rows(c: Compare) -> list[Row]:
 class Compare:
     """Run each row of a comparison (K seeds as one population) at one budget; write a table and a plot."""
 
-    what: tyro.conf.Positional[Literal["objectives", "evolution"]] = "objectives"
+    what: tyro.conf.Positional[Literal["objectives", "evolution", "development"]] = "objectives"
     """which comparison: objectives (every objective, the mixes, curiosity variants, the random policy);
-    evolution (darwinian, lamarckian, no-selection control)"""
+    evolution (darwinian, lamarckian, no-selection control); development (growing bodies against fixed ones)"""
     steps: int = 20_000
     """environment steps per run (evolution: per life)"""
     seeds: int = 4
@@ -71,6 +76,8 @@ class Compare:
     """evolution: generations per evolution"""
     population: int = 8
     """evolution: organisms per generation (and in the fresh population that judges each arm)"""
+    grown: int = 4
+    """development: the slots a growing body may fill (and the size of the largest fixed body)"""
     # evolution raises a body of fewer than 3 genes to 3 (--base.layers), as train.py does for --generations
     fresh: bool = True
     """run each row (objectives) or each seed's arms (evolution) in a fresh process; off: in this one"""
@@ -84,13 +91,30 @@ class Compare:
     """everything else about the runs (model size, window, ...): --base.d-model 32 etc."""
 
 
-COMPARISONS = {"objectives": objective_rows}
-
-
 def config(c: Compare, row: Row) -> train.Config:
     return dataclasses.replace(c.base, objective=row.objective, weights=row.weights, policy=row.policy,
                                curiosity=row.curiosity, steps=c.steps, seed=0, population=c.seeds,
-                               run_dir=str(Path(c.run_dir) / slug(row.name)), resume=False)
+                               run_dir=str(Path(c.run_dir) / slug(row.name)), resume=False, **dict(row.body))
+
+
+def development_rows(c: Compare) -> list[Row]:
+    """Born with 1 gene and growing (on plateau, on schedule) up to ``--grown`` slots, against bodies fixed
+    at 1 gene and at the final size; the default objective and curiosity."""
+    S, obj = c.grown, c.base.objective
+    return [Row("born 1 gene, grows on plateau", obj, body=(("layers", 1), ("slots", S), ("grow", "plateau"))),
+            Row("born 1 gene, grows on schedule", obj,
+                body=(("layers", 1), ("slots", S), ("grow", "schedule"), ("grow_every", schedule(c)))),
+            Row("fixed at 1 gene", obj, body=(("layers", 1), ("slots", 1))),
+            Row(f"born at the final size ({S} genes)", obj, body=(("layers", S), ("slots", S)))]
+
+
+def schedule(c: Compare) -> int:
+    """--grow-every for the schedule row: its S - 1 insertions spread evenly over the life, in whole chunks."""
+    chunk = c.base.chunk
+    return max(chunk, c.steps // c.grown // chunk * chunk)
+
+
+COMPARISONS = {"objectives": objective_rows, "development": development_rows}
 
 
 def slug(name: str) -> str:
@@ -250,6 +274,49 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------- development
+
+
+def surprise_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, [N, chunks]) each organism's prequential surprise of the curious objective, per chunk."""
+    cfg = json.loads((run / "config.json").read_text())
+    key = f"{cfg['objective'][0]}/surprise"
+    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    per = [m.get("organisms", [m]) for m in ms]
+    return np.array([m["step"] for m in ms]), np.array([[o[key] for o in p] for p in per], float).T
+
+
+def steps_to(curve: np.ndarray, steps: np.ndarray, target: float, smooth: int = 5) -> float | None:
+    """The first step at which the running mean of ``smooth`` chunks of ``curve`` is at or below ``target``."""
+    run = np.convolve(curve, np.ones(smooth) / smooth, mode="valid")
+    hit = np.flatnonzero(run <= target)
+    return float(steps[hit[0] + smooth - 1]) if hit.size else None
+
+
+def development_table(c: Compare) -> str:
+    """Growth's own figures: genes at the end, insertions, gates of the grown slots, and the steps each row
+    needs to reach the surprise that the body fixed at 1 gene ends its life at."""
+    rows = development_rows(c)
+    runs = {r.name: Path(config(c, r).run_dir) for r in rows}
+    _, fixed = surprise_curve(runs["fixed at 1 gene"])
+    target = float(np.mean(fixed[:, -5:]))
+    lines = ["", f"Growth: genes at the end, and the steps needed to reach a prequential surprise of {target:.4f} "
+                 "(the mean over the last 5 chunks that the body fixed at 1 gene ends at; running mean of 5 chunks; "
+                 "'–': never)", "",
+             "| run | active genes at the end | insertions per organism | gates of the slots at the end "
+             "(organism 0) | steps to reach the target |", "|---|---|---|---|---|"]
+    for name, run in runs.items():
+        ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        last = ms[-1].get("organisms", [ms[-1]])
+        events = sum(len(m.get("growth", [])) for m in ms) / len(last)
+        steps, curves = surprise_curve(run)
+        reach = [steps_to(cv, steps, target) for cv in curves]
+        lines.append(f"| {name} | {pm([o['active_genes'] for o in last], '{:.1f}')} | {events:.1f} "
+                     f"| {' '.join(f'{g:.2f}' for g in last[0]['gates'])} "
+                     f"| {pm(reach, '{:.0f}')} ({sum(r is not None for r in reach)}/{len(reach)} reached) |")
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------- evolution
 
 ARMS = {"darwinian": dict(inherit="darwinian", selection="evolve"),
@@ -407,7 +474,7 @@ def main(c: Compare) -> Path:
         return evolution_main(c)
     results = run_all(c)
     d = Path(c.run_dir)
-    (d / "compare.md").write_text(table(c, results))
+    (d / "compare.md").write_text(table(c, results) + (development_table(c) if c.what == "development" else ""))
     plot(results, d / "compare.png")
     print((d / "compare.md").read_text())
     return d / "compare.md"

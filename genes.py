@@ -17,7 +17,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 
 def layer_norm(x, scale, bias):
@@ -70,8 +70,8 @@ class GeneStack(eqx.Module):
     def __init__(self, slots: int, layers: int, d: int, n_heads: int, mlp_ratio: int, *, key: PRNGKeyArray):
         keys = jax.random.split(key, slots)
         self.genes = eqx.filter_vmap(lambda k: Gene(d, n_heads, mlp_ratio, key=k))(keys)
-        self.gates = jnp.ones((slots,))
         self.active = jnp.arange(slots) < layers
+        self.gates = self.active.astype(jnp.float32)  # a free slot's gate is 0: a gene grown there starts closed
 
     @property
     def slots(self) -> int:
@@ -95,6 +95,22 @@ class GeneStack(eqx.Module):
 def gene(stack: GeneStack, i: int) -> Gene:
     """Slot ``i``'s gene as a standalone layer."""
     return jax.tree.map(lambda leaf: leaf[i] if eqx.is_array(leaf) else leaf, stack.genes)
+
+
+def shift_in(x: Array, k: ArrayLike, new: ArrayLike) -> Array:
+    """Along the leading (slot) axis: slots from ``k`` on move up by one (the last falls off), ``new`` goes
+    into slot ``k``. ``k`` may be traced: the shape never changes."""
+    D = x.shape[0]
+    src = jnp.where(jnp.arange(D) > k, jnp.arange(D) - 1, jnp.arange(D))
+    return x[src].at[k].set(new)
+
+
+def insert(stack: GeneStack, k: ArrayLike, new: Gene) -> GeneStack:
+    """``new`` inserted in slot ``k`` behind a closed gate (g = 0, active), the genes from ``k`` on one slot
+    higher. The last slot must be free (it falls off). With g = 0 every output is exactly what it was."""
+    genes = jax.tree.map(lambda x, n: shift_in(x, k, n), stack.genes, new)
+    return eqx.tree_at(lambda s: (s.genes, s.gates, s.active), stack,
+                       (genes, shift_in(stack.gates, k, 0.0), shift_in(stack.active, k, True)))
 
 
 def express(stack: GeneStack, genes: Gene) -> GeneStack:

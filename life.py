@@ -37,12 +37,14 @@ from model import Model, Obs, n_patches
 RUN_FIELDS = ("steps", "resume", "run_dir", "checkpoint_every", "gif_steps", "gif_organism")
 # config fields of evolution (evolve.py): they decide which lives are lived, not how one is lived
 EVOLUTION_FIELDS = ("generations", "pool", "fitness", "inherit", "selection", "mutation", "turnover", "init_from")
+# config fields of development (develop.py) that only the host's decisions read
+DEVELOPMENT_FIELDS = ("grow", "grow_every", "plateau_span", "plateau_drop", "grow_gap", "grow_depth")
 
 
 def core(cfg):
     """The config with the fields that do not change a life's computation set to their defaults (runs that
     differ only in them share compiled functions)."""
-    free = RUN_FIELDS + EVOLUTION_FIELDS
+    free = RUN_FIELDS + EVOLUTION_FIELDS + DEVELOPMENT_FIELDS
     return dataclasses.replace(cfg, **{f.name: f.default for f in dataclasses.fields(cfg) if f.name in free})
 
 
@@ -68,7 +70,7 @@ class Tally(eqx.Module):
 
 class Organism(eqx.Module):
     model: Model
-    opt_state: optax.OptState
+    opt_state: Opt
     window: O.Window
     now: Obs  # what it sees now, with its senses
     logits: jax.Array  # its policy on ``now``, from the last forward pass
@@ -79,8 +81,54 @@ class Organism(eqx.Module):
     tally: Tally
 
 
-def optimizer(cfg):
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
+# ----------------------------------------------------------------------------- the optimizer, slot by slot
+
+
+class Opt(eqx.Module):
+    """Adam's state in two parts: the trunk (everything but the gene slots) as one flat vector, and each
+    gene slot (its gene and its gate) with its own moments *and step count* (every leaf has a leading
+    slot axis). A gene inserted into a slot starts with fresh moments and a count of 0, so its first
+    updates get the bias correction of a new history, not of the organism's whole life."""
+
+    trunk: optax.OptState
+    slots: optax.OptState
+
+
+def flatten(tree):
+    """(trunk vector, [D, n] slot vectors, rebuild): a model (or its gradient) as Adam sees it; a slot's
+    vector is its gene's weights then its gate. ``rebuild(trunk, slots)`` puts vectors back into ``tree``."""
+    params, static = eqx.partition(tree, eqx.is_inexact_array)
+    genes, gates = params.stack.genes, params.stack.gates
+    trunk, unravel_trunk = ravel_pytree(eqx.tree_at(lambda m: (m.stack.genes, m.stack.gates), params,
+                                                    replace=(None, None)))
+    unravel_gene = ravel_pytree(jax.tree.map(lambda x: x[0], genes))[1]
+    slots = jax.vmap(lambda g, a: jnp.concatenate([ravel_pytree(g)[0], a[None]]))(genes, gates)
+
+    def rebuild(trunk, slots):
+        new = eqx.tree_at(lambda m: (m.stack.genes, m.stack.gates), unravel_trunk(trunk),
+                          (jax.vmap(unravel_gene)(slots[:, :-1]), slots[:, -1]), is_leaf=lambda x: x is None)
+        return eqx.combine(new, static)
+
+    return trunk, slots, rebuild
+
+
+def new_opt(cfg, model: Model) -> Opt:
+    trunk, slots, _ = flatten(model)
+    adam = optax.adam(cfg.lr)
+    return Opt(trunk=adam.init(trunk), slots=jax.vmap(adam.init)(slots))
+
+
+def optimize(cfg, model: Model, grads, opt: Opt) -> tuple[Model, Opt]:
+    """One Adam update, slot by slot, after clipping the whole gradient by its global norm. On flat
+    vectors: a few big ops instead of a few per leaf (per-op overhead rules at this size)."""
+    trunk, slots, rebuild = flatten(model)
+    g_trunk, g_slots, _ = flatten(grads)
+    norm = jnp.sqrt(jnp.sum(jnp.square(g_trunk)) + jnp.sum(jnp.square(g_slots)))
+    clip = jnp.where(norm < cfg.max_grad_norm, 1.0, cfg.max_grad_norm / norm)
+    adam = optax.adam(cfg.lr)
+    u_trunk, s_trunk = adam.update(g_trunk * clip, opt.trunk, trunk)
+    u_slots, s_slots = jax.vmap(adam.update)(g_slots * clip, opt.slots, slots)
+    return rebuild(trunk + u_trunk, slots + u_slots), Opt(trunk=s_trunk, slots=s_slots)
 
 
 def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
@@ -125,7 +173,7 @@ def new_organism(cfg, model: Model, env_state) -> Organism:
               for k in ("n", "surprise") + O.score_keys(plan, spec.image is not None)}
     tally = Tally(episodes=z, length_sum=z, achievements=jnp.zeros(len(spec.achievements)),
                   action_counts=jnp.zeros(spec.n_actions), reward_sum=z, steps=z, scores=scores, shared_rebirths=z)
-    opt_state = optimizer(cfg).init(ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0])
+    opt_state = new_opt(cfg, model)
     return Organism(model=model, opt_state=opt_state, window=win, now=now, logits=jnp.zeros(spec.n_actions),
                     life=jnp.zeros((), jnp.int32), ret=z, ret_moments=jnp.array([1.0, 0.0, 1.0]),
                     last_surprise=jnp.zeros(2), tally=tally)
@@ -251,11 +299,7 @@ def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Org
     scale = 1.0 / jnp.sqrt(var + 1e-8)
     (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
         org.model, cfg, batch, win, now, scale, org.last_surprise)
-    # Adam on one flat vector: a few big ops instead of a few per leaf (per-op overhead rules at this size)
-    params, static = eqx.partition(org.model, eqx.is_inexact_array)
-    flat, unravel = ravel_pytree(params)
-    updates, opt_state = optimizer(cfg).update(ravel_pytree(grads)[0], org.opt_state, flat)
-    model = eqx.combine(unravel(flat + updates), static)
+    model, opt_state = optimize(cfg, org.model, grads, org.opt_state)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
     done = a.done
     ret = org.ret * cfg.gamma * (1 - done) + aux["curiosity"]

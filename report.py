@@ -48,7 +48,8 @@ def population_metrics(per: list[dict]) -> dict:
     for k in first:
         if k not in out:
             vals = [m[k] for m in per if m.get(k) is not None]
-            out[k] = float(np.mean(vals)) if vals else None
+            mean = np.mean(vals, axis=0) if vals else None
+            out[k] = None if mean is None else mean.tolist() if np.ndim(mean) else float(mean)
     out["organisms"] = [{k: v for k, v in m.items() if k not in ("step", "steps_per_second")} for m in per]
     return out
 
@@ -265,6 +266,44 @@ def caption(frame: np.ndarray, text: str) -> np.ndarray:
         font = ImageFont.load_default()
     ImageDraw.Draw(img).multiline_text((8, h + 4), text, fill=(235, 235, 235), font=font, spacing=4)
     return np.asarray(img)
+
+
+def gate_plot(run: Path) -> Path:
+    """``gates.png``: development over the life: every slot's gate (organism 0 bold, the others faint),
+    the growth events, and the number of active genes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ms = load_metrics(run)
+    step = np.array([m["step"] for m in ms])
+    each = [m.get("organisms", [m]) for m in ms]
+    N, D = len(each[0]), len(each[0][0]["gates"])
+    gates = np.array([[o["gates"] for o in e] for e in each])  # [chunks, N, D]
+    active = np.array([[o["active_genes"] for o in e] for e in each])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    for s in range(D):
+        axes[0].plot(step, gates[:, 0, s], color=f"C{s}", lw=2, label=f"slot {s}")
+        for i in range(1, N):
+            axes[0].plot(step, gates[:, i, s], color=f"C{s}", lw=0.6, alpha=0.4)
+    for m in ms:
+        for e in m.get("growth", []):
+            axes[0].axvline(e["step"], color="gray", lw=0.5, ls=":" if e["organism"] else "--")
+    axes[0].set_title("gates g of each slot (bold: organism 0; dashed: its growth events)", fontsize=9)
+    for i in range(N):
+        axes[1].plot(step, active[:, i], lw=2 if i == 0 else 0.8, alpha=1 if i == 0 else 0.5)
+    axes[1].set_title("active genes", fontsize=9)
+    axes[0].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{run.name}: development", fontsize=10)
+    fig.tight_layout()
+    out = run / "gates.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
 
 
 # ----------------------------------------------------------------------------- evolution

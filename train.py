@@ -10,6 +10,7 @@ is the single life of seed + i), vmapped in one jitted chunk and sharded over th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 import tyro
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+import develop
 import evolve
 import life
 import objectives as O
@@ -125,6 +127,22 @@ class Config:
     """a split's mutated copy adds Gaussian noise of this times each weight array's RMS"""
     turnover: int = 2
     """genes discarded, and genes split, per generation (the pool keeps its size)"""
+    grow: Literal["never", "schedule", "plateau"] = "never"
+    """development (develop.py): grow a gene into a free slot during life, behind a closed gate;
+    'schedule' every --grow-every steps, 'plateau' when learning stalls; growth stops when --slots are full"""
+    grow_every: int = 10_000
+    """--grow schedule: steps between insertions (a multiple of --chunk)"""
+    plateau_span: int = 5_000
+    """--grow plateau: the curious objective's prequential surprise is compared over two spans of this many
+    steps (a multiple of --chunk)"""
+    plateau_drop: float = 0.01
+    """--grow plateau: learning has stalled when the surprise fell by less than this fraction of itself"""
+    grow_gap: int = 10_000
+    """--grow plateau: at least this many steps from birth or the last insertion to the next"""
+    grow_gene: Literal["copy", "fresh"] = "copy"
+    """what grows: a copy of the gene below the new slot (stacking), or a freshly initialised gene"""
+    grow_depth: float = 0.5
+    """where a gene grows, as a fraction of the active stack (0: below every gene, 1: above, 0.5: the middle)"""
     init_from: str = ""
     """a run directory to start from: an evolution's final pool (genomes drawn from it by credit, with its
     trunk), or any run's checkpoint weights; fresh optimizers, seeds and worlds"""
@@ -194,10 +212,30 @@ def validate(cfg: Config) -> None:
             raise ValueError(msg)
     if cfg.generations > 1 or cfg.init_from:
         evolution_checks(cfg)
+    if cfg.grow != "never":
+        development_checks(cfg)
     devices = len(jax.devices())
     if cfg.population > 1 and cfg.population % devices:
         raise ValueError(f"--population {cfg.population} cannot be shared evenly over the {devices} devices; "
                          f"choose a multiple of {devices}")
+
+
+def development_checks(cfg: Config) -> None:
+    checks = [
+        (cfg.slots > cfg.layers, f"--grow {cfg.grow} needs free slots to grow into: --slots ({cfg.slots}) must "
+                                 f"exceed --layers ({cfg.layers})"),
+        (cfg.grow != "schedule" or (cfg.grow_every > 0 and cfg.grow_every % cfg.chunk == 0),
+         f"--grow-every ({cfg.grow_every}) must be a positive multiple of --chunk ({cfg.chunk})"),
+        (cfg.grow != "plateau" or (cfg.plateau_span > 0 and cfg.plateau_span % cfg.chunk == 0),
+         f"--plateau-span ({cfg.plateau_span}) must be a positive multiple of --chunk ({cfg.chunk})"),
+        (cfg.plateau_drop >= 0, f"--plateau-drop cannot be negative, got {cfg.plateau_drop}"),
+        (cfg.grow_gap >= 0, f"--grow-gap cannot be negative, got {cfg.grow_gap}"),
+        (0 <= cfg.grow_depth <= 1, f"--grow-depth must lie in [0, 1], got {cfg.grow_depth}"),
+        (cfg.grow_gene in develop.GENES, f"unknown --grow-gene {cfg.grow_gene!r}"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
 
 
 def evolution_checks(cfg: Config) -> None:
@@ -262,12 +300,15 @@ def generation_keys(cfg: Config, g: int):
 
 
 def evolution_key(cfg: Config, what: int):
-    """Keys of the evolution itself: 0 makes the first pool, 1 + g the mutations after generation g."""
+    """Keys of evolution and development: 0 makes the first pool, 1 + g the mutations after generation g,
+    -1 (folded with the step) the fresh genes grown during life."""
     return jax.random.fold_in(jax.random.PRNGKey(cfg.seed), (1 << 20) + what)
 
 
+@functools.lru_cache(maxsize=8)
 def state_like(cfg: Config):
-    """The shapes of a run's checkpointed state, (organisms, worlds, keys, pool or None), computing nothing."""
+    """The shapes of a run's checkpointed state, (organisms, worlds, keys, pool or None), computing nothing
+    (tracing once per config)."""
     world.make_env(cfg.world)
     keys = jax.ShapeDtypeStruct((cfg.population, 2), jax.numpy.uint32)
     orgs, env_states = eqx.filter_eval_shape(life._born_population, life.core(cfg), keys)
@@ -334,11 +375,14 @@ def train(cfg: Config, progress: bool = True) -> dict:
     evolving = cfg.generations > 1
     total = cfg.generations * L  # steps of the whole run (of each organism line)
     pool = ledger = genomes = orgs = None
+    growth = develop.Growth(N, cfg.layers)
     step = 0
     if cfg.resume:
         header = read_header(ckpt)
         step, (orgs, env_states, keys, pool) = load_checkpoint(ckpt, cfg, state_like(cfg),
                                                                resume_free(cfg, header["config"]))
+        if "growth" in header["meta"]:
+            growth = develop.Growth.from_json(header["meta"]["growth"])
         if evolving:
             ledger = evolve.Ledger.from_json(header["meta"]["ledger"])
             genomes = np.array(header["meta"]["genomes"], np.int32)
@@ -365,7 +409,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
         return orgs, env_states, keys, genomes
 
     def meta() -> dict:
-        return {"ledger": ledger.to_json(), "genomes": genomes.tolist()} if evolving else {}
+        out = {"growth": growth.to_json()} if cfg.grow != "never" else {}
+        return {**out, "ledger": ledger.to_json(), "genomes": genomes.tolist()} if evolving else out
 
     unit = "step" if N == 1 else f"step x {N}"
     bar = tqdm(total=total, initial=step, unit=unit, disable=not progress, dynamic_ncols=True)
@@ -376,6 +421,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
         g, at = divmod(step, L)
         if at == 0:  # a new generation is born (generation 0: the run's first lives)
             orgs, env_states, keys, genomes = newborns(g)
+            growth = develop.Growth(N, cfg.layers)
             compiles, born_at = COMPILES[0], time.perf_counter()
             if place is not None:
                 orgs, env_states, keys = jax.device_put((orgs, env_states, keys), place)
@@ -395,7 +441,23 @@ def train(cfg: Config, progress: bool = True) -> dict:
             whose = f" (organism {who})" if N > 1 else ""
             raise FloatingPointError(f"non-finite loss at step {step - n + when}{whose}; stopping (last checkpoint: "
                                      f"{ckpt}, step {last_ckpt}). Try a lower --lr.")
-        m = report.population_metrics([report.chunk_metrics(pick(rec, i), step, dt) for i in range(N)])
+        per = [report.chunk_metrics(pick(rec, i), step, dt) for i in range(N)]
+        events = []
+        if cfg.grow != "never":  # development: whoever has stalled (or is due) grows a gene now
+            active = np.asarray(orgs.model.stack.active).sum(1)
+            surprise = [p.get(f"{life.curious(cfg)}/surprise") for p in per]
+            mask, k, why = develop.decide(cfg, growth, at + n, n, surprise, active)
+            if mask.any():
+                orgs = develop.grow(cfg, orgs, mask, k, jax.random.fold_in(evolution_key(cfg, -1), step))
+                if place is not None:
+                    orgs = jax.device_put(orgs, place)
+                events = [{"step": step, "organism": int(i), "slot": int(k[i]), "active_before": int(active[i]),
+                           "gene": cfg.grow_gene, "why": why[i]} for i in np.flatnonzero(mask)]
+        for p, gates, active in zip(per, np.asarray(orgs.model.stack.gates), np.asarray(orgs.model.stack.active)):
+            p["gates"], p["active_genes"] = [round(float(x), 5) for x in gates], int(active.sum())
+        m = report.population_metrics(per)
+        if events:
+            m["growth"] = events
         if evolving:
             m["generation"] = g
         with open(run / "metrics.jsonl", "a") as f:
@@ -403,7 +465,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
         bar.update(n)
         bar.set_postfix({**({"gen": g} if evolving else {}), **report.progress_figures(cfg, m)})
         if evolving and step % L == 0:  # the end of a generation's lives: credit, inheritance, selection
-            pool, ledger, line = evolve.end_of_life(cfg, pool, ledger, genomes, orgs, evolution_key(cfg, 1 + g))
+            pool, ledger, line = evolve.end_of_life(cfg, pool, ledger, genomes, orgs, evolution_key(cfg, 1 + g),
+                                                    np.array(growth.placed))
             line.update(seconds=time.perf_counter() - born_at, compiles=COMPILES[0] - compiles)
             with open(run / "generations.jsonl", "a") as f:
                 f.write(json.dumps(line) + "\n")
@@ -426,6 +489,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
     report.plots(run)
     if evolving:
         report.evolution_plots(run)
+    if cfg.grow != "never":
+        report.gate_plot(run)
     if cfg.gif_steps:
         i = cfg.gif_organism
         report.life_gif(cfg, pick(orgs, i), pick(env_states, i), keys[i], run / "life.gif")

@@ -1,6 +1,7 @@
 """Evolution: births from the pool, knockouts, inheritance, splits, selection, resume, no recompiles, errors.
 
-One tiny body (d=32, 3 genes) and one tiny population of 2 serve every test, so each function compiles once.
+One tiny body (d=32, 3 genes in 4 slots) and one tiny population of 2 serve every test here and in
+test_development.py, so each function compiles once.
 """
 
 import dataclasses
@@ -17,12 +18,13 @@ import numpy as np
 import pytest
 
 import compare
+import develop
 import evolve
 import life
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
-EVO = train.Config(d_model=32, n_heads=2, layers=3, slots=3, window=4, chunk=32, steps=64, population=2,
+EVO = train.Config(d_model=32, n_heads=2, layers=3, slots=4, window=4, chunk=32, steps=64, population=2,
                    generations=3, pool=6, turnover=1, checkpoint_every=32, gif_steps=0)
 
 
@@ -64,7 +66,8 @@ def test_birth_puts_exactly_the_chosen_pool_genes_into_the_slots(lived):
 def test_knocking_out_an_active_gene_changes_the_loss_and_an_inactive_one_does_not(lived):
     *_, after = lived
     knock = np.asarray(evolve.knockout(EVO, after))
-    assert knock.shape == (EVO.population, EVO.slots) and np.all(knock != 0)
+    assert knock.shape == (EVO.population, EVO.slots) and np.all(knock[:, :3] != 0)
+    np.testing.assert_array_equal(knock[:, 3], 0.0)  # the free slot
     off = eqx.tree_at(lambda o: o.model.stack.active, after, after.model.stack.active.at[:, 1].set(False))
     knock_off = np.asarray(evolve.knockout(EVO, off))
     np.testing.assert_array_equal(knock_off[:, 1], 0.0)
@@ -101,6 +104,22 @@ def test_lamarckian_writes_back_exactly_the_fittest_carriers_learned_weights(liv
         assert not leaves_equal(got, jax.tree.map(lambda g: g[p], pool.genes))  # it learned something
     for a, b in zip(trunk_leaves(new.trunk), trunk_leaves(jax.tree.map(lambda x: x[best], after.model))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_genes_grown_in_life_move_the_genome_but_never_enter_the_pool(lived):
+    pool, ledger, genomes, *_, after = lived
+    grown = develop.grow(EVO, after, np.ones(2, bool), np.array([1, 1]), jax.random.PRNGKey(0))
+    placed = np.array([[0, 2, 3]] * 2)  # the genome's second and third genes moved up one slot
+    cfg = dataclasses.replace(EVO, inherit="lamarckian", turnover=0)
+    new, *_ = evolve.end_of_life(cfg, pool, fresh_ledger(ledger), genomes, grown, jax.random.PRNGKey(0), placed)
+    f = evolve.fitness(cfg, grown)[cfg.fitness]
+    for p in set(genomes.ravel()):
+        i, s = max(((i, s) for i in range(2) for s in range(3) if genomes[i, s] == p), key=lambda c: (f[c[0]], -c[0]))
+        assert leaves_equal(jax.tree.map(lambda g: g[p], new.genes),
+                            jax.tree.map(lambda g: g[i, placed[i, s]], grown.model.stack.genes))
+    darwinian = dataclasses.replace(EVO, turnover=0)
+    same, *_ = evolve.end_of_life(darwinian, pool, fresh_ledger(ledger), genomes, grown, jax.random.PRNGKey(0), placed)
+    assert leaves_equal(same.genes, pool.genes)
 
 
 def test_a_split_makes_two_new_genes_that_differ_by_the_mutation_only():
@@ -239,7 +258,7 @@ def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evoluti
 
 
 def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_path):
-    c = compare.Compare(what="evolution", steps=64, generations=2, population=2, seeds=1, fresh=False,
+    c = compare.Compare(what="evolution", steps=32, generations=2, population=2, seeds=1, fresh=False,
                         run_dir=str(tmp_path), base=dataclasses.replace(EVO, generations=1, population=1))
     compare.main(c)
     table = (tmp_path / "evolution.md").read_text()

@@ -1,0 +1,110 @@
+"""Development: the organism grows during its life, one gene at a time, behind a closed gate.
+
+When to grow (``--grow``): ``schedule``, every ``--grow-every`` steps of age; ``plateau``, when the
+prequential surprise of the curious objective has dropped by less than ``--plateau-drop`` (a fraction)
+from one span of ``--plateau-span`` steps to the next, at least ``--grow-gap`` steps after the last
+insertion; never once every slot (``--slots``) is taken. Decisions are made by the host between chunks
+(each organism of a population on its own history), so a chunk of life never changes.
+
+Where: between two active genes, at ``--grow-depth`` of the active stack (0 = below the first gene,
+1 = above the last; the default 0.5 puts it in the middle). The genes above move up one slot, with their
+gates and their optimizer state: slots are shifted, not re-ordered through an index (the shift is paid
+once per insertion; an order array would be a gather in every forward pass).
+
+With what (``--grow-gene``): ``copy``, a copy of the gene just below (the one above at the bottom):
+growing by copying a neighbour (stacking, Net2Net) is known to train faster than a fresh layer; or
+``fresh``, a newly initialised gene. Never a zero gene: behind a gate g = 0 the gene's own gradient is
+g times its Jacobian, i.e. zero, so at first only the gate learns, at a rate set by how well the new
+gene's output f(x) lines up with the loss gradient (dL/dg = <dL/dx, f(x)>); a zero gene would have
+f(x) = 0 and its gate would never move.
+
+How it opens: the gate starts at exactly 0 (every output of the model is bit-identical right after the
+insertion), the slot's Adam moments and step count start fresh (``life.Opt``), and Adam moves the gate
+by about ``--lr`` per step while its gradient keeps a sign, so it takes a few hundred steps to open.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import life
+from genes import Gene, insert, shift_in
+
+GROW = ("never", "schedule", "plateau")
+GENES = ("copy", "fresh")
+
+
+def depth(cfg, active: int) -> int:
+    """The slot a new gene takes among ``active`` genes (0: below all of them; ``active``: above)."""
+    return int(min(max(np.floor(cfg.grow_depth * active + 0.5), 0), active))
+
+
+def grow(cfg, orgs: life.Organism, mask, k, key) -> life.Organism:
+    """Organism i (a population) grows a gene into slot ``k[i]`` where ``mask[i]``; the rest stay exactly
+    as they were. One jitted call with fixed shapes: growing never compiles twice."""
+    return _grow(life.core(cfg), orgs, jnp.asarray(mask), jnp.asarray(k, jnp.int32), key)
+
+
+@eqx.filter_jit
+def _grow(cfg, orgs, mask, k, key):
+    def one(org, on, k, key):
+        stack = org.model.stack
+        below = jnp.maximum(k - 1, 0)  # the neighbour to copy: just below (at the bottom, the one above)
+        if cfg.grow_gene == "copy":
+            new = jax.tree.map(lambda x: x[below], stack.genes)
+        else:
+            new = Gene(cfg.d_model, cfg.n_heads, cfg.mlp_ratio, key=key)
+        grown = eqx.tree_at(lambda o: o.model.stack, org, insert(stack, k, new))
+        # the optimizer state follows the genes: shifted with them, fresh (zero moments, count 0) for the new one
+        slots = jax.tree.map(lambda x: shift_in(x, k, jnp.zeros_like(x[0])), org.opt_state.slots)
+        grown = eqx.tree_at(lambda o: o.opt_state.slots, grown, slots)
+        return jax.tree.map(lambda a, b: jnp.where(on, a, b), grown, org)
+
+    return eqx.filter_vmap(one)(orgs, mask, k, jax.random.split(key, mask.shape[0]))
+
+
+class Growth:
+    """The host's view of each organism's development: its curious surprise per chunk since its last
+    insertion, when that was, and where its birth genes now sit (for evolution's bookkeeping)."""
+
+    def __init__(self, n: int, layers: int):
+        self.since: list[list[float]] = [[] for _ in range(n)]
+        self.last = [0] * n
+        self.placed = [list(range(layers)) for _ in range(n)]  # slot of each birth gene, in genome order
+
+    def to_json(self) -> dict:
+        return {"since": self.since, "last": self.last, "placed": self.placed}
+
+    @staticmethod
+    def from_json(d: dict) -> Growth:
+        g = Growth(0, 0)
+        g.since, g.last, g.placed = d["since"], d["last"], d["placed"]
+        return g
+
+
+def decide(cfg, growth: Growth, age: int, n: int, surprise: list, active: np.ndarray):
+    """After a chunk of ``n`` steps (the organisms are now ``age`` steps old), with each organism's mean
+    curious surprise over it: (mask, slots, reasons) of the organisms that grow now."""
+    N = len(active)
+    mask, k, why = np.zeros(N, bool), np.zeros(N, np.int32), [""] * N
+    span = cfg.plateau_span // cfg.chunk
+    for i in range(N):
+        if surprise[i] is not None:
+            growth.since[i].append(float(surprise[i]))
+        if cfg.grow == "never" or active[i] >= cfg.slots:
+            continue
+        if cfg.grow == "schedule" and age // cfg.grow_every > (age - n) // cfg.grow_every:
+            mask[i], why[i] = True, f"schedule: every {cfg.grow_every} steps"
+        elif cfg.grow == "plateau" and age - growth.last[i] >= cfg.grow_gap and len(growth.since[i]) >= 2 * span:
+            before, now = np.mean(growth.since[i][-2 * span:-span]), np.mean(growth.since[i][-span:])
+            if before - now < cfg.plateau_drop * abs(before):
+                mask[i] = True
+                why[i] = f"plateau: surprise {before:.4f} -> {now:.4f} over {cfg.plateau_span} steps"
+        if mask[i]:
+            k[i] = depth(cfg, int(active[i]))
+            growth.since[i], growth.last[i] = [], age
+            growth.placed[i] = [int(s + (s >= k[i])) for s in growth.placed[i]]
+    return mask, k, why

@@ -1,0 +1,138 @@
+"""Development: insertion at every depth is exact, the optimizer state follows the genes, the gate opens,
+the triggers (plateau, schedule, gap), resume across a growth event, no recompiles, errors.
+
+The body is test_evolution's (d=32, 3 genes in 4 slots, a population of 2): every function compiles once.
+"""
+
+import dataclasses
+import json
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+from test_evolution import EVO, leaves_equal
+
+import develop
+import life
+import objectives as O
+import train
+import world
+
+DEV = dataclasses.replace(EVO, generations=1, grow="plateau", plateau_span=32, grow_gap=64, plateau_drop=0.5,
+                          steps=192)
+
+
+@pytest.fixture(scope="session")
+def young():
+    """Two organisms (3 genes in 4 slots) after 64 steps of life: a real window, moments and counts."""
+    keys, k_born = train.first_keys(DEV)
+    orgs, states = life.born_population(DEV, k_born)
+    orgs, states, _ = life.live_threads(DEV, orgs, states, keys, 32, life.threads_for(DEV.population))
+    orgs, states, _ = life.live_threads(DEV, orgs, states, keys + 1, 32, life.threads_for(DEV.population))
+    return orgs, states, keys
+
+
+@eqx.filter_jit
+def outputs(cfg, org):
+    """Every output of the model on the organism's window: all tokens' final features and the loss."""
+    batch = life.batch_for(cfg, world.env_spec(cfg.world))
+    seen = O.forward(org.model, batch, org.window, org.now)
+    return seen, life.world_model_loss(org.model, cfg, batch, org.window, org.now)[0]
+
+
+def one(tree, i=0):
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+@pytest.mark.parametrize("gene", ["copy", "fresh"])
+def test_a_gene_inserted_at_any_depth_leaves_every_output_bit_identical(young, gene):
+    orgs, *_ = young
+    cfg = dataclasses.replace(DEV, grow_gene=gene)
+    before = outputs(cfg, one(orgs))
+    for k in range(4):  # below gene 0, between 0 and 1, between 1 and 2, above gene 2
+        grown = develop.grow(cfg, orgs, np.array([True, False]), np.array([k, k]), jax.random.PRNGKey(k))
+        g = one(grown)
+        assert leaves_equal(outputs(cfg, g), before), k
+        assert list(np.asarray(g.model.stack.active)) == [True] * 4
+        assert float(g.model.stack.gates[k]) == 0.0
+        old, new = one(orgs).model.stack, g.model.stack
+        for s in range(4):  # the genes below stay, the ones above moved up one slot
+            if s != k:
+                src = s if s < k else s - 1
+                assert leaves_equal(one(new.genes, s), one(old.genes, src))
+        if gene == "copy":
+            assert leaves_equal(one(new.genes, k), one(old.genes, max(k - 1, 0)))
+        assert leaves_equal(one(grown, 1), one(orgs, 1))  # organism 1 was told not to grow
+
+
+def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(young):
+    orgs, states, keys = young
+    grown = develop.grow(DEV, orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
+    adam = one(grown.opt_state.slots[0])  # ScaleByAdamState of organism 0: count [D], mu, nu [D, n]
+    old = one(orgs.opt_state.slots[0])
+    assert list(np.asarray(adam.count)) == [64, 0, 64, 64]
+    np.testing.assert_array_equal(adam.mu[1], 0.0)
+    np.testing.assert_array_equal(adam.mu[2], old.mu[1])  # moved up with its gene
+    # one more update: the new gate moves by lr (Adam's first step is lr * sign(g)), not by the ~3 lr that a
+    # bias correction meant for 64 steps of history would give
+    step = eqx.filter_jit(eqx.filter_vmap(lambda m, o: life.optimize(DEV, m, jax.tree.map(
+        lambda x: 0.01 + 0 * x, eqx.filter(m, eqx.is_inexact_array)), o)))
+    model, opt = step(grown.model, grown.opt_state)
+    moved = np.abs(np.asarray(model.stack.gates[:, 1] - grown.model.stack.gates[:, 1]))
+    np.testing.assert_allclose(moved, DEV.lr, rtol=1e-5)
+    assert list(np.asarray(one(opt.slots[0]).count)) == [65, 1, 65, 65]
+
+
+def test_a_new_gate_opens_within_a_few_hundred_steps_without_recompiling(young):
+    orgs, states, keys = young
+    grown = develop.grow(DEV, orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
+    before = train.COMPILES[0]
+    for c in range(10):  # 320 steps, in the chunks the other tests compiled
+        grown, states, _ = life.live_threads(DEV, grown, states, keys + 10 + c, 32, life.threads_for(DEV.population))
+    assert train.COMPILES[0] == before  # a grown body is the same shapes: nothing compiles
+    gates = np.abs(np.asarray(grown.model.stack.gates[:, 1]))
+    assert np.all(gates > 5 * DEV.lr), gates  # the gate left 0 by more than a few Adam steps
+    copy = one(grown.model.stack.genes, 1)  # and with g != 0 the gene's own weights learn
+    assert not leaves_equal(copy, one(orgs.model.stack.genes, 0))
+
+
+def test_a_plateau_triggers_growth_and_a_falling_loss_does_not():
+    cfg = dataclasses.replace(DEV, chunk=100, plateau_span=200, grow_gap=600, plateau_drop=0.01, slots=6)
+    growth = develop.Growth(2, 3)
+    active = np.array([3, 3])
+    grew = []
+    for c in range(1, 21):  # organism 0: flat at 2.0; organism 1: falling 2% per chunk
+        mask, k, why = develop.decide(cfg, growth, 100 * c, 100, [2.0, 2.0 * 0.98**c], active)
+        grew.append(list(mask))
+        active = active + mask
+    steps = [100 * (c + 1) for c, m in enumerate(grew) if m[0]]
+    assert steps == [600, 1200, 1800]  # the gap after birth and after each insertion; then the 6 slots are full
+    assert not any(m[1] for m in grew)  # a falling loss never grows
+    assert growth.placed[0] == [0, 1, 5] and growth.placed[1] == [0, 1, 2]  # genes above the new ones moved up
+
+
+def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
+    whole = train.train(dataclasses.replace(DEV, run_dir=str(tmp_path / "whole")), progress=False)
+    part = dataclasses.replace(DEV, run_dir=str(tmp_path / "part"), steps=96)
+    train.train(part, progress=False)
+    train.train(dataclasses.replace(part, steps=DEV.steps, resume=True), progress=False)
+    lines = {r: [json.loads(x) for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
+             for r in ("whole", "part")}
+    events = [e for m in lines["whole"] for e in m.get("growth", [])]
+    assert events and events[0]["step"] <= 96 < DEV.steps  # the run was resumed after a growth event
+    assert [m.get("growth") for m in lines["part"]] == [m.get("growth") for m in lines["whole"]]
+    assert [m["organisms"][0]["gates"] for m in lines["part"]] == [m["organisms"][0]["gates"] for m in lines["whole"]]
+    x, y = ((tmp_path / r / "checkpoint.eqx").read_bytes().split(b"\n", 1)[1] for r in ("whole", "part"))
+    assert x == y
+    assert whole["prequential"] and (tmp_path / "whole" / "gates.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(slots=3), "free slots"), (dict(grow="schedule", grow_every=50), "--grow-every"),
+    (dict(plateau_span=48), "--plateau-span"), (dict(grow_depth=1.5), "--grow-depth"),
+    (dict(grow_gap=-1), "--grow-gap"),
+])
+def test_bad_development_values_are_one_line_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        train.validate(dataclasses.replace(DEV, **change))
