@@ -382,7 +382,7 @@ def evolution_main(c: Compare) -> Path:
             results[arm].append(r)
     d = Path(c.run_dir)
     d.mkdir(parents=True, exist_ok=True)
-    (d / "evolution.md").write_text(evolution_table(c, results))
+    (d / "evolution.md").write_text(evolution_table(c, results) + evolution_answers(c))
     evolution_plot(results, d / "evolution.png")
     print((d / "evolution.md").read_text())
     return d / "evolution.md"
@@ -428,6 +428,44 @@ def evolution_table(c: Compare, results: dict[str, list[dict]]) -> str:
         "seeds and worlds no evolution saw; Crafter score as mean +- standard error over all judged organisms, the "
         "rest mean +- std. Surprise: the world model's prequential -log p per scored step (lower is better).",
         "", *lines, ""])
+
+
+def evolution_answers(c: Compare) -> str:
+    """The design's open questions, answered from each arm's final pool (pool.json and its checkpoint):
+    do genes settle at one depth, do the two halves of a split drift apart, and does splitting pay?"""
+    import jax
+
+    import evolve
+
+    lines = ["", "| arm | genes judged | share of a gene's carriers at its usual depth (1/3: none) "
+                 "| credit: best depth minus worst | split pairs alive at the end: distance / size "
+                 "| credit of split children vs first-generation genes |", "|---|---|---|---|---|---|"]
+    for arm in ARMS:
+        share, spread_, dist, kids, olds, n = [], [], [], [], [], 0
+        for seed in range(c.seeds):
+            evo = evolution_configs(c, seed)[list(ARMS).index(arm)][1]
+            run = Path(evo.run_dir)
+            genes = json.loads((run / "pool.json").read_text())["genes"]
+            judged = [g for g in genes if g["carried"] >= 3]
+            n += len(judged)
+            share += [max(g["carried_by_bin"]) / g["carried"] for g in judged]
+            spread_ += [max(v) - min(v) for g in judged if len(v := [g["credit_by_depth"][b] for b, k in
+                                                                   zip(evolve.BINS, g["carried_by_bin"]) if k]) > 1]
+            kids += [g["credit"] for g in judged if g["parent"] is not None]
+            olds += [g["credit"] for g in judged if g["parent"] is None]
+            _, (*_, pool) = evolve.load_checkpoint(run / "checkpoint.eqx", evo, train.state_like(evo),
+                                                   tuple(dataclasses.asdict(evo)))
+            flat = np.concatenate([np.asarray(x).reshape(x.shape[0], -1) for x in jax.tree.leaves(pool.genes)], 1)
+            ids = json.loads((run / "pool.json").read_text())["pool"]
+            by_parent: dict = {}
+            for g in genes:
+                if g["in_pool"] and g["parent"] is not None:
+                    by_parent.setdefault(g["parent"], []).append(ids.index(g["id"]))
+            dist += [np.linalg.norm(flat[a] - flat[b]) / np.linalg.norm(flat[a])
+                     for pair in by_parent.values() if len(pair) == 2 for a, b in [pair]]
+        lines.append(f"| {arm} | {n} | {pm(share, '{:.2f}')} | {pm(spread_, '{:.3f}')} "
+                     f"| {pm(dist, '{:.4f}')} ({len(dist)} pairs) | {pm(kids, '{:+.3f}')} vs {pm(olds, '{:+.3f}')} |")
+    return "\n".join(lines) + "\n"
 
 
 def evolution_plot(results: dict[str, list[dict]], out: Path) -> None:

@@ -61,6 +61,8 @@ def progress_figures(cfg, m: dict) -> dict:
             *[(k.split("/")[-1], f"{m[k]:.3g}") for k in headline(cfg) if m.get(k) is not None],
             ("rint", f"{m['rint'] or 0:.2f}"), ("episodes", f"{m['episodes']:.3g}"),
             ("unlocked", f"{m['unlocked']:.3g}")]
+    if cfg.grow != "never":
+        figs.append(("genes", f"{m['active_genes']:.3g}"))
     return dict(figs)
 
 
