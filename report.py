@@ -386,7 +386,7 @@ def evolution_plots(run: Path) -> Path:
     if judged:
         share = np.array([np.array(g["carried_by_bin"]) / g["carried"] for g in judged])
         ax.imshow(share.T, aspect="auto", cmap="Greens", vmin=0, vmax=1)
-        for j, g in enumerate(judged):
+        for j, g in enumerate(judged if len(judged) <= 24 else []):  # numbers only while they fit
             for b, name in enumerate(("early", "mid", "late")):
                 f = g["credit_by_depth"][name]
                 if g["carried_by_bin"][b]:
