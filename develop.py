@@ -37,6 +37,25 @@ GROW = ("never", "schedule", "plateau")
 GENES = ("copy", "fresh")
 
 
+def check(cfg) -> None:
+    """Reject impossible growth settings with one clear line (train.validate calls it)."""
+    checks = [
+        (cfg.slots > cfg.layers, f"--grow {cfg.grow} needs free slots to grow into: --slots ({cfg.slots}) must "
+                                 f"exceed --layers ({cfg.layers})"),
+        (cfg.grow != "schedule" or (cfg.grow_every > 0 and cfg.grow_every % cfg.chunk == 0),
+         f"--grow-every ({cfg.grow_every}) must be a positive multiple of --chunk ({cfg.chunk})"),
+        (cfg.grow != "plateau" or (cfg.plateau_span > 0 and cfg.plateau_span % cfg.chunk == 0),
+         f"--plateau-span ({cfg.plateau_span}) must be a positive multiple of --chunk ({cfg.chunk})"),
+        (cfg.plateau_drop >= 0, f"--plateau-drop cannot be negative, got {cfg.plateau_drop}"),
+        (cfg.grow_gap >= 0, f"--grow-gap cannot be negative, got {cfg.grow_gap}"),
+        (0 <= cfg.grow_depth <= 1, f"--grow-depth must lie in [0, 1], got {cfg.grow_depth}"),
+        (cfg.grow_gene in GENES, f"unknown --grow-gene {cfg.grow_gene!r}"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+
+
 def depth(cfg, active: int) -> int:
     """The slot a new gene takes among ``active`` genes (0: below all of them; ``active``: above)."""
     return int(min(max(np.floor(cfg.grow_depth * active + 0.5), 0), active))

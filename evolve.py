@@ -62,6 +62,30 @@ def pool_size(cfg) -> int:
     return cfg.pool or POOL_PER_SLOT * cfg.layers
 
 
+def check(cfg) -> None:
+    """Reject impossible evolution settings with one clear line (train.validate calls it)."""
+    P = pool_size(cfg)
+    checks = [
+        (cfg.generations >= 1, f"--generations must be at least 1, got {cfg.generations}"),
+        (cfg.fitness in FITNESS, f"unknown --fitness {cfg.fitness!r}; choose from {', '.join(FITNESS)}"),
+        (cfg.layers >= 3, f"evolution needs a body of at least 3 expressed slots (early, mid and late genes): "
+                          f"--layers {cfg.layers}"),
+        (P >= cfg.layers, f"--pool {P} is smaller than one genome needs (--layers {cfg.layers} distinct genes)"),
+        (cfg.turnover >= 0 and 2 * cfg.turnover <= P,
+         f"--turnover {cfg.turnover} must lie between 0 and half the pool ({P // 2})"),
+        (cfg.mutation >= 0, f"--mutation cannot be negative, got {cfg.mutation}"),
+        (not (cfg.selection == "none" and cfg.inherit == "lamarckian"),
+         "--selection none is the control of a darwinian pool: it cannot be --inherit lamarckian"),
+        (not (cfg.init_from and cfg.generations > 1), "--init-from starts new lives, not an evolution: "
+                                                      "use it with --generations 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+    if cfg.init_from:
+        read_header(Path(cfg.init_from) / "checkpoint.eqx")  # there, and readable
+
+
 def depth_bin(slot: int, expressed: int) -> int:
     """0 early, 1 mid, 2 late: which third of the expressed slots ``slot`` lies in."""
     return min(3 * slot // expressed, 2)

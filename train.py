@@ -211,54 +211,13 @@ def validate(cfg: Config) -> None:
         if not ok:
             raise ValueError(msg)
     if cfg.generations > 1 or cfg.init_from:
-        evolution_checks(cfg)
+        evolve.check(cfg)
     if cfg.grow != "never":
-        development_checks(cfg)
+        develop.check(cfg)
     devices = len(jax.devices())
     if cfg.population > 1 and cfg.population % devices:
         raise ValueError(f"--population {cfg.population} cannot be shared evenly over the {devices} devices; "
                          f"choose a multiple of {devices}")
-
-
-def development_checks(cfg: Config) -> None:
-    checks = [
-        (cfg.slots > cfg.layers, f"--grow {cfg.grow} needs free slots to grow into: --slots ({cfg.slots}) must "
-                                 f"exceed --layers ({cfg.layers})"),
-        (cfg.grow != "schedule" or (cfg.grow_every > 0 and cfg.grow_every % cfg.chunk == 0),
-         f"--grow-every ({cfg.grow_every}) must be a positive multiple of --chunk ({cfg.chunk})"),
-        (cfg.grow != "plateau" or (cfg.plateau_span > 0 and cfg.plateau_span % cfg.chunk == 0),
-         f"--plateau-span ({cfg.plateau_span}) must be a positive multiple of --chunk ({cfg.chunk})"),
-        (cfg.plateau_drop >= 0, f"--plateau-drop cannot be negative, got {cfg.plateau_drop}"),
-        (cfg.grow_gap >= 0, f"--grow-gap cannot be negative, got {cfg.grow_gap}"),
-        (0 <= cfg.grow_depth <= 1, f"--grow-depth must lie in [0, 1], got {cfg.grow_depth}"),
-        (cfg.grow_gene in develop.GENES, f"unknown --grow-gene {cfg.grow_gene!r}"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
-
-
-def evolution_checks(cfg: Config) -> None:
-    P = evolve.pool_size(cfg)
-    checks = [
-        (cfg.generations >= 1, f"--generations must be at least 1, got {cfg.generations}"),
-        (cfg.fitness in evolve.FITNESS, f"unknown --fitness {cfg.fitness!r}; choose from {', '.join(evolve.FITNESS)}"),
-        (cfg.layers >= 3, f"evolution needs a body of at least 3 expressed slots (early, mid and late genes): "
-                          f"--layers {cfg.layers}"),
-        (P >= cfg.layers, f"--pool {P} is smaller than one genome needs (--layers {cfg.layers} distinct genes)"),
-        (cfg.turnover >= 0 and 2 * cfg.turnover <= P,
-         f"--turnover {cfg.turnover} must lie between 0 and half the pool ({P // 2})"),
-        (cfg.mutation >= 0, f"--mutation cannot be negative, got {cfg.mutation}"),
-        (not (cfg.selection == "none" and cfg.inherit == "lamarckian"),
-         "--selection none is the control of a darwinian pool: it cannot be --inherit lamarckian"),
-        (not (cfg.init_from and cfg.generations > 1), "--init-from starts new lives, not an evolution: "
-                                                      "use it with --generations 1"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
-    if cfg.init_from:
-        read_header(Path(cfg.init_from) / "checkpoint.eqx")
 
 
 # ----------------------------------------------------------------------------- the run
