@@ -204,7 +204,8 @@ def table(c: Compare, results: dict[str, list[dict]]) -> str:
     return "\n".join([
         f"# {c.what.capitalize()} compared: {c.steps} steps, {c.seeds} seed(s) each (one population per row)",
         "",
-        f"{b.world}; body d={b.d_model}, {b.layers} genes, window {b.window}; "
+        f"{b.world}; body d={b.d_model}, "
+        f"{'genes as each row says' if c.what == 'development' else f'{b.layers} genes'}, window {b.window}; "
         f"{platform.machine()} {jax.devices()[0].platform}, jax {jax.__version__}; {time.strftime('%Y-%m-%d')}.",
         "Prequential: each prediction is scored before the model learns from that step. Baselines: majority action "
         "so far and chance (1/17) for actions; copying the nearest given state for states (the most common visible "
