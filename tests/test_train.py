@@ -156,7 +156,7 @@ def run_cli(*args, cwd=ROOT, timeout=600):
 
 @pytest.mark.parametrize("args, message", [
     (["--steps", "-5"], "--steps must be positive"),
-    (["--layers", "9"], "--layers must be between"),
+    (["--layers", "9", "--slots", "4"], "--layers must be between"),
     (["--resume"], "--resume needs --run-dir"),
     (["--env", "Craftax-Nope-v0"], "unknown env"),
 ])
