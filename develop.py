@@ -13,14 +13,16 @@ once per insertion; an order array would be a gather in every forward pass).
 
 With what (``--grow-gene``): ``copy``, a copy of the gene just below (the one above at the bottom):
 growing by copying a neighbour (stacking, Net2Net) is known to train faster than a fresh layer; or
-``fresh``, a newly initialised gene. Never a zero gene: behind a gate g = 0 the gene's own gradient is
-g times its Jacobian, i.e. zero, so at first only the gate learns, at a rate set by how well the new
-gene's output f(x) lines up with the loss gradient (dL/dg = <dL/dx, f(x)>); a zero gene would have
-f(x) = 0 and its gate would never move.
+``fresh``, a newly initialised gene; or, in an evolution, ``pool``: a pool gene drawn by its credit at
+the new slot's depth (``evolve.donors``; the grown copy never goes back to the pool). Never a zero gene:
+behind a gate g = 0 the gene's own gradient is g times its Jacobian, i.e. zero, so at first only the gate
+learns, at a rate set by how well the new gene's output f(x) lines up with the loss gradient
+(dL/dg = <dL/dx, f(x)>); a zero gene would have f(x) = 0 and its gate would never move.
 
 How it opens: the gate starts at exactly 0 (every output of the model is bit-identical right after the
 insertion), the slot's Adam moments and step count start fresh (``life.Opt``), and Adam moves the gate
-by about ``--lr`` per step while its gradient keeps a sign, so it takes a few hundred steps to open.
+by at most about ``--lr`` per step, less when the sign of its gradient wavers (measured in
+docs/development.md: a median |g| of 0.01 a thousand steps after an insertion).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import life
 from genes import Gene, insert, shift_in
 
 GROW = ("never", "schedule", "plateau")
-GENES = ("copy", "fresh")
+GENES = ("copy", "fresh", "pool")
 
 
 def check(cfg) -> None:
@@ -50,6 +52,8 @@ def check(cfg) -> None:
         (cfg.grow_gap >= 0, f"--grow-gap cannot be negative, got {cfg.grow_gap}"),
         (0 <= cfg.grow_depth <= 1, f"--grow-depth must lie in [0, 1], got {cfg.grow_depth}"),
         (cfg.grow_gene in GENES, f"unknown --grow-gene {cfg.grow_gene!r}"),
+        (cfg.grow_gene != "pool" or cfg.generations > 1,
+         "--grow-gene pool needs an evolution's pool (--generations > 1)"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -61,19 +65,22 @@ def depth(cfg, active: int) -> int:
     return int(min(max(np.floor(cfg.grow_depth * active + 0.5), 0), active))
 
 
-def grow(cfg, orgs: life.Organism, mask, k, key) -> life.Organism:
+def grow(cfg, orgs: life.Organism, mask, k, key, donors: Gene | None = None) -> life.Organism:
     """Organism i (a population) grows a gene into slot ``k[i]`` where ``mask[i]``; the rest stay exactly
-    as they were. One jitted call with fixed shapes: growing never compiles twice."""
-    return _grow(life.core(cfg), orgs, jnp.asarray(mask), jnp.asarray(k, jnp.int32), key)
+    as they were. ``donors``: the genes to grow for ``--grow-gene pool`` (one per organism, stacked). One
+    jitted call with fixed shapes: growing never compiles twice."""
+    return _grow(life.core(cfg), orgs, jnp.asarray(mask), jnp.asarray(k, jnp.int32), key, donors)
 
 
 @eqx.filter_jit
-def _grow(cfg, orgs, mask, k, key):
-    def one(org, on, k, key):
+def _grow(cfg, orgs, mask, k, key, donors):
+    def one(org, on, k, key, donor):
         stack = org.model.stack
         below = jnp.maximum(k - 1, 0)  # the neighbour to copy: just below (at the bottom, the one above)
         if cfg.grow_gene == "copy":
             new = jax.tree.map(lambda x: x[below], stack.genes)
+        elif cfg.grow_gene == "pool":
+            new = donor
         else:
             new = Gene(cfg.d_model, cfg.n_heads, cfg.mlp_ratio, key=key)
         grown = eqx.tree_at(lambda o: o.model.stack, org, insert(stack, k, new))
@@ -82,7 +89,7 @@ def _grow(cfg, orgs, mask, k, key):
         grown = eqx.tree_at(lambda o: o.opt_state.slots, grown, slots)
         return jax.tree.map(lambda a, b: jnp.where(on, a, b), grown, org)
 
-    return eqx.filter_vmap(one)(orgs, mask, k, jax.random.split(key, mask.shape[0]))
+    return eqx.filter_vmap(one)(orgs, mask, k, jax.random.split(key, mask.shape[0]), donors)
 
 
 class Growth:

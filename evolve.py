@@ -186,6 +186,18 @@ def draw(cfg, ledger: Ledger, rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
+def donors(cfg, ledger: Ledger, pool: Pool, rng: np.random.Generator, slots, active) -> Gene:
+    """Genes for ``--grow-gene pool``: for each organism, a pool gene drawn by credit at the depth its new
+    slot will have (of ``active + 1`` expressed genes), as genomes are drawn; stacked, one per organism."""
+    credit_at = np.stack([credit_by_bin(ledger.genes[i]) for i in ledger.ids]) / TEMPERATURE  # [P, 3]
+    picks = []
+    for k, n in zip(slots, active):
+        z = credit_at[:, depth_bin(int(k), int(n) + 1)]
+        p = np.exp(z - z.max())
+        picks.append(rng.choice(len(p), p=p / p.sum()))
+    return jax.tree.map(lambda g: g[jnp.asarray(picks)], pool.genes)
+
+
 @eqx.filter_jit
 def birth(orgs: life.Organism, pool: Pool, genomes) -> life.Organism:
     """Newborns (a population, fresh from ``life.born_population``) given the pool's trunk and, in their

@@ -139,8 +139,9 @@ class Config:
     """--grow plateau: learning has stalled when the surprise fell by less than this fraction of itself"""
     grow_gap: int = 10_000
     """--grow plateau: at least this many steps from birth or the last insertion to the next"""
-    grow_gene: Literal["copy", "fresh"] = "copy"
-    """what grows: a copy of the gene below the new slot (stacking), or a freshly initialised gene"""
+    grow_gene: Literal["copy", "fresh", "pool"] = "copy"
+    """what grows: a copy of the gene below the new slot (stacking), a freshly initialised gene, or (in an
+    evolution) a pool gene drawn by its credit at the new slot's depth"""
     grow_depth: float = 0.5
     """where a gene grows, as a fraction of the active stack (0: below every gene, 1: above, 0.5: the middle)"""
     init_from: str = ""
@@ -407,7 +408,9 @@ def train(cfg: Config, progress: bool = True) -> dict:
             surprise = [p.get(f"{life.curious(cfg)}/surprise") for p in per]
             mask, k, why = develop.decide(cfg, growth, at + n, n, surprise, active)
             if mask.any():
-                orgs = develop.grow(cfg, orgs, mask, k, jax.random.fold_in(evolution_key(cfg, -1), step))
+                given = evolve.donors(cfg, ledger, pool, np.random.default_rng([cfg.seed, step]), k, active) \
+                    if cfg.grow_gene == "pool" else None
+                orgs = develop.grow(cfg, orgs, mask, k, jax.random.fold_in(evolution_key(cfg, -1), step), given)
                 if place is not None:
                     orgs = jax.device_put(orgs, place)
                 events = [{"step": step, "organism": int(i), "slot": int(k[i]), "active_before": int(active[i]),

@@ -131,7 +131,7 @@ def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(slots=3), "free slots"), (dict(grow="schedule", grow_every=50), "--grow-every"),
     (dict(plateau_span=48), "--plateau-span"), (dict(grow_depth=1.5), "--grow-depth"),
-    (dict(grow_gap=-1), "--grow-gap"),
+    (dict(grow_gap=-1), "--grow-gap"), (dict(grow_gene="pool"), "needs an evolution's pool"),
 ])
 def test_bad_development_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):

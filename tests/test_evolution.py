@@ -122,6 +122,19 @@ def test_genes_grown_in_life_move_the_genome_but_never_enter_the_pool(lived):
     assert leaves_equal(same.genes, pool.genes)
 
 
+def test_a_gene_grown_from_the_pool_is_exactly_the_drawn_pool_gene(lived):
+    pool, ledger, *_, after = lived
+    cfg = dataclasses.replace(EVO, grow="plateau", grow_gene="pool")
+    k = np.array([1, 3])  # in the middle of one organism's genes, above the other's
+    given = evolve.donors(cfg, ledger, pool, np.random.default_rng(0), k, np.array([3, 3]))
+    grown = develop.grow(cfg, after, np.ones(2, bool), k, jax.random.PRNGKey(0), given)
+    for i in range(2):
+        new = jax.tree.map(lambda g: g[i, k[i]], grown.model.stack.genes)
+        assert leaves_equal(new, jax.tree.map(lambda g: g[i], given))
+        assert any(leaves_equal(new, jax.tree.map(lambda g: g[p], pool.genes)) for p in range(EVO.pool))
+        assert float(grown.model.stack.gates[i, k[i]]) == 0.0
+
+
 def test_a_split_makes_two_new_genes_that_differ_by_the_mutation_only():
     pool, ledger = evolve.new_pool(EVO, jax.random.PRNGKey(0))
     for p, rec in enumerate(ledger.genes.values()):  # every gene judged; position 4 best, position 1 worst
