@@ -210,13 +210,8 @@ def plots(run: Path) -> Path:
         a.set_xlabel("step")
         a.grid(alpha=0.3)
     pop = f", population of {population} (mean, band: +- 1 std)" if population > 1 else ""
-    fig.suptitle(f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}{pop}  (prequential: scored "
-                 "before learning from the step)", fontsize=10)
-    fig.tight_layout()
-    out = run / "curves.png"
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return saved(fig, run / "curves.png", f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}{pop}  "
+                 "(prequential: scored before learning from the step)")
 
 
 def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16, zoom: int = 3) -> Path:
@@ -270,6 +265,17 @@ def caption(frame: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(img)
 
 
+def saved(fig, out: Path, title: str) -> Path:
+    """Title, lay out, write and close a figure."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
 def gate_plot(run: Path) -> Path:
     """``gates.png``: development over the life: every slot's gate (organism 0 bold, the others faint),
     the growth events, and the number of active genes."""
@@ -300,12 +306,7 @@ def gate_plot(run: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{run.name}: development", fontsize=10)
-    fig.tight_layout()
-    out = run / "gates.png"
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return saved(fig, run / "gates.png", f"{run.name}: development")
 
 
 # ----------------------------------------------------------------------------- evolution
@@ -407,12 +408,7 @@ def evolution_plots(run: Path) -> Path:
     ax.set_xlabel("generation")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title("gene use: carriers per generation", fontsize=9)
-    fig.suptitle(f"{run.name}: evolution of a pool of {len(pool['pool'])} genes", fontsize=10)
-    fig.tight_layout()
-    out = run / "evolution.png"
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return saved(fig, run / "evolution.png", f"{run.name}: evolution of a pool of {len(pool['pool'])} genes")
 
 
 def describe(run: Path, summary: dict) -> str:
