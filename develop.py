@@ -119,7 +119,7 @@ def decide(cfg, growth: Growth, age: int, n: int, surprise: list, active: np.nda
     span = cfg.plateau_span // cfg.chunk
     for i in range(N):
         if surprise[i] is not None:
-            growth.since[i].append(float(surprise[i]))
+            growth.since[i] = (growth.since[i] + [float(surprise[i])])[-2 * span:]  # all that a decision reads
         if cfg.grow == "never" or active[i] >= cfg.slots:
             continue
         if cfg.grow == "schedule" and age // cfg.grow_every > (age - n) // cfg.grow_every:
