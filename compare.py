@@ -1,4 +1,5 @@
-"""Comparisons side by side, at one budget: ``python compare.py [objectives|evolution] --steps N --seeds K``.
+"""Comparisons side by side, at one budget: ``python compare.py [objectives|evolution|development|curiosity]
+--steps N --seeds K``.
 
 ``objectives`` (the default; each entry of ``COMPARISONS`` is a list of rows) gives every objective its
 own life (its surprise is the curiosity), plus a few mixes, curiosity variants and the random policy.
@@ -64,11 +65,12 @@ def objective_rows(c: Compare) -> list[Row]:
 class Compare:
     """Run each row of a comparison (K seeds as one population) at one budget; write a table and a plot."""
 
-    what: tyro.conf.Positional[Literal["objectives", "evolution", "development"]] = "objectives"
+    what: tyro.conf.Positional[Literal["objectives", "evolution", "development", "curiosity"]] = "objectives"
     """which comparison: objectives (every objective, the mixes, curiosity variants, the random policy);
-    evolution (darwinian, lamarckian, no-selection control); development (growing bodies against fixed ones)"""
+    evolution (darwinian, lamarckian, no-selection control); development (growing bodies against fixed ones);
+    curiosity (every intrinsic reward against the random policy: a screen, then long lives)"""
     steps: int = 20_000
-    """environment steps per run (evolution: per life)"""
+    """environment steps per run (evolution: per life; curiosity: of the screen)"""
     seeds: int = 4
     """objectives: organisms per row (seeds 0..K-1, living as one population); evolution: independent
     evolutions per arm; the table shows mean +- std"""
@@ -87,6 +89,13 @@ class Compare:
     """which objectives get a row of their own"""
     extras: bool = True
     """also run the forward+inverse mix, learning-progress curiosity and ICM"""
+    arms: tuple[str, ...] = ()
+    """curiosity: the arms of the screen (random = the random policy; the rest are --curiosity names); empty:
+    all of them"""
+    long: int = 0
+    """curiosity: steps of the long stage (0: none), for the random policy, the default and the finalists"""
+    finalists: int = 2
+    """curiosity: how many arms besides the default go on to the long stage (the best Crafter scores)"""
     base: train.Config = field(default_factory=lambda: train.Config(gif_steps=0))
     """everything else about the runs (model size, window, ...): --base.d-model 32 etc."""
 
@@ -115,17 +124,19 @@ def schedule(c: Compare) -> int:
 
 
 COMPARISONS = {"objectives": objective_rows, "development": development_rows}
+RANDOM = "random"  # the curiosity study's arm that acts uniformly at random
+CURIOSITY_ARMS = (RANDOM, "surprise", "forward", "progress", "icm", "rnd", "count", "e3b")
 
 
 def slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in name).strip("-").replace("--", "-")
 
 
-def run_all(c: Compare) -> dict[str, list[dict]]:
-    """{row name: the summary of each of its organisms}."""
+def run_all(c: Compare, rows: list[Row] | None = None) -> dict[str, list[dict]]:
+    """{row name: the summary of each of its organisms}; ``rows``: the comparison's own rows if None."""
     from tqdm import tqdm
 
-    todo = COMPARISONS[c.what](c)
+    todo = COMPARISONS[c.what](c) if rows is None else rows
     for row in todo:  # every config is checked before the first compile
         train.validate(config(c, row))
     results: dict[str, list[dict]] = {}
@@ -511,6 +522,10 @@ def main(c: Compare) -> Path:
         raise ValueError("--steps and --seeds must be positive")
     if c.what == "evolution":
         return evolution_main(c)
+    if c.what == "curiosity":
+        import compare_curiosity
+
+        return compare_curiosity.main(dataclasses.replace(c, arms=c.arms or CURIOSITY_ARMS))
     results = run_all(c)
     d = Path(c.run_dir)
     (d / "compare.md").write_text(table(c, results) + (development_table(c) if c.what == "development" else ""))

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+import novelty
 import objectives as O
 import world
 from model import Model, Obs, n_patches
@@ -50,8 +51,12 @@ def core(cfg):
 
 def curious(cfg) -> str:
     """The objective whose surprise (or its drop, for learning progress) is the intrinsic reward."""
-    return {"forward": "forward_dynamics", "inverse": "inverse_dynamics", "icm": "latent_forward"}.get(
-        cfg.curiosity, cfg.objective[0])
+    return NEEDS.get(cfg.curiosity, (cfg.objective[0],))[-1]
+
+
+# the objectives each curiosity brings with it (train.Config adds those missing from --objective)
+NEEDS = {"forward": ("forward_dynamics",), "inverse": ("inverse_dynamics",), "rnd": ("rnd",),
+         "icm": ("latent_inverse", "latent_forward")}
 
 
 class Tally(eqx.Module):
@@ -78,6 +83,8 @@ class Organism(eqx.Module):
     ret: jax.Array  # running discounted intrinsic return, and its running moments (Burda et al. 2018)
     ret_moments: jax.Array  # [count, mean, var], from a prior of one sample of variance 1 (no 1/0 on step one)
     last_surprise: jax.Array  # [surprise, valid] of the newest instance last step (for learning progress)
+    episodic: jax.Array  # this life's novelty memory: view counts (count), C^-1 (e3b), or empty (novelty.py)
+    features: jax.Array  # [2, P+1, d] running mean and variance of the prefix outputs (novelty.standardise)
     tally: Tally
 
 
@@ -138,6 +145,10 @@ def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
                age=jnp.asarray(age, jnp.float32))
 
 
+def now_tokens(spec: world.EnvSpec, cfg) -> int:
+    return n_patches(spec, cfg.patch) + 1
+
+
 def batch_for(cfg, spec: world.EnvSpec) -> O.Batch:
     return O.make_batch(cfg.objective, cfg.window, n_patches(spec, cfg.patch))
 
@@ -176,7 +187,8 @@ def new_organism(cfg, model: Model, env_state) -> Organism:
     opt_state = new_opt(cfg, model)
     return Organism(model=model, opt_state=opt_state, window=win, now=now, logits=jnp.zeros(spec.n_actions),
                     life=jnp.zeros((), jnp.int32), ret=z, ret_moments=jnp.array([1.0, 0.0, 1.0]),
-                    last_surprise=jnp.zeros(2), tally=tally)
+                    last_surprise=jnp.zeros(2), episodic=novelty.new_episodic(cfg.curiosity, cfg.d_model),
+                    features=novelty.new_feature_stats(now_tokens(spec, cfg), cfg.d_model), tally=tally)
 
 
 def born(cfg, key) -> tuple[Organism, object]:
@@ -207,13 +219,13 @@ def _born_population(cfg, keys):
 # ----------------------------------------------------------------------------- one step of life
 
 
-def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs):
+def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, features=None):
     """The objectives' weighted loss, from one shared forward pass: (total, aux, seen, surprises).
 
     aux carries each objective's loss and its scores on its newest instance (the one that ends with the
     newest transition, scored before the model learns from it: prequential).
     """
-    seen = O.forward(model, batch, win, now)  # [B, N, d]
+    seen = O.forward(model, batch, win, now, features)  # [B, N, d]
     total, aux, surprises = 0.0, {}, {}
     for name, plan, rows, w in zip(cfg.objective, batch.plans, batch.ranges, cfg.loss_weights):
         st = O.starts(plan, cfg.window)
@@ -228,14 +240,25 @@ def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs)
     return total, aux, seen, surprises
 
 
-def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_scale, last_surprise):
-    """World-model loss + actor-critic loss on the curiosity signal; aux has the scores and the signal."""
-    total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now)
+def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_scale, last_surprise, episodic,
+            features):
+    """World-model loss + actor-critic loss on the curiosity signal; aux has the scores, the signal and the
+    episodic memory after this step."""
+    total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now, features)
 
     # curiosity: which signal becomes the intrinsic reward, and which transition earns it
     surprise, ok = surprises[curious(cfg)]
     newest = jnp.stack([surprise[-1], ok[-1].astype(jnp.float32)])
-    if cfg.curiosity == "progress":  # the same instance, one update later: its surprise dropped by this much
+    memory = episodic
+    if cfg.curiosity == "count":  # the newest outcome's view, counted in this life
+        signal, memory = novelty.count_bonus(episodic, novelty.view_bucket(model.spec, O.last_outcome(win)),
+                                             win.done[-1])
+        rint = win.rint.at[-1].set(signal * rint_scale)
+    elif cfg.curiosity == "e3b":  # the newest outcome (= now, unless a life ended) in the model's features
+        phi = jax.lax.stop_gradient(seen.z[-1, -1]) / jnp.sqrt(cfg.d_model)
+        signal, memory = novelty.elliptical_bonus(episodic, phi, win.done[-1])
+        rint = win.rint.at[-1].set(signal * rint_scale)
+    elif cfg.curiosity == "progress":  # the same instance, one update later: its surprise dropped by this much
         signal = jnp.where(ok[-2] & (last_surprise[1] > 0), last_surprise[0] - surprise[-2], 0.0)
         rint = win.rint.at[-2].set(signal * rint_scale).at[-1].set(0.0)  # the newest is paid next step
     else:
@@ -244,7 +267,7 @@ def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_sca
     ac, ac_aux = O.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
                                      lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
     aux.update({"loss/policy": ac, "curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
-                "newest_surprise": newest, **ac_aux})
+                "newest_surprise": newest, "episodic": memory, "z_now": jax.lax.stop_gradient(seen.z_now), **ac_aux})
     return total + ac, aux
 
 
@@ -298,7 +321,7 @@ def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Org
     count, mean, var = org.ret_moments
     scale = 1.0 / jnp.sqrt(var + 1e-8)
     (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
-        org.model, cfg, batch, win, now, scale, org.last_surprise)
+        org.model, cfg, batch, win, now, scale, org.last_surprise, org.episodic, org.features)
     model, opt_state = optimize(cfg, org.model, grads, org.opt_state)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
     done = a.done
@@ -333,9 +356,12 @@ def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Org
         scores=scores, shared_rebirths=t.shared_rebirths + shared)
     org = Organism(model=model, opt_state=opt_state, window=win, now=now,
                    logits=jax.lax.stop_gradient(aux["logits"]), life=jnp.where(done, 0, life), ret=ret,
-                   ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=aux["newest_surprise"], tally=tally)
+                   ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=aux["newest_surprise"],
+                   episodic=aux["episodic"], features=novelty.update_feature_stats(org.features, aux["z_now"], now.age),
+                   tally=tally)
     record.update({k: v for k, v in aux.items() if k.startswith("loss/")})
     record.update(curiosity=aux["curiosity"], rint=aux["rint"], entropy=aux["entropy"], reward=a.reward,
+                  adv=aux["adv"], value_err=aux["value_err"],
                   done=done, episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(),
                   finite=finite)
     return org, record

@@ -26,10 +26,12 @@ from pixels import N_TOKENS as PIXEL_TOKENS
 from pixels import PixelEye
 from world import EnvSpec
 
+RND_DIM = 32  # size of a fixed random network's state embedding that the rnd layout predicts (novelty.py)
+
 # Every kind of token the model knows. Targets are read from query tokens ("q_*"), which carry no content.
 # A "latent" token carries the model's own output at a state (its prefix output) back in as input.
 TOKEN_TYPES = ("pad", "patch", "status", "action", "reward", "latent", "latent_status",
-               "q_patch", "q_status", "q_action", "q_reward", "q_latent", "q_latent_status", "q_place")
+               "q_patch", "q_status", "q_action", "q_reward", "q_latent", "q_latent_status", "q_place", "q_rnd")
 TYPE = {name: i for i, name in enumerate(TOKEN_TYPES)}
 MAX_TIME = 16  # time steps a layout may span
 AGE_FREQS = 8  # sinusoids of log(1 + age)
@@ -117,6 +119,7 @@ class Model(eqx.Module):
     cell_out: Float[Array, "Hp Wp d"] | None
     cell_head: eqx.nn.Linear | None
     status_head: eqx.nn.Linear | None
+    rnd_head: eqx.nn.Linear  # the prediction of a fixed random network's embedding (novelty.py)
     copy_gain: Float[Array, " 4"]  # how much predictions lean on the nearest given state: block, item, mob, place
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
@@ -154,6 +157,7 @@ class Model(eqx.Module):
         self.cell_head = eqx.nn.Linear(d, self.cell_classes, key=next(ks)) if symbolic else None
         self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks)) if symbolic else None
         self.copy_gain = jnp.full(4, 2.0, jnp.float32)  # a strong type: weak-typed leaves recompile the step
+        self.rnd_head = eqx.nn.Linear(d, RND_DIM, key=next(ks))
 
     # ------------------------------------------------------------------ sizes
     @property

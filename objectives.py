@@ -6,6 +6,7 @@ each predicted from everything before it. A segment is a kind and a time step wi
     s  a state (P patch tokens + a status token)      a  an action        r  the extrinsic reward
     m  a state with some cells hidden (given only)     l  where am I (place cells; target only)
     z  the model's own output at a state: its "prefix output", fed back in as P + 1 tokens
+    n  a fixed random network's embedding of a state (random network distillation; target only)
 
 Adding an objective is adding a line to ``LAYOUTS`` (and, for a new kind of target, its loss in
 ``target_loss``). The extrinsic reward is *sensed* here like any other observation: a world model may
@@ -33,6 +34,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from model import TYPE, Model, Obs, padded_view, place_centres, place_log_code
+from novelty import random_features, standardise
 
 LAYOUTS = {
     # one step of experience
@@ -53,9 +55,11 @@ LAYOUTS = {
     # on the model's own outputs
     "latent_inverse": "z0 z1 ; a0",  # inverse dynamics in the model's feature space (ICM's inverse model)
     "latent_forward": "z0 a0 ; z1",  # forward dynamics in that space; its error is ICM curiosity
+    # novelty
+    "rnd": "s0 ; n0",  # random network distillation: its error is high on rarely seen states (novelty.py)
 }
 POLICY = "s0 ;"  # a bare state: the actor-critic reads its prefix output (used only when no objective can host it)
-KINDS = "samrlz"
+KINDS = "samrlzn"
 STATE_LIKE = "smz"  # kinds that take P + 1 tokens
 HIDE_RATE = 0.25  # fraction of cells hidden in a masked state
 PIXEL_VAR = 0.01  # pixel predictions are Gaussian with this variance (std 0.1 per channel)
@@ -99,15 +103,15 @@ def parse(layout: str) -> tuple[Segment, ...]:
             kind = word.rstrip("0123456789")
             if len(kind) != 1 or kind not in KINDS or kind == word:
                 raise ValueError(f"bad segment {word!r} in layout {layout!r}")
-            if (kind == "m" and is_target) or (kind == "l" and not is_target):
-                raise ValueError(f"{word!r} in layout {layout!r}: 'm' can only be given and 'l' only predicted")
+            if (kind == "m" and is_target) or (kind in "ln" and not is_target):
+                raise ValueError(f"{word!r} in layout {layout!r}: 'm' can only be given, 'l' and 'n' only predicted")
             segs.append(Segment(kind, int(word[len(kind):]), is_target))
     return tuple(segs)
 
 
 def span_of(segs) -> int:
     """Transitions one instance covers: s_t/z_t/l_t need transition t-1, a_t/r_t/m_t need transition t."""
-    return max(max(s.time, 1) if s.kind in "szl" else s.time + 1 for s in segs)
+    return max(max(s.time, 1) if s.kind in "szln" else s.time + 1 for s in segs)
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,8 @@ class Plan:
 
 def token_names(kind: str, P: int, query: bool) -> list[str]:
     names = {"s": ["patch"] * P + ["status"], "m": ["patch"] * P + ["status"],
-             "z": ["latent"] * P + ["latent_status"], "a": ["action"], "r": ["reward"], "l": ["place"]}[kind]
+             "z": ["latent"] * P + ["latent_status"], "a": ["action"], "r": ["reward"], "l": ["place"],
+             "n": ["rnd"]}[kind]
     return ["q_" + n if query else n for n in names]
 
 
@@ -174,7 +179,7 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None)
             continue
         k += 1
         targets.append((seg, add(seg.kind, seg.time, True, 2 * r)))
-        if k < n_targets and seg.kind != "l":  # later targets see this one's real content
+        if k < n_targets and seg.kind not in "ln":  # later targets see this one's real content
             add(seg.kind, seg.time, False, 2 * r + 1)
     n = len(types)
     if length is not None and length < n:
@@ -351,11 +356,15 @@ class Seen(eqx.Module):
     """What one step's forward passes produced: every token's output, and the states' prefix outputs."""
 
     h: Float[Array, "B N d"]
-    z: Float[Array, "T1 P1 d"]  # prefix outputs of obs_0..obs_T-1 and now (the ``z`` tokens' content)
+    z: Float[Array, "T1 P1 d"]  # prefix outputs of obs_0..obs_T-1 and now, standardised (the ``z`` tokens' content)
+    z_now: Float[Array, "P1 d"]  # the prefix output of now as it is (what the running statistics take in)
 
 
-def forward(model: Model, batch: Batch, win: Window, now: Obs) -> Seen:
-    """Embed the window once, gather every instance's tokens, and run them all through the model."""
+def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[Array, "2 P1 d"] | None = None) -> Seen:
+    """Embed the window once, gather every instance's tokens, and run them all through the model.
+
+    ``features``: the running mean and variance of the prefix outputs that standardise them (novelty.py;
+    None: as they are)."""
     T = win.action.shape[0]
     states = stack_obs(win.obs, win.next_obs, jax.tree.map(lambda x: x[None], now))  # [2T+1]
     s_tok = jax.vmap(model.embed_state)(states)
@@ -375,10 +384,16 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs) -> Seen:
 
     f = batch.first_pass
     h = run(slice(0, f), table)
-    z = h[batch.policy_rows, : P1]  # [T+1, P+1, d]: the model's view of each state, having seen only it
+    raw = h[batch.policy_rows, : P1]  # [T+1, P+1, d]: the model's view of each state, having seen only it
+    z = raw if features is None else standardise(raw, features)
     if f < len(batch.idx):
         h = jnp.concatenate([h, run(slice(f, None), jnp.concatenate([table, z.reshape(-1, d)]))])
-    return Seen(h, z)
+    return Seen(h, z, raw[-1])
+
+
+def last_outcome(win: Window) -> Obs:
+    """What the newest transition led to (the last frame of a life if it ended there)."""
+    return jax.tree.map(lambda x: x[-1], win.next_obs)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -513,6 +528,13 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
             loss, surprise = loss + err, surprise + 0.5 * jnp.sum((hq - goal) ** 2, (1, 2))
             add("latent_err", err)
             add("latent_copy", jnp.mean((jax.lax.stop_gradient(z[starts_ + t - 1]) - goal) ** 2, (1, 2)))
+        elif seg.kind == "n":
+            goal = jax.vmap(partial(random_features, model.spec))(state_at(win, starts_, t))
+            pred = jax.vmap(model.rnd_head)(hq[:, 0])
+            err = jnp.mean((pred - goal) ** 2, -1)
+            loss, surprise = loss + err, surprise + 0.5 * jnp.sum((pred - goal) ** 2, -1)
+            add("rnd_err", err)
+            add("rnd_zero", jnp.mean(goal**2, -1))
         else:
             raise ValueError(f"no loss for target kind {seg.kind!r}")
     out = {k: (jnp.stack(v, 1) if k.startswith("targets/") else jnp.mean(jnp.stack(v), 0)) for k, v in scores.items()}
@@ -521,14 +543,14 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
 
 # Prequential scores per kind of target: the model's, then its online baseline's
 SCORES = {"a": ("action_acc", "action_majority"), "r": ("reward_err", "reward_mean_err"),
-          "l": ("place_err", "place_copy"), "z": ("latent_err", "latent_copy")}
+          "l": ("place_err", "place_copy"), "z": ("latent_err", "latent_copy"), "n": ("rnd_err", "rnd_zero")}
 STATE_SCORES = {False: ("cell_acc", "cell_base"), True: ("pixel_err", "pixel_copy")}  # by pixels or not
 
 
 def score_keys(plan: Plan, pixels: bool) -> tuple[str, ...]:
     pairs = dict(SCORES, s=STATE_SCORES[pixels])
     kinds = {s.kind for s in plan.segments if s.target}
-    return tuple(k for kind in "arslz" if kind in kinds for k in pairs[kind])
+    return tuple(k for kind in "arslzn" if kind in kinds for k in pairs[kind])
 
 
 def gae(rint, values, done, gamma: float, lam: float):
@@ -560,4 +582,5 @@ def actor_critic_loss(model: Model, h: Float[Array, "T1 d"], win: Window, rint, 
     entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, -1)
     w = win.valid.astype(jnp.float32) / jnp.maximum(win.valid.sum(), 1)
     loss = jnp.sum(w * (pg + value_coef * 0.5 * (values[:-1] - ret) ** 2 - ent_coef * entropy))
-    return loss, dict(entropy=jnp.sum(w * entropy), value=values[-1], logits=logits[-1])
+    return loss, dict(entropy=jnp.sum(w * entropy), value=values[-1], logits=logits[-1],
+                      adv=jnp.sum(w * jnp.abs(adv)), value_err=jnp.sum(w * (values[:-1] - ret) ** 2))

@@ -69,7 +69,8 @@ def progress_figures(cfg, m: dict) -> dict:
 # how each score appears in summary.json: (its name, its baseline's name); higher is better only for accuracies
 REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_accuracy", "baseline"),
             "pixel_err": ("pixel_mse", "copy"), "reward_err": ("reward_squared_error", "mean"),
-            "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy")}
+            "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy"),
+            "rnd_err": ("random_features_mse", "zero")}
 
 
 def summarize(cfg, org, step: int, sps: float) -> dict:
@@ -105,6 +106,7 @@ def summarize(cfg, org, step: int, sps: float) -> dict:
         "mean_episode_length": float(t.length_sum) / episodes if episodes else None,
         "crafter_score": world.crafter_score(rates) if episodes else None,
         "achievements": dict(zip(spec.achievements, map(float, rates))),
+        "actions": dict(zip(spec.action_names, map(float, t.action_counts / max(float(t.steps), 1.0)))),
         "curiosity": cfg.curiosity,
         "prequential": prequential,
     }
@@ -172,7 +174,8 @@ def plots(run: Path) -> Path:
               ("pixel_err", "pixel_copy", "states: pixel MSE (dashed: copy)"),
               ("reward_err", "reward_mean_err", "reward: squared error (dashed: mean reward)"),
               ("place_err", "place_copy", "location: error in cells (dashed: stayed put)"),
-              ("latent_err", "latent_copy", "own features: MSE (dashed: copy)")]
+              ("latent_err", "latent_copy", "own features: MSE (dashed: copy)"),
+              ("rnd_err", "rnd_zero", "random features: MSE (dashed: zero)")]
     panels = [p for p in panels if any(k.endswith("/" + p[0]) for k in ms[0])]
     n = len(panels) + 4
     cols = 4
@@ -233,9 +236,9 @@ def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16, zoom: i
             a = life.act(cfg, org, env_state, k)
             obs, env_state = life.reborn_alone(cfg, a)
             win, now = life.perceive(cfg, org, a, obs, env_state)
-            _, aux = life.loss_fn(org.model, cfg, batch, win, now, 1.0, org.last_surprise)
-            org = eqx.tree_at(lambda o: (o.window, o.now, o.logits, o.last_surprise), org,
-                              (win, now, aux["logits"], aux["newest_surprise"]))
+            _, aux = life.loss_fn(org.model, cfg, batch, win, now, 1.0, org.last_surprise, org.episodic, org.features)
+            org = eqx.tree_at(lambda o: (o.window, o.now, o.logits, o.last_surprise, o.episodic), org,
+                              (win, now, aux["logits"], aux["newest_surprise"], aux["episodic"]))
             return (org, env_state), (a.last_state, a.action, aux["curiosity"])
 
         return jax.lax.scan(body, (org, env_state), jax.random.split(key, cfg.gif_steps))[1]

@@ -34,7 +34,7 @@ from checkpoint import load_checkpoint, read_header, save_checkpoint
 Objective = Literal[
     "inverse_dynamics", "forward_dynamics", "reward", "forward_reward", "backward_dynamics", "location",
     "masked_state", "autoencoder", "trajectory", "trajectory_reward", "trajectory_reward_after",
-    "two_state_prefix", "two_state_prefix_reward", "latent_inverse", "latent_forward"]
+    "two_state_prefix", "two_state_prefix_reward", "latent_inverse", "latent_forward", "rnd"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,14 @@ class Config:
     """what the model learns to predict besides its policy: one or more layout names (see objectives.py)"""
     weights: tuple[float, ...] = ()
     """loss weight of each objective, in the same order; empty means 1 each"""
-    curiosity: Literal["surprise", "forward", "inverse", "progress", "icm"] = "surprise"
+    curiosity: Literal["surprise", "forward", "inverse", "progress", "icm", "rnd", "count", "e3b"] = "surprise"
     """the intrinsic reward: 'surprise' = -log p of the first objective's targets on the newest step;
-    'forward' / 'inverse' = the surprise of forward_dynamics / inverse_dynamics (which must be among the
-    objectives); 'progress' = how much one update lowered the first objective's surprise on the same data
-    (learning progress); 'icm' = latent_forward's error in the model's own feature space (needs
-    latent_inverse and latent_forward)"""
+    'forward' / 'inverse' = the surprise of forward_dynamics / inverse_dynamics; 'progress' = how much one
+    update lowered the first objective's surprise on the same data (learning progress); 'icm' =
+    latent_forward's error in the model's standardised features (shaped by latent_inverse); 'rnd' = the
+    error of predicting a fixed random network's embedding of the state; 'count' = 1/sqrt(visits of this
+    view, coarsely hashed, in this life); 'e3b' = an elliptical episodic bonus in the model's features
+    (novelty.py). A curiosity that needs objectives adds those missing from --objective (weight 1)"""
     policy: Literal["learned", "random"] = "learned"
     """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
     steps: int = 60_000
@@ -148,7 +150,12 @@ class Config:
     """a run directory to start from: an evolution's final pool (genomes drawn from it by credit, with its
     trunk), or any run's checkpoint weights; fresh optimizers, seeds and worlds"""
 
-    def __post_init__(self):  # the body's automatic sizes (0) become numbers at once
+    def __post_init__(self):  # the body's automatic sizes (0) and a curiosity's objectives are filled in at once
+        extra = tuple(n for n in life.NEEDS.get(self.curiosity, ()) if n not in self.objective)
+        if extra:
+            object.__setattr__(self, "objective", tuple(self.objective) + extra)
+            if self.weights:
+                object.__setattr__(self, "weights", tuple(self.weights) + (1.0,) * len(extra))
         if self.layers == 0:
             object.__setattr__(self, "layers", 3 if self.generations > 1 else 2)
         if self.slots == 0:
@@ -190,10 +197,6 @@ def validate(cfg: Config) -> None:
                                  f"and learning progress compares two instances), got {cfg.window}"),
         (len(set(cfg.objective)) == len(cfg.objective), "--objective lists a name twice"),
         (cfg.obs == "symbolic" or "masked_state" not in cfg.objective, "masked_state needs --obs symbolic"),
-        (cfg.curiosity != "icm" or {"latent_inverse", "latent_forward"} <= set(cfg.objective),
-         "--curiosity icm needs latent_inverse and latent_forward among --objective"),
-        (cfg.curiosity not in ("forward", "inverse") or life.curious(cfg) in cfg.objective,
-         f"--curiosity {cfg.curiosity} needs {life.curious(cfg)} among --objective"),
         (1 <= cfg.layers <= cfg.slots, f"--layers must be between 1 and --slots ({cfg.slots}), got {cfg.layers}"),
         (cfg.d_model > 0 and cfg.n_heads > 0 and cfg.d_model % cfg.n_heads == 0,
          f"--d-model ({cfg.d_model}) must be a positive multiple of --n-heads ({cfg.n_heads})"),

@@ -38,6 +38,7 @@ class EnvSpec:
     world_size: tuple[int, int]  # cells of the whole map (for place cells)
     image: tuple[int, int, int] | None = None  # (h, w, 3) for pixel observations, None for symbolic
     action_names: tuple[str, ...] = ()
+    n_inventory: int = 0  # the first status values: what the player holds (counts / 10, or their square roots)
 
     @property
     def channels(self) -> int:
@@ -56,13 +57,13 @@ def env_spec(name: str) -> EnvSpec:
         image = (C.OBS_DIM[1] * px, (C.OBS_DIM[0] + C.INVENTORY_OBS_HEIGHT) * px, 3) if "Pixels" in name else None
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), 0, 4, False, 22, 17,
                        tuple(a.name.lower() for a in C.Achievement), (64, 64), image,
-                       tuple(a.name.lower() for a in C.Action))
+                       tuple(a.name.lower() for a in C.Action), n_inventory=12)
     if name == "Craftax-Symbolic-v1":
         from craftax.craftax import constants as C
 
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), len(C.ItemType), 40, True, 51,
                        len(C.Action), tuple(a.name.lower() for a in C.Achievement), (48, 48),
-                       action_names=tuple(a.name.lower() for a in C.Action))
+                       action_names=tuple(a.name.lower() for a in C.Action), n_inventory=22)
     raise ValueError(f"unknown env {name!r}; choose one of {', '.join(ENVS)}")
 
 

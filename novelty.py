@@ -1,0 +1,157 @@
+"""Novelty: intrinsic rewards that pay for *new* experience, not for experience that stays unpredictable.
+
+Surprise fools itself: an action with no visible effect (``do`` facing grass, crafting with nothing to
+craft) is as hard to tell from a no-op as the no-op itself, so inverse-dynamics surprise pays for it
+forever. The signals here shrink as the same thing is met again:
+
+- ``rnd``, random network distillation (Burda et al. 2019): a fixed, randomly initialised network embeds
+  each state; the model learns to predict that embedding (the ``rnd`` layout, ``s0 ; n0``). Its error is
+  high on states it has seen rarely and falls as they recur; the target is a deterministic function of
+  the state, so there is no noise to chase.
+- ``count``, an episodic count over a coarse hash of the view (a Zobrist hash of the block and item ids
+  of the local view and of what the player holds, 2^12 buckets): the bonus is 1 / sqrt(n), n = visits
+  of this view's bucket in this life (the table is cleared at death).
+- ``e3b``, an elliptical episodic bonus in the model's own features (Henaff et al. 2022):
+  b = phi' C^-1 phi with C = lambda I + sum of phi phi' over this life so far (Sherman-Morrison updates;
+  cleared at death). phi is the status token's prefix output, standardised (below): the features the
+  policy reads, shaped by the world model's objectives (inverse dynamics by default, as in E3B).
+
+The prefix outputs themselves barely change from one state to the next (type, time and slot embeddings
+dominate them: consecutive states differ by ~1e-4 in mean squared error), which made ICM's latent targets
+nearly constant. ``standardise`` subtracts a running mean and divides by a running standard deviation per
+token and dimension (kept by the organism, updated once per step, never trained), so features measure
+how this state differs from the usual one. ICM's ``z`` tokens and E3B's phi both read them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from model import RND_DIM, Obs
+from world import EnvSpec
+
+RND_HIDDEN = 128
+RND_SEED = 20190101  # the target network is the same for every organism and every run
+HASH_BITS = 12  # episodic count table: 4,096 buckets
+INVENTORY_LEVELS = 16  # amounts an inventory slot is hashed at (more count as the last)
+E3B_RIDGE = 0.1  # lambda of C = lambda I + sum phi phi'
+FEATURE_HORIZON = 1000  # steps the running feature statistics average over (1/n before that)
+EPISODIC = ("count", "e3b")  # curiosities that need no objective of their own
+
+
+@lru_cache(maxsize=None)
+def _rnd_weights(spec: EnvSpec):
+    """The fixed random network (numpy constants, never parameters: nothing can train them)."""
+    rng = np.random.default_rng(RND_SEED)
+    c = 16
+    if spec.image is None:
+        H, W = spec.view
+        tables = [rng.normal(size=(n + 1, c)) for n in (spec.n_block, spec.n_item, spec.n_mob)]
+        fan_in = H * W * c + spec.n_status
+    else:
+        tables = []
+        fan_in = 9 * 9 * 3  # the frame, average-pooled to 9 x 9
+    w1 = rng.normal(size=(fan_in, RND_HIDDEN)) / np.sqrt(fan_in)
+    w2 = rng.normal(size=(RND_HIDDEN, RND_DIM)) / np.sqrt(RND_HIDDEN)
+    return [t.astype(np.float32) for t in tables], w1.astype(np.float32), w2.astype(np.float32)
+
+
+def random_features(spec: EnvSpec, obs: Obs) -> Float[Array, " K"]:
+    """RND's target: a fixed random network's embedding of one state (cells and status, or the frame)."""
+    tables, w1, w2 = _rnd_weights(spec)
+    if spec.image is None:
+        cells = sum(jnp.asarray(t)[ids] for t, ids in zip(tables, (obs.block, obs.item, obs.mob)))  # [H, W, c]
+        x = jnp.concatenate([cells.reshape(-1), obs.status])
+    else:
+        h, w, _ = obs.image.shape
+        x = obs.image[: h - h % 9, : w - w % 9].reshape(9, h // 9, 9, w // 9, 3).mean((1, 3)).reshape(-1)
+    return jax.nn.leaky_relu(x @ w1) @ w2
+
+
+@lru_cache(maxsize=None)
+def _zobrist(spec: EnvSpec):
+    rng = np.random.default_rng(RND_SEED + 1)
+    H, W = spec.view
+    return (rng.integers(0, 2**32, (H, W, spec.n_block + 1), dtype=np.uint32),
+            rng.integers(0, 2**32, (H, W, spec.n_item + 1), dtype=np.uint32),
+            rng.integers(0, 2**32, (spec.n_inventory, INVENTORY_LEVELS), dtype=np.uint32))
+
+
+def view_bucket(spec: EnvSpec, obs: Obs) -> Int[Array, ""]:
+    """A coarse hash of the view: XOR of a random word per (cell, block id), (cell, item id) and
+    (inventory slot, amount), top bits.
+
+    Mobs, vitals and direction are left out (a cow walking by, or hunger rising, is not a new sight); what
+    the player holds is in (Crafter draws it under the map: a new tool is a new view). A pixel world
+    hashes its whole frame, quantised to 9 x 9 x 3 levels of 4.
+    """
+    if spec.image is None:
+        zb, zi, zv = _zobrist(spec)
+        H, W = spec.view
+        r, c = np.arange(H)[:, None], np.arange(W)[None]
+        held = jnp.clip(jnp.round(obs.status[: spec.n_inventory] * 10), 0, INVENTORY_LEVELS - 1).astype(jnp.int32)
+        words = jnp.concatenate([jnp.asarray(zb)[r, c, obs.block].reshape(-1),
+                                 jnp.asarray(zi)[r, c, obs.item].reshape(-1),
+                                 jnp.asarray(zv)[np.arange(spec.n_inventory), held]])
+    else:
+        h, w, _ = obs.image.shape
+        small = obs.image[: h - h % 9, : w - w % 9].reshape(9, h // 9, 9, w // 9, 3).mean((1, 3))
+        levels = jnp.clip((small * 4).astype(jnp.int32), 0, 3).reshape(-1)
+        table = jax.random.bits(jax.random.PRNGKey(RND_SEED), (levels.shape[0], 4), jnp.uint32)
+        words = table[jnp.arange(levels.shape[0]), levels]
+    word = jax.lax.reduce(words, np.uint32(0), jax.lax.bitwise_xor, (0,))
+    return (word >> np.uint32(32 - HASH_BITS)).astype(jnp.int32)
+
+
+def new_episodic(curiosity: str, d: int) -> Float[Array, "..."]:
+    """The episodic memory a curiosity keeps over one life: counts per bucket, C^-1, or nothing."""
+    if curiosity == "count":
+        return jnp.zeros(2**HASH_BITS, jnp.float32)
+    if curiosity == "e3b":
+        return jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE
+    return jnp.zeros((0,), jnp.float32)
+
+
+def count_bonus(counts: Float[Array, " K"], bucket: Int[Array, ""], done: Bool[Array, ""]):
+    """(1 / sqrt(visits of this bucket, this one included), the table after it; cleared when a life ends)."""
+    counts = counts.at[bucket].add(1.0)
+    bonus = jax.lax.rsqrt(counts[bucket])
+    return bonus, jnp.where(done, jnp.zeros_like(counts), counts)
+
+
+def elliptical_bonus(cinv: Float[Array, "d d"], phi: Float[Array, " d"], done: Bool[Array, ""]):
+    """(phi' C^-1 phi, C^-1 after adding phi phi' (Sherman-Morrison)); C^-1 = I / lambda again when a life ends.
+
+    On a life's last step the outcome frame's features are not computed (the model sees the new life's
+    first frame), so that step earns nothing."""
+    u = cinv @ phi
+    bonus = phi @ u
+    cinv = cinv - jnp.outer(u, u) / (1.0 + bonus)
+    fresh = jnp.eye(cinv.shape[0], dtype=cinv.dtype) / E3B_RIDGE
+    return jnp.where(done, 0.0, bonus), jnp.where(done, fresh, cinv)
+
+
+def new_feature_stats(n_tokens: int, d: int) -> Float[Array, "2 n d"]:
+    """Running mean and variance of the prefix outputs, per token and dimension: (0, 1) at birth."""
+    return jnp.stack([jnp.zeros((n_tokens, d)), jnp.ones((n_tokens, d))]).astype(jnp.float32)
+
+
+def standardise(z: Float[Array, "*b n d"], stats: Float[Array, "2 n d"]) -> Float[Array, "*b n d"]:
+    mean, var = stats
+    return (z - mean) * jax.lax.rsqrt(var + 1e-6)
+
+
+def update_feature_stats(stats: Float[Array, "2 n d"], z: Float[Array, "n d"], age: Float[Array, ""]):
+    """One step of the running statistics: an average over the steps so far with the birth prior (0, 1) as
+    one sample, until FEATURE_HORIZON steps; an exponential average over that horizon after."""
+    rate = jnp.maximum(1.0 / (age + 2.0), 1.0 / FEATURE_HORIZON)
+    mean, var = stats
+    delta = z - mean
+    mean = mean + rate * delta
+    var = (1 - rate) * (var + rate * delta**2)
+    return jnp.stack([mean, var])
