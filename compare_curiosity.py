@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -119,9 +120,12 @@ def plot(c, results: dict[str, list[dict]], out: Path, title: str) -> None:
                      label=row(c, arm).name)
         for ax, key, smooth in zip(axes, ("unlocked", "episode_length", "entropy"), (1, 10, 5)):
             y = cv[key]
+            smooth = min(smooth, y.shape[1])
             kernel = np.ones(smooth) / smooth
-            mean = np.convolve(np.nan_to_num(np.nanmean(y, 0), nan=np.nanmean(y)), kernel, "valid")
-            sd = np.convolve(np.nan_to_num(np.nanstd(y, 0)), kernel, "valid")
+            with warnings.catch_warnings():  # chunks in which no organism ended an episode
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.convolve(np.nan_to_num(np.nanmean(y, 0), nan=np.nanmean(y)), kernel, "valid")
+                sd = np.convolve(np.nan_to_num(np.nanstd(y, 0)), kernel, "valid")
             x = cv["step"][smooth - 1:]
             ax.plot(x, mean, **style)
             ax.fill_between(x, mean - sd, mean + sd, color=style["color"], alpha=0.12, lw=0)

@@ -283,7 +283,7 @@ class Act(eqx.Module):
     reset_key: jax.Array
 
 
-def act(cfg, org: Organism, env_state, key) -> Act:
+def act(cfg, org: Organism | None, env_state, key) -> Act:
     """Sample an action from the policy (or at random) and step the world, without rebirth."""
     spec = world.env_spec(cfg.world)
     env, params = world.make_env(cfg.world)

@@ -1,0 +1,200 @@
+"""Curiosity that senses no reward: the extrinsic reward never reaches the learner; novelty is higher for
+what is new; the curiosity study runs end to end."""
+
+import dataclasses
+import functools
+from functools import partial
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import compare
+import life
+import novelty
+import objectives as O
+import train
+import world
+from model import Model
+
+TINY = train.Config(d_model=16, n_heads=2, layers=1, chunk=50, gif_steps=0, window=4)
+SENSES_NO_REWARD = tuple(n for n in O.LAYOUTS if all(s.kind != "r" for s in O.parse(O.LAYOUTS[n])))
+# the ways loss_fn turns experience into the signal: the surprise of an objective (surprise, forward, inverse,
+# icm, rnd: one code path, here with every objective that senses no reward), learning progress, the two
+# episodic bonuses
+CURIOSITIES = ("icm", "progress", "count", "e3b")
+
+
+@functools.cache
+def walk():
+    """One real world under random actions: its first state, then 13 steps (each act and the world after
+    it), compiled once for every config below."""
+    cfg = dataclasses.replace(TINY, policy="random")
+    world.make_env(cfg.world)  # Craftax makes arrays at import: import it outside the trace
+    first = jax.jit(life.new_world, static_argnums=0)(cfg, jax.random.PRNGKey(3))
+
+    @jax.jit
+    def step(env_state, key):
+        a = life.act(cfg, None, env_state, key)  # a random policy never reads the organism
+        return (a, *life.reborn_alone(cfg, a))
+
+    steps, env_state = [], first
+    for i in range(13):
+        a, obs, env_state = step(env_state, jax.random.PRNGKey(i))
+        steps.append((a, obs, env_state))
+    return first, steps
+
+
+def learned_twice(cfg):
+    """An organism lives 12 real steps; then its next update is made twice: as it is, and with every
+    extrinsic reward in its window and of its newest step changed. Returns both (organism, record)."""
+    first, steps = walk()
+    org = jax.jit(lambda k: life.new_organism(cfg, life.new_model(cfg, k), first))(jax.random.PRNGKey(0))
+    learn = jax.jit(partial(life.learn, cfg))
+    for a, obs, env_state in steps[:-1]:
+        org, _ = learn(org, a, obs, env_state)
+    a, obs, env_state = steps[-1]
+    shifted = eqx.tree_at(lambda x: x.reward, a, a.reward + 3.0)
+    org2 = eqx.tree_at(lambda o: o.window.reward, org, org.window.reward + jnp.arange(1.0, 5.0))
+    return learn(org, a, obs, env_state), learn(org2, shifted, obs, env_state)
+
+
+def same(a, b) -> bool:
+    la, lb = jax.tree.leaves(eqx.filter(a, eqx.is_array)), jax.tree.leaves(eqx.filter(b, eqx.is_array))
+    return len(la) == len(lb) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(la, lb))
+
+
+@pytest.mark.parametrize("curiosity", CURIOSITIES)
+def test_the_extrinsic_reward_never_reaches_the_learner(curiosity):
+    """Changing every reward the organism senses leaves its update bit-identical, for every objective that
+    does not predict rewards (all at once, with ICM's surprise) and every kind of curiosity signal."""
+    objective = SENSES_NO_REWARD if curiosity == "icm" else ("inverse_dynamics",)
+    cfg = dataclasses.replace(TINY, objective=objective, curiosity=curiosity)
+    (org, rec), (org2, rec2) = learned_twice(cfg)
+    assert same(org.model, org2.model) and same(org.opt_state, org2.opt_state)
+    assert same((org.ret, org.ret_moments, org.episodic, org.features), (org2.ret, org2.ret_moments, org2.episodic,
+                                                                          org2.features))
+    assert rec["curiosity"] == rec2["curiosity"] and rec["reward"] != rec2["reward"]
+
+
+def test_a_reward_layout_does_sense_the_reward():
+    """The control: the reward objective's update changes when the rewards do (the test above can fail)."""
+    (org, _), (org2, _) = learned_twice(dataclasses.replace(TINY, objective=("inverse_dynamics", "reward")))
+    assert not same(org.model, org2.model)
+
+
+def frames(transitions):
+    """Real Classic frames (one random walk): each with its coarse view hash."""
+    win, _ = transitions
+    spec = world.env_spec("Craftax-Classic-Symbolic-v1")
+    obs = win.next_obs
+    buckets = np.asarray(jax.vmap(partial(novelty.view_bucket, spec))(obs))
+    return spec, obs, buckets
+
+
+def test_counts_pay_less_for_a_view_seen_many_times_and_forget_at_death(transitions):
+    spec, obs, buckets = frames(transitions)
+    new = int(np.flatnonzero(buckets != buckets[0])[0])  # the walk reached another view
+    counts = novelty.new_episodic("count", 16)
+    for _ in range(9):
+        _, counts = novelty.count_bonus(counts, jnp.asarray(buckets[0]), jnp.array(False))
+    again, counts = novelty.count_bonus(counts, jnp.asarray(buckets[0]), jnp.array(False))
+    fresh, counts = novelty.count_bonus(counts, jnp.asarray(buckets[new]), jnp.array(True))
+    assert np.isclose(again, 1 / np.sqrt(10)) and fresh == 1.0 and float(counts.sum()) == 0.0  # death clears it
+    # a cow walking through the view, or hunger, is not a new view; a new tool is
+    first = jax.tree.map(lambda x: x[0], obs)
+    mob = eqx.tree_at(lambda o: o.mob, first, (first.mob + 1) % (spec.n_mob + 1))
+    hungry = eqx.tree_at(lambda o: o.status, first, first.status.at[13].add(-0.3))
+    tool = eqx.tree_at(lambda o: o.status, first, first.status.at[6].set(0.1))
+    hashed = [int(novelty.view_bucket(spec, o)) for o in (mob, hungry, tool)]
+    assert hashed[:2] == [buckets[0]] * 2 and hashed[2] != buckets[0]
+
+
+def test_the_elliptical_bonus_pays_less_for_familiar_features(transitions):
+    """E3B in a real model's standardised features of real frames: a frame met ten times earns less than
+    one never met; a life's end resets the memory."""
+    spec, obs, buckets = frames(transitions)
+    new = int(np.flatnonzero(buckets != buckets[0])[0])
+    model = Model(spec, d=32, n_heads=2, layers=1, slots=1, mlp_ratio=2, patch=(4, 9), cell_dim=8,
+                  key=jax.random.PRNGKey(0))
+    batch = O.make_batch(("inverse_dynamics",), 4, model.n_patches)
+    win, now = transitions
+    small = jax.tree.map(lambda x: x[:4], win)
+    stats = novelty.new_feature_stats(model.n_patches + 1, 32)
+    feature = jax.jit(lambda now: O.forward(model, batch, small, now, stats).z[-1, -1] / np.sqrt(32))
+    phis = [feature(jax.tree.map(lambda x, i=i: x[i], obs)) for i in (0, new)]
+    cinv = novelty.new_episodic("e3b", 32)
+    first, cinv = novelty.elliptical_bonus(cinv, phis[0], jnp.array(False))
+    for _ in range(9):
+        again, cinv = novelty.elliptical_bonus(cinv, phis[0], jnp.array(False))
+    fresh, _ = novelty.elliptical_bonus(cinv, phis[1], jnp.array(False))
+    assert again < 0.2 * first and fresh > 2 * again
+    _, reset = novelty.elliptical_bonus(cinv, phis[1], jnp.array(True))
+    assert np.allclose(reset, novelty.new_episodic("e3b", 32))
+
+
+def test_rnd_error_falls_on_a_state_it_learns_and_stays_high_on_a_new_one(transitions):
+    """Random network distillation on real frames: after learning one view, its error there is far below its
+    error on a view it never saw (novelty, not noise: the target is a fixed function of the state)."""
+    spec, obs, buckets = frames(transitions)
+    new = int(np.flatnonzero(buckets != buckets[0])[-1])
+    model = Model(spec, d=32, n_heads=2, layers=1, slots=1, mlp_ratio=2, patch=(4, 9), cell_dim=8,
+                  key=jax.random.PRNGKey(0))
+    batch = O.make_batch(("rnd",), 4, model.n_patches)
+    win, now = transitions
+    one = jax.tree.map(lambda x: jnp.repeat(x[:1], 4, 0), win)  # the same transition four times
+    other = jax.tree.map(lambda x: jnp.repeat(x[new:new + 1], 4, 0), win)
+    plan, rows = batch.plans[0], batch.ranges[0]
+
+    def err(model, w):
+        seen = O.forward(model, batch, w, now)
+        return O.target_loss(model, plan, seen, rows, w, O.starts(plan, 4))["loss"].mean()
+
+    opt = optax.adam(3e-3)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    @jax.jit
+    def fit(params):
+        def body(carry, _):
+            p, s = carry
+            g = jax.grad(lambda p: err(eqx.combine(p, static), one))(p)
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        return jax.lax.scan(body, (params, opt.init(params)), None, length=150)[0][0]
+
+    fitted = eqx.combine(fit(params), static)
+    before = float(err(model, one))
+    assert float(err(fitted, one)) < 0.1 * before
+    assert float(err(fitted, other)) > 5 * float(err(fitted, one))
+
+
+def test_a_curiosity_brings_the_objectives_it_needs_and_bad_arms_are_refused(tmp_path):
+    cfg = train.Config(curiosity="icm", weights=(2.0,))
+    assert cfg.objective == ("inverse_dynamics", "latent_inverse", "latent_forward") and cfg.weights == (2.0, 1.0, 1.0)
+    assert train.Config(curiosity="rnd").objective == ("inverse_dynamics", "rnd")
+    assert train.Config(curiosity="count").objective == ("inverse_dynamics",)
+    with pytest.raises(ValueError, match="unknown arm 'nope'"):
+        compare.main(compare.Compare(what="curiosity", arms=("random", "nope"), run_dir=str(tmp_path)))
+
+
+def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
+    """compare.py curiosity on a tiny budget: the screen, the long stage of the random policy, the default and
+    the best other arm, the tables (score +- s.e., distance from random, achievements) and the curves."""
+    from test_population import TINY as BODY  # the default arm's population shares its compiled chunk
+
+    c = compare.Compare(what="curiosity", steps=200, long=400, seeds=4, arms=("random", "surprise", "count"),
+                        finalists=1, fresh=False, run_dir=str(tmp_path), base=BODY)
+    text = compare.main(c).read_text()
+    stages = text.split("## ")[1:]
+    assert [s.split(":")[0] for s in stages] == ["Screen", "Long lives"]
+    rows = lambda s: [ln.split("|")[1].strip() for ln in s.splitlines() if ln.startswith("| ") and "---" not in ln]  # noqa: E731
+    screen = rows(stages[0].split("Each achievement")[0])
+    assert screen[1:] == ["random policy (inverse_dynamics)", "surprise of inverse_dynamics (default)", "count"]
+    assert rows(stages[1].split("Each achievement")[0])[1:] == screen[1:]
+    assert "± " in text and "| – |" in text  # standard errors; the random policy is not compared with itself
+    assert (tmp_path / "curiosity-screen.png").stat().st_size > 0 and (tmp_path / "curiosity-long.png").exists()
+    assert (tmp_path / "long-400" / "count" / "summary.json").exists()
