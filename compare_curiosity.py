@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import compare
+import world
 from compare import CURIOSITY_ARMS as ARMS
 from compare import RANDOM, Row
 
@@ -80,6 +81,16 @@ def tail_entropy(run: str) -> float:
     return float(np.nanmean(e[:, -max(1, e.shape[1] // 10):]))
 
 
+def uniform_entropy(run: str) -> float:
+    """ln(actions): the random policy's entropy (its policy head learns, but never acts)."""
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    return float(np.log(world.env_spec(cfg["env"]).n_actions))
+
+
+def entropy(arm: str, run: str) -> str:
+    return f"{uniform_entropy(run):.2f} (uniform)" if arm == RANDOM else f"{tail_entropy(run):.2f}"
+
+
 def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
     r_mean, r_se = se([s["crafter_score"] for s in results.get(RANDOM, [])]) if RANDOM in results else (0, np.nan)
     lines = [f"| arm ({steps:,} steps, {c.seeds} seeds) | Crafter score % | vs random (s.e.) | mean episode length "
@@ -91,7 +102,7 @@ def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
         lm, ls = se([x["mean_episode_length"] for x in ss])
         um, us = se([compare.unlocked(x) for x in ss])
         lines.append(f"| {row(c, arm).name} | {fmt(m, s)} | {'–' if np.isnan(gap) else f'{gap:+.1f}'} "
-                     f"| {fmt(lm, ls, '{:.0f}')} | {fmt(um, us, '{:.1f}')} | {tail_entropy(ss[0]['run_dir']):.2f} "
+                     f"| {fmt(lm, ls, '{:.0f}')} | {fmt(um, us, '{:.1f}')} | {entropy(arm, ss[0]['run_dir'])} "
                      f"| {ss[0]['steady_sps'] or 0:.0f} |")
     return lines
 
@@ -120,6 +131,8 @@ def plot(c, results: dict[str, list[dict]], out: Path, title: str) -> None:
                      label=row(c, arm).name)
         for ax, key, smooth in zip(axes, ("unlocked", "episode_length", "entropy"), (1, 10, 5)):
             y = cv[key]
+            if key == "entropy" and arm == RANDOM:  # it acts uniformly; its (unused) policy head is not plotted
+                y = np.full_like(y, uniform_entropy(ss[0]["run_dir"]))
             smooth = min(smooth, y.shape[1])
             kernel = np.ones(smooth) / smooth
             with warnings.catch_warnings():  # chunks in which no organism ended an episode
@@ -129,8 +142,8 @@ def plot(c, results: dict[str, list[dict]], out: Path, title: str) -> None:
             x = cv["step"][smooth - 1:]
             ax.plot(x, mean, **style)
             ax.fill_between(x, mean - sd, mean + sd, color=style["color"], alpha=0.12, lw=0)
-    for ax, t in zip(axes, ("achievements unlocked so far (of 22)", "episode length (running mean of 10 chunks)",
-                            "policy entropy, nats (uniform: 2.83)")):
+    for ax, t in zip(axes, ("achievements unlocked so far", "episode length (running mean of 10 chunks)",
+                            "policy entropy, nats (running mean of 5 chunks)")):
         ax.set_title(t, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -164,7 +177,8 @@ def main(c) -> Path:
             "", "Crafter score: of the episodes that ended during the life (Hafner 2021: exp of the mean of "
             "ln(1 + success rate %), minus 1), mean ± standard error over the seeds; 'vs random': the difference "
             "from the random policy in standard errors of the difference. The policy never sees the extrinsic "
-            "reward. Steps/s: organism-steps/s of the arm's whole population after its first two chunks.", ""]
+            "reward. Steps/s: organism-steps/s of the arm's whole population after its first two chunks, on a machine "
+            "that may be doing other work (bench.py measures speed).", ""]
     for name, res, steps in (("Screen", screen, c.steps), ("Long lives", long, c.long)):
         if not res:
             continue

@@ -10,6 +10,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 import life
+import novelty
 import objectives as O
 import train
 import world
@@ -68,18 +69,21 @@ def test_every_objective_overfits_real_transitions(transitions):
 
 
 def test_pixel_objectives_overfit_real_frames():
-    """With --obs pixels, the CNN eye and its decoder learn 8 real Craftax frames (autoencoder, forward, location)."""
+    """With --obs pixels, the CNN eye and its decoder learn 8 real Craftax frames (autoencoder, forward, location,
+    RND on the pooled frame); the count bonus's coarse hash tells the frames of a walk apart."""
     from conftest import collect
 
     win, now = collect("Craftax-Classic-Pixels-v1", 8, seed=0)
     spec = world.env_spec("Craftax-Classic-Pixels-v1")
     model = Model(spec, d=64, n_heads=4, layers=2, slots=2, mlp_ratio=2, patch=(4, 9), cell_dim=8,
                   key=jax.random.PRNGKey(1))
-    names = ("autoencoder", "forward_dynamics", "location")
+    names = ("autoencoder", "forward_dynamics", "location", "rnd")
     curves = fit(model, names, win, now, steps=300)
     assert np.all(np.isfinite(curves))
     for i, name in enumerate(names):
         assert curves[-10:, i].mean() < 0.1 * curves[0, i], (name, curves[0, i], curves[-10:, i].mean())
+    buckets = jax.vmap(lambda o: novelty.view_bucket(spec, o))(win.next_obs)
+    assert len(set(np.asarray(buckets).tolist())) > 1
 
 
 def test_a_multi_objective_update_is_the_weighted_sum_of_single_ones(transitions):
