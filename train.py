@@ -153,9 +153,9 @@ class Config:
     def __post_init__(self):  # the body's automatic sizes (0) and a curiosity's objectives are filled in at once
         extra = tuple(n for n in life.NEEDS.get(self.curiosity, ()) if n not in self.objective)
         if extra:
-            object.__setattr__(self, "objective", tuple(self.objective) + extra)
-            if self.weights:
+            if self.weights and len(self.weights) == len(self.objective):
                 object.__setattr__(self, "weights", tuple(self.weights) + (1.0,) * len(extra))
+            object.__setattr__(self, "objective", tuple(self.objective) + extra)
         if self.layers == 0:
             object.__setattr__(self, "layers", 3 if self.generations > 1 else 2)
         if self.slots == 0:
@@ -189,7 +189,8 @@ def validate(cfg: Config) -> None:
         (cfg.generations >= 1, f"--generations must be at least 1, got {cfg.generations}"),
         (len(cfg.objective) >= 1, "--objective needs at least one name"),
         (not cfg.weights or len(cfg.weights) == len(cfg.objective),
-         f"--weights has {len(cfg.weights)} values for {len(cfg.objective)} objectives"),
+         f"--weights has {len(cfg.weights)} values for {len(cfg.objective)} objectives ({' '.join(cfg.objective)}; "
+         f"a curiosity adds the objectives it needs, with weight 1)"),
         (cfg.steps > 0, f"--steps must be positive, got {cfg.steps}"),
         (cfg.chunk > 0, f"--chunk must be positive, got {cfg.chunk}"),
         (cfg.checkpoint_every > 0, f"--checkpoint-every must be positive, got {cfg.checkpoint_every}"),

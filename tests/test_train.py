@@ -112,12 +112,12 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(steps=-5), "--steps"), (dict(window=0), "--window"), (dict(layers=5, slots=4), "--layers"),
     (dict(d_model=30, n_heads=4), "--d-model"), (dict(weights=(1.0, 2.0)), "--weights"),
     (dict(env="Craftax-Nope-v0"), "unknown env"),
-    (dict(curiosity="icm"), "--curiosity icm needs latent_inverse and latent_forward"),
+    (dict(curiosity="icm", weights=(1.0, 2.0)), "--weights has 2 values for 3 objectives"),
     (dict(obs="pixels", objective=("masked_state",)), "masked_state needs --obs symbolic"),
     (dict(obs="pixels", env="Craftax-Symbolic-v1"), "--obs pixels is available for Craftax-Classic"),
     (dict(objective=("two_state_prefix",), window=3), "--window must be at least 4"),
     (dict(objective=("reward", "reward")), "twice"),
-    (dict(curiosity="forward"), "--curiosity forward needs forward_dynamics"),
+    (dict(curiosity="rnd", objective=("rnd", "rnd")), "twice"),
 ])
 def test_bad_config_values_are_rejected(change, message):
     with pytest.raises(ValueError, match=message):
