@@ -13,6 +13,7 @@ import optax
 import pytest
 
 import compare
+import compare_curiosity
 import life
 import novelty
 import objectives as O
@@ -23,9 +24,9 @@ from model import Model
 TINY = train.Config(d_model=16, n_heads=2, layers=1, chunk=50, gif_steps=0, window=4)
 SENSES_NO_REWARD = tuple(n for n in O.LAYOUTS if all(s.kind != "r" for s in O.parse(O.LAYOUTS[n])))
 # the ways loss_fn turns experience into the signal: the surprise of an objective (surprise, forward, inverse,
-# icm, rnd: one code path, here with every objective that senses no reward), learning progress, the two
-# episodic bonuses
-CURIOSITIES = ("icm", "progress", "count", "e3b")
+# icm, rnd: one code path, here with every objective that senses no reward) and the two episodic bonuses;
+# learning progress differences two of those surprises (test_train runs it through train.py)
+CURIOSITIES = ("icm", "count", "e3b")
 
 
 @functools.cache
@@ -182,19 +183,27 @@ def test_a_curiosity_brings_the_objectives_it_needs_and_bad_arms_are_refused(tmp
 
 
 def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
-    """compare.py curiosity on a tiny budget: the screen, the long stage of the random policy, the default and
-    the best other arm, the tables (score +- s.e., distance from random, achievements) and the curves."""
-    from test_population import TINY as BODY  # the default arm's population shares its compiled chunk
+    """compare.py curiosity on a tiny budget: the screen, the long stage of the random policy and the default,
+    the tables (score +- s.e., distance from random, achievements) and the curves. (Both arms share their
+    compiled chunks with test_compare and test_population; the finalists' choice is tested below.)"""
+    from test_population import TINY as BODY
 
-    c = compare.Compare(what="curiosity", steps=200, long=400, seeds=4, arms=("random", "surprise", "count"),
-                        finalists=1, fresh=False, run_dir=str(tmp_path), base=BODY)
+    c = compare.Compare(what="curiosity", steps=200, long=400, seeds=4, arms=("random", "surprise"),
+                        finalists=0, fresh=False, run_dir=str(tmp_path), base=BODY)
     text = compare.main(c).read_text()
     stages = text.split("## ")[1:]
     assert [s.split(":")[0] for s in stages] == ["Screen", "Long lives"]
     rows = lambda s: [ln.split("|")[1].strip() for ln in s.splitlines() if ln.startswith("| ") and "---" not in ln]  # noqa: E731
     screen = rows(stages[0].split("Each achievement")[0])
-    assert screen[1:] == ["random policy (inverse_dynamics)", "surprise of inverse_dynamics (default)", "count"]
+    assert screen[1:] == ["random policy (inverse_dynamics)", "surprise of inverse_dynamics (default)"]
     assert rows(stages[1].split("Each achievement")[0])[1:] == screen[1:]
     assert "± " in text and "| – |" in text  # standard errors; the random policy is not compared with itself
     assert (tmp_path / "curiosity-screen.png").stat().st_size > 0 and (tmp_path / "curiosity-long.png").exists()
-    assert (tmp_path / "long-400" / "count" / "summary.json").exists()
+    assert (tmp_path / "long-400" / "surprise-of-inverse-dynamics-default" / "summary.json").exists()
+
+
+def test_the_long_stage_takes_the_random_policy_the_default_and_the_best_others():
+    c = compare.Compare(what="curiosity", finalists=2, base=TINY)
+    screen = {a: [{"crafter_score": x}, {"crafter_score": x + 0.1}]
+              for a, x in [("random", 1.7), ("surprise", 1.9), ("count", 1.2), ("rnd", 1.5), ("e3b", 0.1)]}
+    assert compare_curiosity.finalists(c, screen) == ["random", "surprise", "rnd", "count"]
