@@ -15,7 +15,9 @@ population_one_thread_sps, slots_sps (the population with half its gene slots in
 genes), between_generations_s (credit, write-back, selection and births between two generations) and
 between_generations_share (that, as a share of a generation with lives of 5,000 steps), grown_sps and
 born4_sps (bodies grown from 1 gene to 4 slots, and born with 4) and grown_ratio (born / grown time:
-1 means growing costs nothing once grown), compile_s, peak_rss_mb.
+1 means growing costs nothing once grown), memory_sps / think_sps / think_recurrent_sps (one organism with
+4 memory tokens, 2 pause thoughts, 2 recurrent thoughts) and their _ratio (that / agent), compile_s,
+peak_rss_mb.
 """
 
 from __future__ import annotations
@@ -85,6 +87,11 @@ def main(b: Bench) -> dict:
     multi = dataclasses.replace(cfg, **train.MIX)
     org, es = life.born(multi, jax.random.PRNGKey(0))
     multi_compile, multi_s = timed(lambda: life.live(multi, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
+    minds = {}  # memory and thinking (memory.py), one organism each, against the agent row
+    for name, change in MINDS.items():
+        c = dataclasses.replace(cfg, **change)
+        org, es = life.born(c, jax.random.PRNGKey(0))
+        minds[name] = timed(lambda: life.live(c, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)  # noqa: B023
     N = b.population
     pop = dataclasses.replace(cfg, population=N)
     threads = life.threads_for(N)
@@ -109,6 +116,7 @@ def main(b: Bench) -> dict:
              agent_sps, agent_compile),
             (f"agent, mix: {'+'.join(multi.objective)} (weights {' '.join(map(str, multi.weights))})",
              multi_sps, multi_compile),
+            *[(f"agent with {name}", b.steps / t, comp) for name, (comp, t) in minds.items()],
             (f"population of {N}, {threads} threads (organism-steps/s, rebirths paid)", pop_sps, pop_compile),
             (f"population of {N}, one thread (one vmapped computation)", one_sps, one_compile),
             (f"population of {N}, {threads} threads, {cfg.layers} of {slots.slots} gene slots active", slots_sps,
@@ -139,12 +147,17 @@ def main(b: Bench) -> dict:
               "between_generations_share": round(share, 5),
               "grown_sps": round(N * b.steps / grown_s, 1), "born4_sps": round(N * b.steps / born4_s, 1),
               "grown_ratio": round(born4_s / grown_s, 4),
+              **{f"{key}_sps": round(b.steps / minds[name][1], 1) for name, key in MIND_KEYS.items()},
+              **{f"{key}_ratio": round(agent_s / minds[name][1], 4) for name, key in MIND_KEYS.items()},
               "compile_s": round(agent_compile, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(json.dumps(result))
     return result
 
 
+MINDS = {"memory 4 (bptt 3)": dict(memory=4), "think 2 (pause)": dict(think=2),
+         "think 2 (recurrent)": dict(think=2, think_mode="recurrent")}
+MIND_KEYS = {"memory 4 (bptt 3)": "memory", "think 2 (pause)": "think", "think 2 (recurrent)": "think_recurrent"}
 LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py evolution's budget)
 
 

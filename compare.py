@@ -1,5 +1,5 @@
-"""Comparisons side by side, at one budget: ``python compare.py [objectives|evolution|development|curiosity]
---steps N --seeds K``.
+"""Comparisons side by side, at one budget: ``python compare.py [objectives|evolution|development|curiosity|
+memory] --steps N --seeds K``.
 
 ``objectives`` (the default; each entry of ``COMPARISONS`` is a list of rows) gives every objective its
 own life (its surprise is the curiosity), plus a few mixes, curiosity variants and the random policy.
@@ -12,6 +12,10 @@ beside their baselines, Crafter score, achievements unlocked, episode length, st
 ``development`` races bodies born with 1 gene that grow (on a plateau of learning, or on a schedule)
 against bodies fixed at 1 gene and at the final size, each row a population of seeds as above; it adds a
 table of growth (genes at the end, insertions, gates, steps to reach a given surprise).
+
+``memory`` runs the default objective with the recall probe (the view ``--recall-delay`` steps ago) with
+memory off and on, and thinking 0, 2 and 4 tokens, pause and recurrent, beside the random policy: the same
+table (the recall probe's row is the test of memory; its baseline, the view now).
 
 ``evolution`` runs three arms at one budget, darwinian, lamarckian and the no-selection control, each
 an evolution of ``--generations`` lives of ``--steps`` steps by a population of ``--population``, once per
@@ -65,10 +69,11 @@ def objective_rows(c: Compare) -> list[Row]:
 class Compare:
     """Run each row of a comparison (K seeds as one population) at one budget; write a table and a plot."""
 
-    what: tyro.conf.Positional[Literal["objectives", "evolution", "development", "curiosity"]] = "objectives"
+    what: tyro.conf.Positional[Literal["objectives", "evolution", "development", "curiosity", "memory"]] = "objectives"
     """which comparison: objectives (every objective, the mixes, curiosity variants, the random policy);
     evolution (darwinian, lamarckian, no-selection control); development (growing bodies against fixed ones);
-    curiosity (every intrinsic reward against the random policy: a screen, then long lives)"""
+    curiosity (every intrinsic reward against the random policy: a screen, then long lives); memory (memory
+    off and on, thinking 0 / 2 / 4, pause and recurrent, on the recall probe)"""
     steps: int = 20_000
     """environment steps per run (evolution: per life; curiosity: of the screen)"""
     seeds: int = 4
@@ -123,7 +128,19 @@ def schedule(c: Compare) -> int:
     return max(chunk, c.steps // c.grown // chunk * chunk)
 
 
-COMPARISONS = {"objectives": objective_rows, "development": development_rows}
+def memory_rows(c: Compare) -> list[Row]:
+    """Memory off and on, thinking 0, 2 and 4 (pause and recurrent), all with the recall probe beside the
+    default objective; and the random policy, for the Crafter score."""
+    obj = tuple(dict.fromkeys((*c.base.objective, "recall")))
+    return [Row("no memory, no thoughts", obj), Row("memory 4", obj, body=(("memory", 4),)),
+            Row("think 2 (pause)", obj, body=(("think", 2),)), Row("think 4 (pause)", obj, body=(("think", 4),)),
+            Row("think 2 (recurrent)", obj, body=(("think", 2), ("think_mode", "recurrent"))),
+            Row("think 4 (recurrent)", obj, body=(("think", 4), ("think_mode", "recurrent"))),
+            Row("memory 4 + think 2 (pause)", obj, body=(("memory", 4), ("think", 2))),
+            Row("random policy", obj, policy="random")]
+
+
+COMPARISONS = {"objectives": objective_rows, "development": development_rows, "memory": memory_rows}
 RANDOM = "random"  # the curiosity study's arm that acts uniformly at random
 CURIOSITY_ARMS = (RANDOM, "surprise", "forward", "progress", "icm", "rnd", "count", "e3b")
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+import memory as mem
 import novelty
 import objectives as O
 import world
@@ -47,6 +48,12 @@ def core(cfg):
     differ only in them share compiled functions)."""
     free = RUN_FIELDS + EVOLUTION_FIELDS + DEVELOPMENT_FIELDS
     return dataclasses.replace(cfg, **{f.name: f.default for f in dataclasses.fields(cfg) if f.name in free})
+
+
+def reads_features(cfg, batch: O.Batch) -> bool:
+    """Whether anything reads the standardised prefix outputs (ICM's ``z`` layouts, E3B): only then does
+    a step keep their running statistics (a static check: the others skip the work)."""
+    return cfg.curiosity == "e3b" or any(p.latent for p in batch.plans)
 
 
 def curious(cfg) -> str:
@@ -86,6 +93,8 @@ class Organism(eqx.Module):
     episodic: jax.Array  # this life's novelty memory: view counts (count), C^-1 (e3b), or empty (novelty.py)
     features: jax.Array  # [2, P+1, d] running mean and variance of the prefix outputs (novelty.standardise)
     tally: Tally
+    memory: jax.Array | None = None  # [M, d] what ``now`` reads from memory (memory.py); None: no memory
+    delay: Obs | None = None  # [D] the last --recall-delay frames: the recall probe's delay line (its loss reads it)
 
 
 # ----------------------------------------------------------------------------- the optimizer, slot by slot
@@ -150,7 +159,8 @@ def now_tokens(spec: world.EnvSpec, cfg) -> int:
 
 
 def batch_for(cfg, spec: world.EnvSpec) -> O.Batch:
-    return O.make_batch(cfg.objective, cfg.window, n_patches(spec, cfg.patch))
+    return O.make_batch(cfg.objective, cfg.window, n_patches(spec, cfg.patch), memory=cfg.memory, think=cfg.think,
+                        recurrent=cfg.think_mode == "recurrent")
 
 
 # ----------------------------------------------------------------------------- birth
@@ -159,7 +169,8 @@ def batch_for(cfg, spec: world.EnvSpec) -> O.Batch:
 def new_model(cfg, key) -> Model:
     """Fresh weights for the body the config describes."""
     return Model(world.env_spec(cfg.world), d=cfg.d_model, n_heads=cfg.n_heads, layers=cfg.layers, slots=cfg.slots,
-                 mlp_ratio=cfg.mlp_ratio, patch=cfg.patch, cell_dim=cfg.cell_dim, key=key)
+                 mlp_ratio=cfg.mlp_ratio, patch=cfg.patch, cell_dim=cfg.cell_dim, key=key, memory=cfg.memory,
+                 think=cfg.think)
 
 
 def new_world(cfg, key):
@@ -176,8 +187,11 @@ def new_organism(cfg, model: Model, env_state) -> Organism:
     now = observe(spec, env.get_obs(env_state), env_state, 0.0)
     T = cfg.window
     empty = jax.tree.map(lambda x: jnp.zeros((T, *x.shape), x.dtype), now)
+    recall = "recall" in cfg.objective
     win = O.Window(obs=empty, next_obs=empty, action=jnp.zeros(T, jnp.int32), logp=jnp.zeros(T),
-                   reward=jnp.zeros(T), rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool))
+                   reward=jnp.zeros(T), rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool),
+                   memory=jnp.zeros((T, cfg.memory, cfg.d_model)) if cfg.memory else None,
+                   recall=empty if recall else None, recall_ok=jnp.zeros(T, bool) if recall else None)
     z = jnp.zeros((), jnp.float32)
     batch = batch_for(cfg, spec)
     scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
@@ -188,7 +202,10 @@ def new_organism(cfg, model: Model, env_state) -> Organism:
     return Organism(model=model, opt_state=opt_state, window=win, now=now, logits=jnp.zeros(spec.n_actions),
                     life=jnp.zeros((), jnp.int32), ret=z, ret_moments=jnp.array([1.0, 0.0, 1.0]),
                     last_surprise=jnp.zeros(2), episodic=novelty.new_episodic(cfg.curiosity, cfg.d_model),
-                    features=novelty.new_feature_stats(now_tokens(spec, cfg), cfg.d_model), tally=tally)
+                    features=novelty.new_feature_stats(now_tokens(spec, cfg), cfg.d_model), tally=tally,
+                    memory=mem.blank(cfg.memory, cfg.d_model) if cfg.memory else None,
+                    delay=jax.tree.map(lambda x: jnp.zeros((cfg.recall_delay, *x.shape), x.dtype), now)
+                    if recall else None)
 
 
 def born(cfg, key) -> tuple[Organism, object]:
@@ -225,8 +242,11 @@ def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs,
     aux carries each objective's loss and its scores on its newest instance (the one that ends with the
     newest transition, scored before the model learns from it: prequential).
     """
-    seen = O.forward(model, batch, win, now, features)  # [B, N, d]
+    rows = mem.read_rows(model, win, cfg.bptt) if batch.memory else None  # truncated backprop through memory
+    seen = O.forward(model, batch, win, now, features, rows)  # [B, N, d]
     total, aux, surprises = 0.0, {}, {}
+    if rows is not None:
+        aux["memory_now"] = jax.lax.stop_gradient(rows[-1])
     for name, plan, rows, w in zip(cfg.objective, batch.plans, batch.ranges, cfg.loss_weights):
         st = O.starts(plan, cfg.window)
         out = O.target_loss(model, plan, seen, rows, win, st)
@@ -300,28 +320,37 @@ def act(cfg, org: Organism | None, env_state, key) -> Act:
                reward=reward, done=done, reset_key=k_reset)
 
 
-def perceive(cfg, org: Organism, a: Act, obs, env_state) -> tuple[O.Window, Obs]:
-    """The window with the new transition pushed in, and what the organism sees now (one step older)."""
+def perceive(cfg, org: Organism, a: Act, obs, env_state) -> tuple[O.Window, Obs, Obs | None]:
+    """The window with the new transition pushed in, what the organism sees now (one step older), and the
+    recall probe's delay line (None without the probe)."""
     spec = world.env_spec(cfg.world)
     age = org.now.age + 1
     seen = observe(spec, a.next_obs, a.last_state, age)
     now = observe(spec, obs, env_state, age)
+    recall = recall_ok = delay = None
+    if org.delay is not None:  # the frame seen --recall-delay steps before the one leaving for the window
+        recall, recall_ok = jax.tree.map(lambda x: x[0], org.delay), org.life >= cfg.recall_delay
+        delay = jax.tree.map(lambda d, x: jnp.concatenate([d[1:], x[None]]), org.delay, org.now)
     win = org.window.push(obs=org.now, next_obs=seen, action=a.action.astype(jnp.int32), logp=a.logp,
-                          reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True))
-    return win, now
+                          reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True), memory=org.memory,
+                          recall=recall, recall_ok=recall_ok)
+    return win, now, delay
 
 
 def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Organism, dict]:
     """Push the transition, learn once, keep the tallies. ``obs``/``env_state``: the world to act in next
     (a new one if ``a.done``). Pure: returns the new organism and this step's record."""
     batch = batch_for(cfg, world.env_spec(cfg.world))
-    win, now = perceive(cfg, org, a, obs, env_state)
+    win, now, delay = perceive(cfg, org, a, obs, env_state)
 
     # intrinsic-return normaliser: r / std(discounted intrinsic return)
     count, mean, var = org.ret_moments
     scale = 1.0 / jnp.sqrt(var + 1e-8)
+    features = org.features if reads_features(cfg, batch) else None
     (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
-        org.model, cfg, batch, win, now, scale, org.last_surprise, org.episodic, org.features)
+        org.model, cfg, batch, win, now, scale, org.last_surprise, org.episodic, features)
+    if features is not None:
+        features = novelty.update_feature_stats(features, aux["z_now"], now.age)
     model, opt_state = optimize(cfg, org.model, grads, org.opt_state)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
     done = a.done
@@ -357,8 +386,8 @@ def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Org
     org = Organism(model=model, opt_state=opt_state, window=win, now=now,
                    logits=jax.lax.stop_gradient(aux["logits"]), life=jnp.where(done, 0, life), ret=ret,
                    ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=aux["newest_surprise"],
-                   episodic=aux["episodic"], features=novelty.update_feature_stats(org.features, aux["z_now"], now.age),
-                   tally=tally)
+                   episodic=aux["episodic"], features=org.features if features is None else features,
+                   tally=tally, memory=aux.get("memory_now"), delay=delay)
     record.update({k: v for k, v in aux.items() if k.startswith("loss/")})
     record.update(curiosity=aux["curiosity"], rint=aux["rint"], entropy=aux["entropy"], reward=a.reward,
                   adv=aux["adv"], value_err=aux["value_err"],

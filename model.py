@@ -26,12 +26,14 @@ from pixels import N_TOKENS as PIXEL_TOKENS
 from pixels import PixelEye
 from world import EnvSpec
 
+GATE_BIAS = -2.0  # a memory write's gate starts at sigmoid(-2) = 0.12 of each dimension (memory.py)
 RND_DIM = 32  # size of a fixed random network's state embedding that the rnd layout predicts (novelty.py)
 
 # Every kind of token the model knows. Targets are read from query tokens ("q_*"), which carry no content.
 # A "latent" token carries the model's own output at a state (its prefix output) back in as input.
 TOKEN_TYPES = ("pad", "patch", "status", "action", "reward", "latent", "latent_status",
-               "q_patch", "q_status", "q_action", "q_reward", "q_latent", "q_latent_status", "q_place", "q_rnd")
+               "q_patch", "q_status", "q_action", "q_reward", "q_latent", "q_latent_status", "q_place", "q_rnd",
+               "memory", "debrief", "think", "q_recall")
 TYPE = {name: i for i, name in enumerate(TOKEN_TYPES)}
 MAX_TIME = 16  # time steps a layout may span
 AGE_FREQS = 8  # sinusoids of log(1 + age)
@@ -86,6 +88,27 @@ def place_log_code(pos: Float[Array, " 2"], centres: np.ndarray) -> Float[Array,
     return jax.nn.log_softmax(-d2 / (2 * PLACE_SPACING**2))
 
 
+class Mind(eqx.Module):
+    """The parameters of memory and thought (memory.py; the model's ``mind``, None when both are off)."""
+
+    read_emb: Float[Array, "M d"]  # which memory slot a memory token is
+    debrief_emb: Float[Array, "M d"]  # which slot a debrief token writes
+    think_emb: Float[Array, "K d"]  # which thought a thinking token is
+    gate: eqx.nn.Linear  # d -> d: how much of each memory dimension a write replaces
+
+    def __init__(self, memory: int, think: int, d: int, *, key: PRNGKeyArray):
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        self.read_emb = 0.02 * jax.random.normal(k1, (memory, d))
+        self.debrief_emb = 0.02 * jax.random.normal(k2, (memory, d))
+        self.think_emb = 0.02 * jax.random.normal(k3, (think, d))
+        gate = eqx.nn.Linear(d, d, key=k4)
+        self.gate = eqx.tree_at(lambda g: g.bias, gate, jnp.full(d, GATE_BIAS))
+
+    @property
+    def slots(self) -> int:
+        return self.read_emb.shape[0]
+
+
 class Model(eqx.Module):
     spec: EnvSpec = eqx.field(static=True)
     patch: tuple[int, int] = eqx.field(static=True)
@@ -121,10 +144,11 @@ class Model(eqx.Module):
     status_head: eqx.nn.Linear | None
     rnd_head: eqx.nn.Linear  # the prediction of a fixed random network's embedding (novelty.py)
     copy_gain: Float[Array, " 4"]  # how much predictions lean on the nearest given state: block, item, mob, place
+    mind: Mind | None  # memory and thinking tokens (memory.py), or None
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
-                 patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray):
-        ks = iter(jax.random.split(key, 24))
+                 patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray, memory: int = 0, think: int = 0):
+        ks = iter(jax.random.split(key, 25))
         gh, gw = patch_grid(spec.view, patch)
         self.spec, self.patch = spec, tuple(patch)
         P = n_patches(spec, patch)
@@ -158,6 +182,7 @@ class Model(eqx.Module):
         self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks)) if symbolic else None
         self.copy_gain = jnp.full(4, 2.0, jnp.float32)  # a strong type: weak-typed leaves recompile the step
         self.rnd_head = eqx.nn.Linear(d, RND_DIM, key=next(ks))
+        self.mind = Mind(memory, think, d, key=next(ks)) if memory or think else None
 
     # ------------------------------------------------------------------ sizes
     @property

@@ -7,6 +7,8 @@ each predicted from everything before it. A segment is a kind and a time step wi
     m  a state with some cells hidden (given only)     l  where am I (place cells; target only)
     z  the model's own output at a state: its "prefix output", fed back in as P + 1 tokens
     n  a fixed random network's embedding of a state (random network distillation; target only)
+    v  the view seen ``--recall-delay`` steps before s0, older than the window (the recall probe; target
+       only: memory.py)
 
 Adding an objective is adding a line to ``LAYOUTS`` (and, for a new kind of target, its loss in
 ``target_loss``). The extrinsic reward is *sensed* here like any other observation: a world model may
@@ -57,10 +59,12 @@ LAYOUTS = {
     "latent_forward": "z0 a0 ; z1",  # forward dynamics in that space; its error is ICM curiosity
     # novelty
     "rnd": "s0 ; n0",  # random network distillation: its error is high on rarely seen states (novelty.py)
+    # memory
+    "recall": "s0 ; v0",  # what did I see --recall-delay steps ago? (a probe of memory: the window no longer has it)
 }
 POLICY = "s0 ;"  # a bare state: the actor-critic reads its prefix output (used only when no objective can host it)
-KINDS = "samrlzn"
-STATE_LIKE = "smz"  # kinds that take P + 1 tokens
+KINDS = "samrlznv"
+STATE_LIKE = "smzv"  # kinds that take P + 1 tokens
 HIDE_RATE = 0.25  # fraction of cells hidden in a masked state
 PIXEL_VAR = 0.01  # pixel predictions are Gaussian with this variance (std 0.1 per channel)
 
@@ -76,6 +80,9 @@ class Window(eqx.Module):
     rint: Float[Array, " T"]  # normalised intrinsic reward: the policy's only reward
     done: Bool[Array, " T"]
     valid: Bool[Array, " T"]  # False until the window has filled
+    memory: Float[Array, "T M d"] | None = None  # the memory each row read (memory.py; None: no memory)
+    recall: Obs | None = None  # [T] the view --recall-delay steps before each row: a delay line only losses read
+    recall_ok: Bool[Array, " T"] | None = None  # ... seen in the same life
 
     def push(self, **new) -> Window:
         """Drop the oldest transition, append ``new`` (every field of one transition) at the end."""
@@ -103,15 +110,15 @@ def parse(layout: str) -> tuple[Segment, ...]:
             kind = word.rstrip("0123456789")
             if len(kind) != 1 or kind not in KINDS or kind == word:
                 raise ValueError(f"bad segment {word!r} in layout {layout!r}")
-            if (kind == "m" and is_target) or (kind in "ln" and not is_target):
-                raise ValueError(f"{word!r} in layout {layout!r}: 'm' can only be given, 'l' and 'n' only predicted")
+            if (kind == "m" and is_target) or (kind in "lnv" and not is_target):
+                raise ValueError(f"{word!r} in layout {layout!r}: 'm' can only be given, 'l', 'n', 'v' only predicted")
             segs.append(Segment(kind, int(word[len(kind):]), is_target))
     return tuple(segs)
 
 
 def span_of(segs) -> int:
     """Transitions one instance covers: s_t/z_t/l_t need transition t-1, a_t/r_t/m_t need transition t."""
-    return max(max(s.time, 1) if s.kind in "szln" else s.time + 1 for s in segs)
+    return max(max(s.time, 1) if s.kind in "szlnv" else s.time + 1 for s in segs)
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,9 @@ class Plan:
     targets: tuple  # per target segment: (segment, token positions of its queries)
     owner: np.ndarray  # int [N]  index of the segment each token belongs to (-1: padding)
     span: int  # transitions one instance covers
-    readout: int | None  # the s0 status token, if the layout starts with a given s0: policy and value read it
+    readout: int | None  # the s0 status token (or the last thought), if the layout starts with a given s0: policy and
+    # value read it
+    thinks: tuple = ()  # token positions of the thinking tokens (after a given s0; memory.py)
 
     @property
     def length(self) -> int:
@@ -143,16 +152,18 @@ class Plan:
 def token_names(kind: str, P: int, query: bool) -> list[str]:
     names = {"s": ["patch"] * P + ["status"], "m": ["patch"] * P + ["status"],
              "z": ["latent"] * P + ["latent_status"], "a": ["action"], "r": ["reward"], "l": ["place"],
-             "n": ["rnd"]}[kind]
+             "n": ["rnd"], "v": ["recall"] * (P + 1)}[kind]
     return ["q_" + n if query else n for n in names]
 
 
-def make_plan(name: str, layout: str, n_patches: int, length: int | None = None) -> Plan:
+def make_plan(name: str, layout: str, n_patches: int, length: int | None = None, think: int = 0) -> Plan:
     """Token types, content sources, and the attention mask of a layout, padded to ``length``.
 
     Segments are causal in the order written: a real token sees real tokens of its own and earlier
     segments; a query sees real tokens of earlier segments and the other queries of its own segment.
     So the output at a given state's tokens has seen nothing after that state (its "prefix output").
+    ``think``: thinking tokens after a given s0 (content-less; each sees s0 and the thoughts before it;
+    everything after sees them); the readout becomes the last thought.
     """
     P = n_patches
     segs = parse(layout)
@@ -173,13 +184,24 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None)
 
     n_targets = sum(s.target for s in segs)
     k = 0
+    thinks = []
     for r, seg in enumerate(segs):
         if not seg.target:
             add(seg.kind, seg.time, False, 2 * r)
+            if r == 0 and (seg.kind, seg.time) == ("s", 0):
+                for i in range(think):  # ranks between s0's (0) and the next segment's (2), in order
+                    thinks.append(len(types))
+                    owner.append(0)
+                    types.append(TYPE["think"])
+                    times.append(0)
+                    slots.append(P + 1)
+                    sources.append(None)
+                    rank.append(0.5 + (i + 1) / (2 * think + 2))
+                    is_query.append(False)
             continue
         k += 1
         targets.append((seg, add(seg.kind, seg.time, True, 2 * r)))
-        if k < n_targets and seg.kind not in "ln":  # later targets see this one's real content
+        if k < n_targets and seg.kind not in "lnv":  # later targets see this one's real content
             add(seg.kind, seg.time, False, 2 * r + 1)
     n = len(types)
     if length is not None and length < n:
@@ -193,9 +215,11 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None)
     pad = N - n
     first = segs[0]
     readout = P if (first.kind, first.time, first.target) == ("s", 0, False) else None
+    if thinks:
+        readout = thinks[-1]
     return Plan(name, segs, np.array(types + [TYPE["pad"]] * pad), np.array(times + [0] * pad),
                 np.array(slots + [P + 1] * pad), tuple(sources + [None] * pad), mask, tuple(targets),
-                np.array(owner + [-1] * pad), span_of(segs), readout)
+                np.array(owner + [-1] * pad), span_of(segs), readout, tuple(thinks))
 
 
 def starts(plan: Plan, T: int) -> np.ndarray:
@@ -277,6 +301,8 @@ def instance_valid(plan: Plan, win: Window, starts_: np.ndarray) -> Bool[Array, 
         ok &= win.valid[starts_ + j]
         if j < plan.span - 1 or plan.latent:
             ok &= ~win.done[starts_ + j]
+    if any(s.kind == "v" for s in plan.segments):
+        ok &= win.recall_ok[starts_]
     return ok
 
 
@@ -304,18 +330,29 @@ class Batch:
     types: np.ndarray
     times: np.ndarray
     slots: np.ndarray
-    mask: np.ndarray  # [B, N, N]
-    age_row: np.ndarray  # [B] whose age each instance senses (row in obs_0..obs_T-1, now=T)
+    mask: np.ndarray  # [B, M + N, M + N] (M memory tokens first, seen by every token)
+    age_row: np.ndarray  # [B] whose age (and memory) each instance senses (row in obs_0..obs_T-1, now=T)
+    think: np.ndarray  # [B, N] which thought each token is (-1: none)
+    host: int  # the plan the policy reads from
+    memory: int = 0  # M: memory tokens at the start of every sequence (memory.py)
+    recurrent: bool = False  # thoughts feed their outputs forward (--think-mode recurrent)
+
+    @property
+    def thinks(self) -> tuple:
+        """Token positions of the thoughts in the policy's sequences (rows ``policy_rows``)."""
+        return self.plans[self.host].thinks
 
 
-def make_batch(objectives: tuple[str, ...], T: int, P: int) -> Batch:
+def make_batch(objectives: tuple[str, ...], T: int, P: int, memory: int = 0, think: int = 0,
+               recurrent: bool = False) -> Batch:
+    """The batch of every objective's instances; ``memory`` tokens in each, ``think`` tokens in the policy's."""
     layouts = [(name, LAYOUTS[name]) for name in objectives]
     first = make_plan(*layouts[0], P)
     if first.readout is None or first.span != 1:
         layouts.append(("policy", POLICY))
-    N = max(make_plan(n, lay, P).length for n, lay in layouts)
-    plans = tuple(make_plan(n, lay, P, N) for n, lay in layouts)
-    host = 0 if len(plans) == len(objectives) else len(plans) - 1  # the plan the policy reads from
+    host = 0 if len(layouts) == len(objectives) else len(layouts) - 1  # the plan the policy reads from
+    N = max(make_plan(n, lay, P, think=think if i == host else 0).length for i, (n, lay) in enumerate(layouts))
+    plans = tuple(make_plan(n, lay, P, N, think=think if i == host else 0) for i, (n, lay) in enumerate(layouts))
     order = [i for i, p in enumerate(plans) if not p.latent] + ["now"] + [i for i, p in enumerate(plans) if p.latent]
     parts, ranges, b = [], {}, 0
     for i in order:
@@ -332,14 +369,28 @@ def make_batch(objectives: tuple[str, ...], T: int, P: int) -> Batch:
     policy_rows = np.concatenate([h0 + starts(plans[host], T), [first_pass - 1]])
     cat = np.concatenate
     reps = [len(p[2]) for p in parts]
+    mask = cat([np.tile(p[0].mask, (r, 1, 1)) for p, r in zip(parts, reps)])
+    if memory:  # M memory tokens first: they see each other, every token sees them
+        B = len(mask)
+        full = np.zeros((B, memory + N, memory + N), bool)
+        full[:, :, :memory] = True
+        full[:, memory:, memory:] = mask
+        mask = full
+
+    def think_index(plan):
+        k = np.full(plan.length, -1)
+        k[list(plan.thinks)] = np.arange(len(plan.thinks))
+        return k
+
     return Batch(plans, tuple(ranges[i] for i in range(len(objectives))), policy_rows, plans[host].readout,
                  first_pass, any(s.kind == "m" for p in plans for s in p.segments),
                  cat([p[1] for p in parts]),
                  cat([np.tile(p[0].types, (r, 1)) for p, r in zip(parts, reps)]),
                  cat([np.tile(p[0].times, (r, 1)) for p, r in zip(parts, reps)]),
                  cat([np.tile(p[0].slots, (r, 1)) for p, r in zip(parts, reps)]),
-                 cat([np.tile(p[0].mask, (r, 1, 1)) for p, r in zip(parts, reps)]),
-                 cat([p[2] for p in parts]))
+                 mask, cat([p[2] for p in parts]),
+                 cat([np.tile(think_index(p[0]), (r, 1)) for p, r in zip(parts, reps)]),
+                 host, memory, recurrent and think > 1)
 
 
 def stack_obs(*obs: Obs) -> Obs:
@@ -360,11 +411,13 @@ class Seen(eqx.Module):
     z_now: Float[Array, "P1 d"]  # the prefix output of now as it is (what the running statistics take in)
 
 
-def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[Array, "2 P1 d"] | None = None) -> Seen:
+def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[Array, "2 P1 d"] | None = None,
+            memory: Float[Array, "T1 M d"] | None = None) -> Seen:
     """Embed the window once, gather every instance's tokens, and run them all through the model.
 
     ``features``: the running mean and variance of the prefix outputs that standardise them (novelty.py;
-    None: as they are)."""
+    None: as they are). ``memory``: what each row reads (obs_0..obs_T-1, now; ``memory.read_rows``), when
+    the batch has memory tokens."""
     T = win.action.shape[0]
     states = stack_obs(win.obs, win.next_obs, jax.tree.map(lambda x: x[None], now))  # [2T+1]
     s_tok = jax.vmap(model.embed_state)(states)
@@ -376,19 +429,40 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[A
     table = jnp.concatenate([s_tok.reshape(-1, d), jax.vmap(model.embed_action)(win.action),
                              jax.vmap(model.embed_reward)(win.reward), masked.reshape(-1, d), jnp.zeros((1, d))])
     ages = jnp.concatenate([win.obs.age, now.age[None]])
+    M = batch.memory
+
+    def embed(rows, table):
+        age = jax.vmap(model.sense_age)(ages[batch.age_row[rows]])[:, None]
+        x = (table[batch.idx[rows]] + model.type_emb[batch.types[rows]] + model.time_emb[batch.times[rows]]
+             + model.slot_emb[batch.slots[rows]] + age)
+        if batch.thinks:
+            k = batch.think[rows]
+            x = x + jnp.where(k[..., None] >= 0, model.mind.think_emb[np.maximum(k, 0)], 0.0)
+        if M:
+            x = jnp.concatenate([memory_tokens(model, memory[batch.age_row[rows]]) + age, x], axis=1)
+        return x
 
     def run(rows, table):
-        x = (table[batch.idx[rows]] + model.type_emb[batch.types[rows]] + model.time_emb[batch.times[rows]]
-             + model.slot_emb[batch.slots[rows]] + jax.vmap(model.sense_age)(ages[batch.age_row[rows]])[:, None])
-        return model(x, jnp.asarray(batch.mask[rows]))
+        return model(embed(rows, table), jnp.asarray(batch.mask[rows]))[:, M:]
 
     f = batch.first_pass
-    h = run(slice(0, f), table)
+    x = embed(slice(0, f), table)
+    if batch.recurrent:  # each thought's output becomes the next thought's input: one pass per thought
+        pr, at = batch.policy_rows, M + np.array(batch.thinks)
+        mask = jnp.asarray(batch.mask[pr])
+        for k in range(1, len(at)):
+            x = x.at[pr, at[k]].add(model(x[pr], mask)[:, at[k - 1]])
+    h = model(x, jnp.asarray(batch.mask[:f]))[:, M:]
     raw = h[batch.policy_rows, : P1]  # [T+1, P+1, d]: the model's view of each state, having seen only it
     z = raw if features is None else standardise(raw, features)
     if f < len(batch.idx):
         h = jnp.concatenate([h, run(slice(f, None), jnp.concatenate([table, z.reshape(-1, d)]))])
     return Seen(h, z, raw[-1])
+
+
+def memory_tokens(model: Model, mem: Float[Array, "*b M d"]) -> Float[Array, "*b M d"]:
+    """Memory vectors as input tokens: the content plus its slot's embedding and the memory type."""
+    return mem + model.mind.read_emb + model.type_emb[TYPE["memory"]]
 
 
 def last_outcome(win: Window) -> Obs:
@@ -472,7 +546,8 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
     baseline ``cell_base`` (copy the nearest state given, or for hidden cells the most common visible
     id); ``pixel_err`` and ``pixel_copy`` (MSE); ``reward_err`` (squared error); ``place_err`` (cells
     between the decoded and the true position) and ``place_copy`` (if it had stayed put); ``latent_err``
-    and ``latent_copy``. ``targets/action`` and ``targets/reward`` hold the true values (for the online
+    and ``latent_copy``; ``recall_acc`` / ``recall_err`` and their baseline (the view now, as a guess of
+    the view long ago). ``targets/action`` and ``targets/reward`` hold the true values (for the online
     majority and mean baselines).
     """
     h = seen.h[rows[0]:rows[1]]
@@ -528,6 +603,14 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
             loss, surprise = loss + err, surprise + 0.5 * jnp.sum((hq - goal) ** 2, (1, 2))
             add("latent_err", err)
             add("latent_copy", jnp.mean((jax.lax.stop_gradient(z[starts_ + t - 1]) - goal) ** 2, (1, 2)))
+        elif seg.kind == "v":  # the view --recall-delay steps before s0, from the delay line; s0 is the copy baseline
+            goal = jax.tree.map(lambda x: x[starts_ + t], win.recall)
+            fn = pixel_loss if model.eye is not None else cell_loss
+            out = jax.vmap(fn, in_axes=(None, 0, 0, 0, None))(model, hq, goal, state_at(win, starts_, 0), None)
+            loss, surprise = loss + out[0], surprise + out[1]
+            names = RECALL_SCORES[model.eye is not None]
+            add(names[0], out[2])
+            add(names[1], out[3])
         elif seg.kind == "n":
             goal = jax.vmap(partial(random_features, model.spec))(state_at(win, starts_, t))
             pred = jax.vmap(model.rnd_head)(hq[:, 0])
@@ -545,12 +628,13 @@ def target_loss(model: Model, plan: Plan, seen: Seen, rows: tuple[int, int], win
 SCORES = {"a": ("action_acc", "action_majority"), "r": ("reward_err", "reward_mean_err"),
           "l": ("place_err", "place_copy"), "z": ("latent_err", "latent_copy"), "n": ("rnd_err", "rnd_zero")}
 STATE_SCORES = {False: ("cell_acc", "cell_base"), True: ("pixel_err", "pixel_copy")}  # by pixels or not
+RECALL_SCORES = {False: ("recall_acc", "recall_base"), True: ("recall_err", "recall_copy")}
 
 
 def score_keys(plan: Plan, pixels: bool) -> tuple[str, ...]:
-    pairs = dict(SCORES, s=STATE_SCORES[pixels])
+    pairs = dict(SCORES, s=STATE_SCORES[pixels], v=RECALL_SCORES[pixels])
     kinds = {s.kind for s in plan.segments if s.target}
-    return tuple(k for kind in "arslzn" if kind in kinds for k in pairs[kind])
+    return tuple(k for kind in "arslznv" if kind in kinds for k in pairs[kind])
 
 
 def gae(rint, values, done, gamma: float, lam: float):

@@ -70,7 +70,8 @@ def progress_figures(cfg, m: dict) -> dict:
 REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_accuracy", "baseline"),
             "pixel_err": ("pixel_mse", "copy"), "reward_err": ("reward_squared_error", "mean"),
             "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy"),
-            "rnd_err": ("random_features_mse", "zero")}
+            "rnd_err": ("random_features_mse", "zero"), "recall_acc": ("recall_cell_accuracy", "view_now"),
+            "recall_err": ("recall_pixel_mse", "view_now")}
 
 
 def summarize(cfg, org, step: int, sps: float) -> dict:
@@ -89,7 +90,7 @@ def summarize(cfg, org, step: int, sps: float) -> dict:
         n = float(t.scores[f"{name}/n"])
         mean = lambda k: float(t.scores[f"{name}/{k}"]) / n if n else None  # noqa: E731
         figs = {}
-        for key, base in [*O.SCORES.values(), *O.STATE_SCORES.values()]:
+        for key, base in [*O.SCORES.values(), *O.STATE_SCORES.values(), *O.RECALL_SCORES.values()]:
             if f"{name}/{key}" not in t.scores:
                 continue
             label, base_label = REPORTED[key]
@@ -175,7 +176,9 @@ def plots(run: Path) -> Path:
               ("reward_err", "reward_mean_err", "reward: squared error (dashed: mean reward)"),
               ("place_err", "place_copy", "location: error in cells (dashed: stayed put)"),
               ("latent_err", "latent_copy", "own features: MSE (dashed: copy)"),
-              ("rnd_err", "rnd_zero", "random features: MSE (dashed: zero)")]
+              ("rnd_err", "rnd_zero", "random features: MSE (dashed: zero)"),
+              ("recall_acc", "recall_base", "recall: cell accuracy, view long ago (dashed: view now)"),
+              ("recall_err", "recall_copy", "recall: pixel MSE, view long ago (dashed: view now)")]
     panels = [p for p in panels if any(k.endswith("/" + p[0]) for k in ms[0])]
     n = len(panels) + 4
     cols = 4
@@ -235,10 +238,11 @@ def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16, zoom: i
             org, env_state = carry
             a = life.act(cfg, org, env_state, k)
             obs, env_state = life.reborn_alone(cfg, a)
-            win, now = life.perceive(cfg, org, a, obs, env_state)
+            win, now, delay = life.perceive(cfg, org, a, obs, env_state)
             _, aux = life.loss_fn(org.model, cfg, batch, win, now, 1.0, org.last_surprise, org.episodic, org.features)
-            org = eqx.tree_at(lambda o: (o.window, o.now, o.logits, o.last_surprise, o.episodic), org,
-                              (win, now, aux["logits"], aux["newest_surprise"], aux["episodic"]))
+            org = eqx.tree_at(lambda o: (o.window, o.now, o.logits, o.last_surprise, o.episodic, o.memory, o.delay),
+                              org, (win, now, aux["logits"], aux["newest_surprise"], aux["episodic"],
+                                    aux.get("memory_now"), delay), is_leaf=lambda x: x is None)
             return (org, env_state), (a.last_state, a.action, aux["curiosity"])
 
         return jax.lax.scan(body, (org, env_state), jax.random.split(key, cfg.gif_steps))[1]

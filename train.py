@@ -34,7 +34,7 @@ from checkpoint import load_checkpoint, read_header, save_checkpoint
 Objective = Literal[
     "inverse_dynamics", "forward_dynamics", "reward", "forward_reward", "backward_dynamics", "location",
     "masked_state", "autoencoder", "trajectory", "trajectory_reward", "trajectory_reward_after",
-    "two_state_prefix", "two_state_prefix_reward", "latent_inverse", "latent_forward", "rnd"]
+    "two_state_prefix", "two_state_prefix_reward", "latent_inverse", "latent_forward", "rnd", "recall"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,19 @@ class Config:
     evolution) a pool gene drawn by its credit at the new slot's depth"""
     grow_depth: float = 0.5
     """where a gene grows, as a fraction of the active stack (0: below every gene, 1: above, 0.5: the middle)"""
+    memory: int = 0
+    """M: memory vectors carried from step to step, read by every token and written after each outcome by a
+    debrief through a gate (memory.py); 0: no memory"""
+    bptt: int = 0
+    """K: memory updates the gradient flows back through (truncated backprop through time; at most --window
+    - 1, the window holds the transitions it recomputes); 0: --window - 1"""
+    think: int = 0
+    """K thinking tokens after the state the policy reads, before it acts (pause tokens; memory.py)"""
+    think_mode: Literal["pause", "recurrent"] = "pause"
+    """'pause': content-less thoughts; 'recurrent': each thought's output is the next thought's input"""
+    recall_delay: int = 8
+    """the recall probe (--objective recall) predicts the view seen this many steps before, longer ago than
+    --window: only memory can know it"""
     init_from: str = ""
     """a run directory to start from: an evolution's final pool (genomes drawn from it by credit, with its
     trunk), or any run's checkpoint weights; fresh optimizers, seeds and worlds"""
@@ -160,6 +173,8 @@ class Config:
             object.__setattr__(self, "layers", 3 if self.generations > 1 else 2)
         if self.slots == 0:
             object.__setattr__(self, "slots", self.layers)
+        if self.bptt == 0:
+            object.__setattr__(self, "bptt", self.window - 1)
 
     @property
     def loss_weights(self) -> tuple[float, ...]:
@@ -211,6 +226,14 @@ def validate(cfg: Config) -> None:
          f"--threads ({cfg.threads}) must divide --population ({cfg.population})"),
         (0 <= cfg.gif_organism < max(cfg.population, 1),
          f"--gif-organism must name one of the {cfg.population} organisms (0 to {cfg.population - 1})"),
+        (cfg.memory >= 0 and cfg.think >= 0, "--memory and --think cannot be negative"),
+        (cfg.memory == 0 or 1 <= cfg.bptt <= cfg.window - 1,
+         f"--bptt must be between 1 and --window - 1 = {cfg.window - 1} (the window holds the transitions that "
+         f"backprop recomputes), got {cfg.bptt}"),
+        (cfg.think_mode == "pause" or cfg.think >= 2, "--think-mode recurrent needs --think 2 or more"),
+        ("recall" not in cfg.objective or cfg.recall_delay > cfg.window,
+         f"--recall-delay must be more than --window ({cfg.window}): the probe asks for what the window no longer "
+         f"holds, got {cfg.recall_delay}"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -12,7 +12,8 @@ from jaxtyping import install_import_hook  # noqa: E402
 
 # strict shape/type checking of every annotated function in the project, in tests only
 with install_import_hook(["world", "genes", "pixels", "model", "objectives", "checkpoint", "report", "life", "train",
-                          "compare", "evolve", "develop", "novelty", "compare_curiosity"], "beartype.beartype"):
+                          "compare", "evolve", "develop", "novelty", "compare_curiosity", "memory"],
+                         "beartype.beartype"):
     import compare  # noqa: F401,E402
     import develop  # noqa: F401,E402
     import evolve  # noqa: F401,E402

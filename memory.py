@@ -1,0 +1,101 @@
+"""Memory and thinking: M memory vectors carried from step to step, and K thinking tokens before acting.
+
+The short-term memory is the window (the last T transitions, in the context); the long-term memory is
+the weights. In between, ``--memory M`` gives the organism M vectors of width d that it carries from step
+to step (and in its checkpoint):
+
+- **Read.** Every sequence of a step starts with M memory tokens (the vectors, plus a learned embedding
+  per slot); every token may attend to them. An instance whose first frame is ``obs_x`` reads the memory
+  that has seen frames up to ``obs_{x-1}`` and actions up to ``a_{x-2}``: nothing any layout predicts
+  (its targets are at times >= 0: s0 in backward dynamics and masked states, a0 in inverse dynamics,
+  whose ``z1`` tokens are prefix outputs that themselves read memory one step later).
+- **Write (the debrief).** After the outcome of a transition, one more sequence, ``[memory] s a s'
+  [debrief]``, runs through the same model; the outputs at its M debrief tokens are the new memory,
+  through a gate: ``m <- (1 - g) * m + g * out``, ``g = sigmoid(W out + b)`` per dimension (b starts at
+  -2: memory starts mostly kept; the parameters are ``model.Mind``). At death the memory is cleared: a
+  new life starts blank.
+- **Truncated backprop through time** (``--bptt K``, as in the recurrent memory transformer and
+  block-recurrent transformers, Bulatov et al. 2022, Hutchins et al. 2022; truncated BPTT, Williams &
+  Peng 1990). Each step recomputes the last K writes from the memory stored K writes back, with the
+  current weights, from the transitions the window still holds (so K <= T - 1): the gradient of every
+  loss flows back through at most K memory updates and stops there (``stop_gradient`` on the stored
+  memory). Older memories are read as stored: the window keeps the memory each of its rows read.
+
+``--think K`` adds K content-less tokens after the state the policy reads (pause tokens, Goyal et al.
+2024): the policy and the value read the last one's output, and every later token of that layout may
+attend to them; each sees the state, the memory and the thoughts before it. ``--think-mode recurrent``
+feeds each thought's output back as the next thought's input (K passes of the policy's sequences, a
+continuous chain of thought).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from model import TYPE, Model, Obs
+from objectives import memory_tokens
+
+
+def blank(memory: int, d: int) -> Float[Array, "M d"]:
+    """The memory of a newborn (and of every new life)."""
+    return jnp.zeros((memory, d))
+
+
+def write_mask(M: int, P1: int) -> np.ndarray:
+    """Causal by segment: [memory] [s] [a] [s'] [debrief]; a token sees its own segment and earlier ones."""
+    rank = np.repeat(np.arange(5), [M, P1, 1, P1, M])
+    return rank[None, :] <= rank[:, None]
+
+
+def write(model: Model, mem: Float[Array, "M d"], obs: Obs, action: Int[Array, ""], next_obs: Obs,
+          done: Bool[Array, ""], valid: Bool[Array, ""]) -> Float[Array, "M d"]:
+    """The debrief of one transition: the new memory (blank after a death; unchanged for an empty row)."""
+    M, d = mem.shape
+    s0, s1 = model.embed_state(obs), model.embed_state(next_obs)  # [P+1, d] each
+    P1 = s0.shape[0]
+    state_types = jnp.array([TYPE["patch"]] * (P1 - 1) + [TYPE["status"]])
+    state = model.type_emb[state_types] + model.slot_emb[:P1]
+    other = model.slot_emb[P1]
+    a = model.embed_action(action) + model.type_emb[TYPE["action"]] + other + model.time_emb[0]
+    debrief = model.mind.debrief_emb + model.type_emb[TYPE["debrief"]] + other + model.time_emb[1]
+    x = jnp.concatenate([memory_tokens(model, mem) + other + model.time_emb[0], s0 + state + model.time_emb[0],
+                         a[None], s1 + state + model.time_emb[1], debrief])
+    x = x + model.sense_age(obs.age)
+    out = model(x, jnp.asarray(write_mask(M, P1)))[-M:]
+    g = jax.nn.sigmoid(jax.vmap(model.mind.gate)(out))
+    new = (1 - g) * mem + g * out
+    return jnp.where(done, 0.0, jnp.where(valid, new, mem))
+
+
+def unroll(model: Model, mem: Float[Array, "M d"], obs: Obs, action: Int[Array, " L"], next_obs: Obs,
+           done: Bool[Array, " L"], valid: Bool[Array, " L"], bptt: int) -> Float[Array, "L M d"]:
+    """L writes in a row from ``mem``: the memory after each. The gradient flows back through the last
+    ``bptt`` writes only: the memory entering an earlier write is cut (``stop_gradient``)."""
+    L = action.shape[0]
+
+    def step(m, x):
+        i, o, a, n, dn, v = x
+        m = jnp.where(i < L - bptt, jax.lax.stop_gradient(m), m)
+        m = write(model, m, o, a, n, dn, v)
+        return m, m
+
+    return jax.lax.scan(step, mem, (jnp.arange(L), obs, action, next_obs, done, valid))[1]
+
+
+def read_rows(model: Model, win, bptt: int) -> Float[Array, "T1 M d"]:
+    """The memory each window row reads (rows obs_0..obs_T-1, then now), the last ``bptt`` recomputed.
+
+    Row r reads the memory after the write of row r - 2 (cleared if the life ended at row r - 1). The
+    stored memory of row T - K starts K writes (rows T-K-1 .. T-2) with the current weights: the reads of
+    rows T-K+1 .. T-1 and of now. Older rows read their stored memory. ``win.memory``: [T, M, d].
+    """
+    T, K = win.action.shape[0], bptt
+    rows = slice(T - 1 - K, T - 1)
+    take = lambda tree: jax.tree.map(lambda x: x[rows], tree)  # noqa: E731
+    after = unroll(model, jax.lax.stop_gradient(win.memory[T - K]), take(win.obs), win.action[rows],
+                   take(win.next_obs), win.done[rows], win.valid[rows], K)  # [K, M, d]
+    reads = jnp.where(win.done[T - K:, None, None], 0.0, after)
+    return jnp.concatenate([jax.lax.stop_gradient(win.memory[:T - K + 1]), reads])

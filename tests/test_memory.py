@@ -1,0 +1,219 @@
+"""Memory and thinking: truncated backprop, no leaks for any layout, a recall task, resume, bad values."""
+
+import dataclasses
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+from test_model import perturb, reads
+
+import life
+import memory
+import objectives as O
+import train
+import world
+from model import TYPE, Model, Obs
+
+SPEC = world.env_spec("Craftax-Classic-Symbolic-v1")
+
+
+def tiny(memory_=2, think=0, layers=1, key=0):
+    return Model(SPEC, d=32, n_heads=2, layers=layers, slots=layers, mlp_ratio=2, patch=(4, 9), cell_dim=8,
+                 key=jax.random.PRNGKey(key), memory=memory_, think=think)
+
+
+def test_gradient_flows_back_through_bptt_writes_and_not_one_more(transitions):
+    """d(newest memory)/d(memory L writes back) is exactly zero when L > bptt, and not zero when L <= bptt."""
+    win, _ = transitions
+    model = tiny()
+    m0 = jax.random.normal(jax.random.PRNGKey(1), (2, 32))
+    K = 2
+
+    def grad_norm(L):
+        part = jax.tree.map(lambda x: x[:L], (win.obs, win.action, win.next_obs, win.done, win.valid))
+        f = lambda m: memory.unroll(model, m, *part, bptt=K)[-1].sum()  # noqa: E731
+        return float(jnp.abs(jax.jit(jax.grad(f))(m0)).sum())
+
+    norms = {L: grad_norm(L) for L in (1, K, K + 1)}
+    assert norms[1] > 0 and norms[K] > 0, norms
+    assert norms[K + 1] == 0.0, norms
+
+
+def test_memory_is_written_kept_and_cleared_at_death(transitions):
+    win, _ = transitions
+    model = tiny()
+    m0 = jnp.zeros((2, 32))
+    o, n = (jax.tree.map(lambda x: x[0], s) for s in (win.obs, win.next_obs))
+    m1 = memory.write(model, m0, o, win.action[0], n, jnp.array(False), jnp.array(True))
+    assert float(jnp.abs(m1).max()) > 0  # a write changes a blank memory
+    np.testing.assert_array_equal(memory.write(model, m1, o, win.action[0], n, jnp.array(False), jnp.array(False)),
+                                  m1)  # an empty row keeps it
+    np.testing.assert_array_equal(memory.write(model, m1, o, win.action[0], n, jnp.array(True), jnp.array(True)),
+                                  0 * m1)  # a death clears it
+
+
+@pytest.fixture(scope="module")
+def remembering(transitions):
+    """Every layout in one batch with 2 memory tokens and 2 recurrent thoughts; the forward pass recomputes
+    the last K = 4 memory writes from the perturbed window, as a step of life does."""
+    win, now = transitions
+    model = tiny(think=2)
+    T, K = 32, 4
+    win = eqx.tree_at(lambda w: w.memory, win, jax.random.normal(jax.random.PRNGKey(2), (T, 2, 32)),
+                      is_leaf=lambda x: x is None)
+    batch = O.make_batch(tuple(O.LAYOUTS), T, model.n_patches, memory=2, think=2, recurrent=True)
+    forward = eqx.filter_jit(lambda m, w, n: O.forward(m, batch, w, n, None, memory.read_rows(m, w, K)).h)
+    return model, batch, forward, win, now, forward(model, win, now)
+
+
+def sees_in_memory(where, row, T):
+    """Whether the memory that ``row`` reads has seen ``where`` (the writes of rows up to row - 2)."""
+    stream, j = where
+    return stream in ("obs", "next", "action", "reward") and j <= row - 2
+
+
+@pytest.mark.parametrize("where", [("obs", 29), ("next", 29), ("action", 29), ("action", 30), ("obs", 31),
+                                   ("next", 31), ("now", 0)])
+def test_memory_and_thoughts_let_no_target_see_itself_or_the_future(where, remembering):
+    """For every layout and every instance: a target's predictions move only if a segment before it reads
+    the changed data, or the memory that instance (or one of its ``z`` tokens) reads has seen it; and they
+    do move when a segment before it reads it."""
+    model, batch, forward, win, now, h0 = remembering
+    h1 = forward(model, *perturb(win, now, where))
+    T, by_memory = 32, 0
+    for name, plan, (b0, b1) in zip(O.LAYOUTS, batch.plans, batch.ranges):
+        for i in range(b1 - b0):
+            for seg, pos in plan.targets:
+                before = plan.segments[:plan.segments.index(seg)]
+                given = any(reads(s, i, T) == where for s in before)
+                remembered = any(sees_in_memory(where, r, T) for r in [i] + [i + s.time for s in before
+                                                                             if s.kind == "z"])
+                moved = not np.allclose(np.asarray(h0[b0 + i, list(pos)]), np.asarray(h1[b0 + i, list(pos)]),
+                                        atol=1e-6)
+                assert moved <= (given or remembered), (name, i, seg, where)
+                assert moved >= given, (name, i, seg, where)
+                by_memory += moved and not given
+    if where[0] in ("obs", "action") and where[1] <= 29:
+        assert by_memory > 0  # memory carries what the window's layouts no longer give
+
+
+def test_thoughts_sit_between_the_state_and_the_rest_and_the_policy_reads_the_last(remembering):
+    model, batch, *_ = remembering
+    plan = batch.plans[batch.host]
+    P = model.n_patches
+    assert plan.thinks == (P + 1, P + 2) and batch.readout == P + 2
+    assert all(plan.types[t] == TYPE["think"] for t in plan.thinks)
+    m = plan.mask
+    assert m[P + 2, P + 1] and not m[P + 1, P + 2]  # causal among thoughts
+    assert not m[:P + 1, list(plan.thinks)].any()  # the state (its prefix output) does not see its thoughts
+    assert m[P + 3:, P + 1].any()  # what comes after does
+    assert all(p.thinks == () for i, p in enumerate(batch.plans) if i != batch.host)
+
+
+def recall_task(model, n, key, L=4):
+    """n episodes of L uniform frames (a random block id fills the view): the recall layout on the last
+    frame asks for the first. Memory written over the first L - 1 transitions (none without memory)."""
+    ids = jax.random.randint(key, (n, L), 1, SPEC.n_block + 1)
+    H, W = SPEC.view
+
+    def frame(i, t):
+        return Obs(block=jnp.full((H, W), i), item=jnp.zeros((H, W), jnp.int32), mob=jnp.zeros((H, W), jnp.int32),
+                   status=jnp.zeros(SPEC.n_status), image=None, pos=jnp.zeros(2), age=jnp.asarray(t, jnp.float32))
+
+    frames = jax.vmap(jax.vmap(frame))(ids, jnp.broadcast_to(jnp.arange(L), (n, L)))
+    batch = O.make_batch(("recall",), 1, model.n_patches, memory=model.mind.slots if model.mind else 0)
+
+    def one(fr):
+        at = lambda t: jax.tree.map(lambda x: x[t], fr)  # noqa: E731
+        first = lambda tree: jax.tree.map(lambda x: x[None], tree)  # noqa: E731
+        win = O.Window(obs=first(at(L - 1)), next_obs=first(at(L - 1)), action=jnp.zeros(1, jnp.int32),
+                       logp=jnp.zeros(1), reward=jnp.zeros(1), rint=jnp.zeros(1), done=jnp.zeros(1, bool),
+                       valid=jnp.ones(1, bool), recall=first(at(0)), recall_ok=jnp.ones(1, bool))
+        rows = None
+        if batch.memory:
+            head = jax.tree.map(lambda x: x[:L - 1], fr)
+            tail = jax.tree.map(lambda x: x[1:], fr)
+            m = memory.unroll(model, memory.blank(batch.memory, 32), head, jnp.zeros(L - 1, jnp.int32), tail,
+                              jnp.zeros(L - 1, bool), jnp.ones(L - 1, bool), bptt=L - 1)[-1]
+            rows = jnp.stack([m, m])
+        seen = O.forward(model, batch, win, at(L - 1), None, rows)
+        out = O.target_loss(model, batch.plans[0], seen, batch.ranges[0], win, np.array([0]))
+        return out["loss"][0], out["recall_acc"][0]
+
+    return jax.vmap(one)(frames)
+
+
+def train_recall(model, steps=500):
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+    opt = optax.adam(3e-3)
+
+    @jax.jit
+    def run(flat):
+        def body(carry, k):
+            flat, s = carry
+            loss = lambda f: recall_task(eqx.combine(unravel(f), static), 32, k)[0].mean()  # noqa: E731
+            g = jax.grad(loss)(flat)
+            u, s = opt.update(g, s, flat)
+            return (flat + u, s), None
+
+        flat = jax.lax.scan(body, (flat, opt.init(flat)), jax.random.split(jax.random.PRNGKey(7), steps))[0][0]
+        return recall_task(eqx.combine(unravel(flat), static), 256, jax.random.PRNGKey(99))[1].mean()
+
+    return float(run(flat))
+
+
+def test_memory_solves_a_recall_task_that_the_window_cannot():
+    """What filled the first of 4 frames, asked on the last one (17 block ids, fresh episodes for the test):
+    with 2 memory tokens it is learned; without memory the answer is not in the input and it stays at chance."""
+    with_memory, without = train_recall(tiny(memory_=2)), train_recall(tiny(memory_=0))
+    chance = 1 / SPEC.n_block
+    assert with_memory > 0.8, with_memory
+    assert without < chance + 0.1, without
+
+
+MEM = train.Config(d_model=32, n_heads=2, layers=1, chunk=100, gif_steps=0, memory=2, think=2,
+                   objective=("inverse_dynamics", "recall"), recall_delay=6)
+
+
+def test_memory_and_the_delay_line_resume_exactly(tmp_path):
+    """A run with memory, thoughts and the recall probe, stopped and resumed, equals the uninterrupted run
+    (which also writes its GIF: the rollout carries the memory and the delay line)."""
+    whole = dataclasses.replace(MEM, steps=300, run_dir=str(tmp_path / "whole"), gif_steps=8)
+    s = train.train(whole, progress=False)
+    part = dataclasses.replace(whole, steps=200, run_dir=str(tmp_path / "part"))
+    train.train(part, progress=False)
+    train.train(dataclasses.replace(part, steps=300, resume=True), progress=False)
+
+    def metrics(run):
+        lines = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in m.items() if "steps_per_second" not in k} for m in lines]
+
+    assert metrics("whole") == metrics("part")
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    like = (*life.born_population(whole, keys), keys)
+    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
+    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
+    org = a[0]
+    assert float(jnp.abs(org.memory).max()) > 0 and org.delay.block.shape[1] == 6  # carried, and in the checkpoint
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert (tmp_path / "whole" / "life.gif").stat().st_size > 0
+    recall = s["prequential"]["recall"]
+    assert recall["scored"] > 200 and 0 <= recall["recall_cell_accuracy"]["model"] <= 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(memory=-1), "--memory and --think cannot be negative"),
+    (dict(bptt=4), "--bptt must be between 1 and --window - 1 = 3"),
+    (dict(think=1, think_mode="recurrent"), "--think-mode recurrent needs --think 2"),
+    (dict(recall_delay=4), "--recall-delay must be more than --window"),
+])
+def test_bad_memory_values_are_one_line_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        train.validate(dataclasses.replace(MEM, **change))
