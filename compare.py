@@ -346,6 +346,31 @@ def development_table(c: Compare) -> str:
     return "\n".join(lines) + "\n"
 
 
+def memory_table(c: Compare, results: dict[str, list[dict]]) -> str:
+    """What memory and thinking buy and cost: the recall probe's accuracy above the view now (paired per
+    organism: rows act differently, so they see different views), inverse accuracy, Crafter score, speed."""
+    def se(v, fmt="{:.4f}"):
+        v = [x for x in v if x is not None]
+        sem = np.std(v, ddof=1) / np.sqrt(len(v))
+        return f"{fmt.format(np.mean(v))} ± {fmt.replace('+', '').format(sem)}" if len(v) > 1 else "–"
+
+    first = next(iter(results.values()))[0]["steady_sps"]
+    lines = ["", "What each buys and costs (mean ± standard error over the seeds; the recall gain is the probe's "
+                 "cell accuracy minus that of guessing the view now, organism by organism; speed relative to the "
+                 "first row)", "",
+             "| run | recall gain over the view now | recall accuracy | inverse accuracy | Crafter score % "
+             "| organism-steps/s (relative) |", "|---|---|---|---|---|---|"]
+    for name, ss in results.items():
+        rec = [s["prequential"]["recall"]["recall_cell_accuracy"] for s in ss]
+        inv = [s["prequential"].get("inverse_dynamics", {}).get("action_accuracy", {}).get("model") for s in ss]
+        sps = ss[0]["steady_sps"]
+        crafter = se([s["crafter_score"] for s in ss], "{:.2f}")
+        lines.append(f"| {name} | {se([r['model'] - r['view_now'] for r in rec], '{:+.4f}')} "
+                     f"| {se([r['model'] for r in rec])} | {se(inv)} | {crafter} "
+                     f"| {sps:.0f} ({sps / first:.2f}) |" if sps and first else f"| {name} | – | – | – | – | – |")
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------- evolution
 
 ARMS = {"darwinian": dict(inherit="darwinian", selection="evolve"),
@@ -545,7 +570,8 @@ def main(c: Compare) -> Path:
         return compare_curiosity.main(dataclasses.replace(c, arms=c.arms or CURIOSITY_ARMS))
     results = run_all(c)
     d = Path(c.run_dir)
-    (d / "compare.md").write_text(table(c, results) + (development_table(c) if c.what == "development" else ""))
+    extra = {"development": lambda: development_table(c), "memory": lambda: memory_table(c, results)}
+    (d / "compare.md").write_text(table(c, results) + extra.get(c.what, str)())
     plot(results, d / "compare.png")
     print((d / "compare.md").read_text())
     return d / "compare.md"

@@ -3,8 +3,10 @@
 One step: act from the newest frame -> Craftax step -> on death, a new world -> push the transition into
 the short-term window -> one forward/backward pass over every layout instance in the window, which scores
 the newest transition before learning from it (prequential), gives the curiosity signal that becomes the
-intrinsic reward, and the logits to act from next -> one optax update. The extrinsic reward is never a
-reward: it is logged, and sensed like any observation by the objectives that predict it.
+intrinsic reward, and the logits to act from next -> one optax update. With ``--memory``, the last K
+memory writes are recomputed first (truncated backprop, ``memory.read_rows``) and every sequence reads
+them. The extrinsic reward is never a reward: it is logged, and sensed like any observation by the
+objectives that predict it.
 
 A step is two pure halves, ``act`` (policy + world) and ``learn`` (window + update), with the rebirth in
 between. A single life reborn with ``lax.cond`` (a new world is built only on death). A population is the

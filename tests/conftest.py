@@ -26,6 +26,29 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 
+def mappings() -> tuple[int, int]:
+    """(memory mappings of this process, the kernel's limit): every compiled executable holds a few."""
+    try:
+        with open("/proc/self/maps") as f, open("/proc/sys/vm/max_map_count") as g:
+            return sum(1 for _ in f), int(g.read())
+    except OSError:  # not Linux
+        return 0, 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiler_headroom():
+    """After each test module, if this process holds more than half the kernel's memory mappings, drop
+    jax's compiled executables (later modules recompile what they need). One long suite process compiles
+    thousands of executables; near the limit, XLA's next compile crashes (seen as a segfault)."""
+    yield
+    used, limit = mappings()
+    if used > limit // 2:
+        import gc
+
+        jax.clear_caches()
+        gc.collect()
+
+
 @pytest.fixture(scope="session")
 def transitions():
     """32 real Classic transitions under a random policy, as one big fixed window (T = 32)."""

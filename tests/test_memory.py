@@ -12,6 +12,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from test_model import perturb, reads
 
+import compare
 import life
 import memory
 import objectives as O
@@ -206,6 +207,11 @@ def test_memory_and_the_delay_line_resume_exactly(tmp_path):
     assert (tmp_path / "whole" / "life.gif").stat().st_size > 0
     recall = s["prequential"]["recall"]
     assert recall["scored"] > 200 and 0 <= recall["recall_cell_accuracy"]["model"] <= 1
+    # compare.py memory's table of what memory buys, on this run's summary (as two seeds of two rows)
+    rows = {"off": [{**s, "steady_sps": 100.0}] * 2, "on": [{**s, "steady_sps": 50.0}] * 2}
+    text = compare.memory_table(compare.Compare(what="memory"), rows)
+    gain = recall["recall_cell_accuracy"]["model"] - recall["recall_cell_accuracy"]["view_now"]
+    assert f"| on | {gain:+.4f} ± 0.0000 |" in text and "| 50 (0.50) |" in text
 
 
 @pytest.mark.parametrize("change, message", [

@@ -118,6 +118,8 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(objective=("two_state_prefix",), window=3), "--window must be at least 4"),
     (dict(objective=("reward", "reward")), "twice"),
     (dict(curiosity="rnd", objective=("rnd", "rnd")), "twice"),
+    (dict(layers=9, slots=4), "--layers must be between"), (dict(resume=True), "--resume needs --run-dir"),
+    (dict(population=0), "--population must be at least 1"), (dict(population=4, threads=3), "--threads"),
 ])
 def test_bad_config_values_are_rejected(change, message):
     with pytest.raises(ValueError, match=message):
@@ -155,10 +157,8 @@ def run_cli(*args, cwd=ROOT, timeout=600):
                           text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize("args, message", [  # the rest of the checks are tested in-process (above)
     (["--steps", "-5"], "--steps must be positive"),
-    (["--layers", "9", "--slots", "4"], "--layers must be between"),
-    (["--resume"], "--resume needs --run-dir"),
     (["--env", "Craftax-Nope-v0"], "unknown env"),
 ])
 def test_cli_bad_values_fail_in_one_line(args, message):
