@@ -1,7 +1,6 @@
 """Memory and thinking: truncated backprop, no leaks for any layout, a recall task, resume, bad values."""
 
 import dataclasses
-import json
 
 import equinox as eqx
 import jax
@@ -11,9 +10,9 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 from test_model import perturb, reads
+from test_train import resumed_equals_whole
 
 import compare
-import life
 import memory
 import objectives as O
 import train
@@ -186,24 +185,8 @@ def test_memory_and_the_delay_line_resume_exactly(tmp_path):
     """A run with memory, thoughts and the recall probe, stopped and resumed, equals the uninterrupted run
     (which also writes its GIF: the rollout carries the memory and the delay line)."""
     whole = dataclasses.replace(MEM, steps=300, run_dir=str(tmp_path / "whole"), gif_steps=8)
-    s = train.train(whole, progress=False)
-    part = dataclasses.replace(whole, steps=200, run_dir=str(tmp_path / "part"))
-    train.train(part, progress=False)
-    train.train(dataclasses.replace(part, steps=300, resume=True), progress=False)
-
-    def metrics(run):
-        lines = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in m.items() if "steps_per_second" not in k} for m in lines]
-
-    assert metrics("whole") == metrics("part")
-    keys = jax.random.split(jax.random.PRNGKey(0), 1)
-    like = (*life.born_population(whole, keys), keys)
-    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
-    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
-    org = a[0]
+    s, (org, *_) = resumed_equals_whole(tmp_path, whole, 200)
     assert float(jnp.abs(org.memory).max()) > 0 and org.delay.block.shape[1] == 6  # carried, and in the checkpoint
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert (tmp_path / "whole" / "life.gif").stat().st_size > 0
     recall = s["prequential"]["recall"]
     assert recall["scored"] > 200 and 0 <= recall["recall_cell_accuracy"]["model"] <= 1
