@@ -4,10 +4,10 @@ memory] --steps N --seeds K``.
 ``objectives`` (the default; each entry of ``COMPARISONS`` is a list of rows) gives every objective its
 own life (its surprise is the curiosity), plus a few mixes, curiosity variants and the random policy.
 The K seeds of a row live as one population (``train.py --population K``, organism i = seed i) in one
-process, a fresh process per row; a row whose summary is already there is reused, so an interrupted
-comparison picks up where it stopped. Writes ``D/compare.md`` (one markdown table: prequential scores
-beside their baselines, Crafter score, achievements unlocked, episode length, steps/s, each as mean
-+- std over the seeds) and ``D/compare.png``.
+process, a fresh process per row; a row whose summary is already there is reused, and a row stopped
+mid-life goes on from its last checkpoint, so an interrupted comparison picks up where it stopped.
+Writes ``D/compare.md`` (one markdown table: prequential scores beside their baselines, Crafter score,
+achievements unlocked, episode length, steps/s, each as mean +- std over the seeds) and ``D/compare.png``.
 
 ``development`` races bodies born with 1 gene that grow (on a plateau of learning, or on a schedule)
 against bodies fixed at 1 gene and at the final size, each row a population of seeds as above; it adds a
@@ -167,6 +167,8 @@ def run_all(c: Compare, rows: list[Row] | None = None) -> dict[str, list[dict]]:
             if summary is not None:  # a different budget: start that row again
                 for f in Path(cfg.run_dir).iterdir():
                     f.unlink()
+            if summary is None and (Path(cfg.run_dir) / "checkpoint.eqx").exists():
+                cfg = dataclasses.replace(cfg, resume=True)  # stopped mid-life: go on from its last checkpoint
             summary = fresh_process(train.train, cfg, False) if c.fresh else train.train(cfg, False)
         sps = steady_sps(Path(cfg.run_dir))
         results[row.name] = [{**s, "steady_sps": sps} for s in summary.get("organisms", [summary])]
