@@ -1,6 +1,7 @@
 """Throughput: the env alone, one learning organism, and a population, in one process, on this machine.
 
     python bench.py [--steps 2000] [--repeats 3] [--population 8]
+    python bench.py --scaling 1 16 128 512    # populations of each size, nothing else
 
 Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
 ``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The population is
@@ -49,6 +50,9 @@ class Bench:
     """which Craftax to measure"""
     population: int = 8
     """organisms in the population rows"""
+    scaling: tuple[int, ...] = ()
+    """population sizes to time alone, nothing else (organism-steps/s of each, and per organism against the
+    first size): ``--scaling 1 16 128 512`` shows where a device stops gaining from a wider population"""
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -67,6 +71,8 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 
 
 def main(b: Bench) -> dict:
+    if b.scaling:
+        return scaling(b)
     cfg = train.Config(env=b.env)
     spec = world.env_spec(cfg.world)
     env, params = world.make_env(cfg.world)
@@ -159,6 +165,33 @@ MINDS = {"memory 4 (bptt 3)": dict(memory=4), "think 2 (pause)": dict(think=2),
          "think 2 (recurrent)": dict(think=2, think_mode="recurrent")}
 MIND_KEYS = {"memory 4 (bptt 3)": "memory", "think 2 (pause)": "think", "think 2 (recurrent)": "think_recurrent"}
 LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py evolution's budget)
+
+
+def scaling(b: Bench) -> dict:
+    """Populations of each ``--scaling`` size of the default body, timed alone (rebirths paid), in as many
+    host threads as ``train.py`` would use; the last line is one JSON object."""
+    cfg = train.Config(env=b.env)
+    print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform} x {len(jax.devices())} "
+          f"({jax.devices()[0].device_kind}), jax {jax.__version__}, {cfg.world}, d={cfg.d_model}, "
+          f"layers={cfg.layers}, window={cfg.window}, {b.steps} steps per timed call", flush=True)
+    print(f"{'population':>10} {'threads':>7} {'organism-steps/s':>16} {'per organism':>12} {'vs first':>8} "
+          f"{'ms/step':>8} {'compile+1st (s)':>16}", flush=True)
+    rows = []
+    for n in b.scaling:
+        pop = dataclasses.replace(cfg, population=n)
+        threads = life.threads_for(n)
+        compile_s, s, _ = time_population(pop, b, threads)
+        sps = n * b.steps / s
+        rows.append({"population": n, "threads": threads, "sps": round(sps, 1), "per_organism": round(sps / n, 1),
+                     "vs_first": round(sps / n / rows[0]["per_organism"], 4) if rows else 1.0,
+                     "ms_per_step": round(1e3 * s / b.steps, 3), "compile_s": round(compile_s, 1)})
+        r = rows[-1]
+        print(f"{n:>10} {threads:>7} {sps:>16.0f} {sps / n:>12.1f} {r['vs_first']:>8.3f} {r['ms_per_step']:>8.2f} "
+              f"{compile_s:>16.1f}", flush=True)
+    result = {"device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}", "jax": jax.__version__,
+              "scaling": rows}
+    print(json.dumps(result))
+    return result
 
 
 def between_generations(cfg, b: Bench) -> float:
