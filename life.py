@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+import losses
 import memory as mem
 import novelty
 import objectives as O
@@ -197,7 +198,7 @@ def new_organism(cfg, model: Model, env_state) -> Organism:
     z = jnp.zeros((), jnp.float32)
     batch = batch_for(cfg, spec)
     scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
-              for k in ("n", "surprise") + O.score_keys(plan, spec.image is not None)}
+              for k in ("n", "surprise") + losses.score_keys(plan, spec.image is not None)}
     tally = Tally(episodes=z, length_sum=z, achievements=jnp.zeros(len(spec.achievements)),
                   action_counts=jnp.zeros(spec.n_actions), reward_sum=z, steps=z, scores=scores, shared_rebirths=z)
     opt_state = new_opt(cfg, model)
@@ -251,7 +252,7 @@ def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs,
         aux["memory_now"] = jax.lax.stop_gradient(rows[-1])
     for name, plan, rows, w in zip(cfg.objective, batch.plans, batch.ranges, cfg.loss_weights):
         st = O.starts(plan, cfg.window)
-        out = O.target_loss(model, plan, seen, rows, win, st)
+        out = losses.target_loss(model, plan, seen, rows, win, st)
         ok = O.instance_valid(plan, win, st)
         loss = jnp.sum(jnp.where(ok, out["loss"], 0.0)) / jnp.maximum(ok.sum(), 1)
         total = total + w * loss
@@ -286,7 +287,7 @@ def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_sca
     else:
         signal = jnp.where(ok[-1], surprise[-1], 0.0)
         rint = win.rint.at[-1].set(signal * rint_scale)
-    ac, ac_aux = O.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
+    ac, ac_aux = losses.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
                                      lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
     aux.update({"loss/policy": ac, "curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
                 "newest_surprise": newest, "episodic": memory, "z_now": jax.lax.stop_gradient(seen.z_now), **ac_aux})

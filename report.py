@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+import losses
 import objectives as O
 import world
 
@@ -90,7 +91,7 @@ def summarize(cfg, org, step: int, sps: float) -> dict:
         n = float(t.scores[f"{name}/n"])
         mean = lambda k: float(t.scores[f"{name}/{k}"]) / n if n else None  # noqa: E731
         figs = {}
-        for key, base in [*O.SCORES.values(), *O.STATE_SCORES.values(), *O.RECALL_SCORES.values()]:
+        for key, base in [*losses.SCORES.values(), *losses.STATE_SCORES.values(), *losses.RECALL_SCORES.values()]:
             if f"{name}/{key}" not in t.scores:
                 continue
             label, base_label = REPORTED[key]
@@ -140,7 +141,7 @@ def population_summary(summaries: list[dict]) -> dict:
 def headline(cfg) -> tuple[str, ...]:
     """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
     plan = O.make_plan(cfg.objective[0], O.LAYOUTS[cfg.objective[0]], 1)
-    keys = O.score_keys(plan, cfg.obs == "pixels")[:2]
+    keys = losses.score_keys(plan, cfg.obs == "pixels")[:2]
     return tuple(f"{cfg.objective[0]}/{k}" for k in keys)
 
 

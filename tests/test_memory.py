@@ -13,6 +13,7 @@ from test_model import perturb, reads
 from test_train import resumed_equals_whole
 
 import compare
+import losses
 import memory
 import objectives as O
 import train
@@ -142,7 +143,7 @@ def recall_task(model, n, key, L=4):
                               jnp.zeros(L - 1, bool), jnp.ones(L - 1, bool), bptt=L - 1)[-1]
             rows = jnp.stack([m, m])
         seen = O.forward(model, batch, win, at(L - 1), None, rows)
-        out = O.target_loss(model, batch.plans[0], seen, batch.ranges[0], win, np.array([0]))
+        out = losses.target_loss(model, batch.plans[0], seen, batch.ranges[0], win, np.array([0]))
         return out["loss"][0], out["recall_acc"][0]
 
     return jax.vmap(one)(frames)

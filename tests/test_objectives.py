@@ -10,6 +10,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 import life
+import losses
 import novelty
 import objectives as O
 import train
@@ -28,9 +29,9 @@ def fit(model, objectives, win, now, steps=500, lr=3e-3):
     T = win.action.shape[0]
     batch = O.make_batch(objectives, T, model.n_patches)
 
-    def losses(model):
+    def each_loss(model):
         seen = O.forward(model, batch, win, now)
-        return jnp.stack([O.target_loss(model, plan, seen, rows, win, O.starts(plan, T))["loss"].mean()
+        return jnp.stack([losses.target_loss(model, plan, seen, rows, win, O.starts(plan, T))["loss"].mean()
                           for plan, rows in zip(batch.plans, batch.ranges)])
 
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -41,9 +42,9 @@ def fit(model, objectives, win, now, steps=500, lr=3e-3):
     def run(flat):
         def body(carry, _):
             flat, s = carry
-            value, g = jax.value_and_grad(lambda f: losses(eqx.combine(unravel(f), static)).sum(), has_aux=False)(flat)
+            value, g = jax.value_and_grad(lambda f: each_loss(eqx.combine(unravel(f), static)).sum(), has_aux=False)(flat)
             u, s = opt.update(g, s, flat)
-            return (flat + u, s), losses(eqx.combine(unravel(flat), static))
+            return (flat + u, s), each_loss(eqx.combine(unravel(flat), static))
 
         return jax.lax.scan(body, (flat, opt.init(flat)), None, length=steps)[1]
 
@@ -115,7 +116,7 @@ def test_gae_matches_a_hand_computation():
     r = jnp.array([1.0, 0.0, 2.0])
     v = jnp.array([0.5, 0.2, 0.1, 0.3])
     done = jnp.array([False, True, False])
-    adv, ret = O.gae(r, v, done, gamma=0.9, lam=0.8)
+    adv, ret = losses.gae(r, v, done, gamma=0.9, lam=0.8)
     d2 = 2.0 + 0.9 * 0.3 - 0.1
     d1 = 0.0 - 0.2  # life ended: no bootstrap
     d0 = 1.0 + 0.9 * 0.2 - 0.5
@@ -136,7 +137,7 @@ def test_a_layout_that_cannot_host_the_policy_gets_a_bare_policy_sequence(transi
     assert batch.plans[0].readout is None and batch.readout == model.n_patches
     assert len(batch.policy_rows) == T + 1 and batch.policy_rows.min() >= batch.ranges[0][1]
     h = jax.jit(lambda m: O.forward(m, batch, win, now).h)(model)
-    loss, aux = O.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, win.rint, gamma=0.9, lam=0.9,
+    loss, aux = losses.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, win.rint, gamma=0.9, lam=0.9,
                                     clip=0.2, ent_coef=0.01, value_coef=0.5)
     assert np.isfinite(float(loss)) and aux["logits"].shape == (spec.n_actions,)
     # the policy sequence on the current observation sees nothing but it
