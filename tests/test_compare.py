@@ -1,17 +1,20 @@
-"""compare.py end to end on a tiny budget: each row a population of seeds; the table, the plot, reused runs.
+"""compare.py end to end on a tiny budget: each row a population of seeds; the table, the plot, reused runs,
+a row stopped mid-life going on from its checkpoint.
 
 In this process, with the tiny body of test_population: its rows share their compiled chunks with the
 population tests and the curiosity study (same body, same population of 4)."""
 
 import dataclasses
+import json
 
 import tyro
 from test_population import TINY
 
 import compare
+import train
 
 
-def test_compare_writes_a_table_with_baselines_and_reuses_finished_runs(tmp_path):
+def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_stopped_ones(tmp_path):
     args = ["objectives", "--steps", "200", "--seeds", "4", "--run-dir", str(tmp_path), "--objectives",
             "inverse_dynamics", "--no-extras", "--no-fresh"]
     c = tyro.cli(compare.Compare, args=args)  # the command line, as `python compare.py ...` reads it
@@ -28,3 +31,14 @@ def test_compare_writes_a_table_with_baselines_and_reuses_finished_runs(tmp_path
     results = compare.run_all(c)  # everything is there already: nothing is run again
     assert summary.stat().st_mtime == before and len(results) == 2
     assert [len(v) for v in results.values()] == [4, 4]  # each row: one population, one summary per seed
+
+    # a row stopped mid-life (a checkpoint at step 100, no summary) goes on from there to the same end
+    whole = json.loads(summary.read_text())
+    for f in summary.parent.iterdir():
+        f.unlink()
+    train.train(compare.config(dataclasses.replace(c, steps=100), compare.objective_rows(c)[0]), False)
+    summary.unlink()
+    compare.run_all(c)
+    again = json.loads(summary.read_text())
+    key = lambda s: [(o["steps"], o["episodes"], o["achievements"], o["crafter_score"]) for o in s["organisms"]]  # noqa: E731
+    assert again["steps"] == 200 and key(again) == key(whole)
