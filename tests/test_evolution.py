@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import compare
+import compare_evolution
 import develop
 import evolve
 import life
@@ -276,10 +277,10 @@ def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_pa
     compare.main(c)
     table = (tmp_path / "evolution.md").read_text()
     rows = [ln.split("|")[1].strip() for ln in table.splitlines() if ln.startswith("| ") and "arm" not in ln]
-    assert rows == list(compare.ARMS) * 2  # the table, then the answers to the design's questions
+    assert rows == list(compare_evolution.ARMS) * 2  # the table, then the answers to the design's questions
     assert (tmp_path / "evolution.png").stat().st_size > 0
     judged = json.loads((tmp_path / "darwinian-s0-judged" / "config.json").read_text())
-    assert judged["init_from"].endswith("darwinian-s0") and judged["seed"] == compare.JUDGE_SEED
+    assert judged["init_from"].endswith("darwinian-s0") and judged["seed"] == compare_evolution.JUDGE_SEED
 
 
 @pytest.mark.parametrize("change, message", [

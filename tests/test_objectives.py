@@ -29,7 +29,7 @@ def fit(model, objectives, win, now, steps=500, lr=3e-3):
     T = win.action.shape[0]
     batch = O.make_batch(objectives, T, model.n_patches)
 
-    def each_loss(model):
+    def by_obj(model):
         seen = O.forward(model, batch, win, now)
         return jnp.stack([losses.target_loss(model, plan, seen, rows, win, O.starts(plan, T))["loss"].mean()
                           for plan, rows in zip(batch.plans, batch.ranges)])
@@ -42,9 +42,9 @@ def fit(model, objectives, win, now, steps=500, lr=3e-3):
     def run(flat):
         def body(carry, _):
             flat, s = carry
-            value, g = jax.value_and_grad(lambda f: each_loss(eqx.combine(unravel(f), static)).sum(), has_aux=False)(flat)
+            value, g = jax.value_and_grad(lambda f: by_obj(eqx.combine(unravel(f), static)).sum(), has_aux=False)(flat)
             u, s = opt.update(g, s, flat)
-            return (flat + u, s), each_loss(eqx.combine(unravel(flat), static))
+            return (flat + u, s), by_obj(eqx.combine(unravel(flat), static))
 
         return jax.lax.scan(body, (flat, opt.init(flat)), None, length=steps)[1]
 
