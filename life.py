@@ -288,7 +288,7 @@ def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_sca
         signal = jnp.where(ok[-1], surprise[-1], 0.0)
         rint = win.rint.at[-1].set(signal * rint_scale)
     ac, ac_aux = losses.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
-                                     lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
+                                          lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
     aux.update({"loss/policy": ac, "curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
                 "newest_surprise": newest, "episodic": memory, "z_now": jax.lax.stop_gradient(seen.z_now), **ac_aux})
     return total + ac, aux
