@@ -1,8 +1,8 @@
 """compare.py end to end on a tiny budget: each row a population of seeds; the table, the plot, reused runs,
 a row stopped mid-life going on from its checkpoint.
 
-In this process, with the tiny body of test_population: its rows share their compiled chunks with the
-population tests and the curiosity study (same body, same population of 4)."""
+In this process, with the tiny body of test_population in chunks of 100 steps, so that the row stopped at
+step 100 and its resumption reuse the rows' compiled chunk."""
 
 import dataclasses
 import json
@@ -18,7 +18,7 @@ def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_
     args = ["objectives", "--steps", "200", "--seeds", "4", "--run-dir", str(tmp_path), "--objectives",
             "inverse_dynamics", "--no-extras", "--no-fresh"]
     c = tyro.cli(compare.Compare, args=args)  # the command line, as `python compare.py ...` reads it
-    c = dataclasses.replace(c, base=dataclasses.replace(TINY, gif_steps=0))
+    c = dataclasses.replace(c, base=dataclasses.replace(TINY, gif_steps=0, chunk=100))  # the stop below, at a chunk
     compare.main(c)
     table = (tmp_path / "compare.md").read_text()
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| run")]
