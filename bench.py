@@ -6,7 +6,7 @@
 Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
 ``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The population is
 timed over ``--steps`` steps, long enough that its organisms die several times (rebirths are paid), and
-it runs in as many host threads as ``train.py`` would use (``life.threads_for``) and again in one; the
+it runs in as many host threads as ``train.py`` would use (``population.threads_for``) and again in one; the
 one-thread step is broken down into env, rebirths, model (forward + backward + bookkeeping) and
 optimizer. The last line is one JSON object: env_sps, agent_sps, ratio (agent / env), multi_sps (the
 default multi-objective mix, ``train.MIX``), multi_ratio (multi / agent), population_sps
@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import tyro
 
 import life
+import population
 import train
 import world
 
@@ -100,7 +101,7 @@ def main(b: Bench) -> dict:
         minds[name] = timed(lambda: life.live(c, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)  # noqa: B023
     N = b.population
     pop = dataclasses.replace(cfg, population=N)
-    threads = life.threads_for(N)
+    threads = population.threads_for(N)
     pop_compile, pop_s, _ = time_population(pop, b, threads)
     one_compile, one_s, deaths = time_population(pop, b, 1)
     parts = breakdown(pop, b, one_s / b.steps, deaths)
@@ -179,7 +180,7 @@ def scaling(b: Bench) -> dict:
     rows = []
     for n in b.scaling:
         pop = dataclasses.replace(cfg, population=n)
-        threads = life.threads_for(n)
+        threads = population.threads_for(n)
         compile_s, s, _ = time_population(pop, b, threads)
         sps = n * b.steps / s
         rows.append({"population": n, "threads": threads, "sps": round(sps, 1), "per_organism": round(sps / n, 1),
@@ -203,10 +204,10 @@ def between_generations(cfg, b: Bench) -> float:
 
     pool, ledger = evolve.new_pool(cfg, jax.random.PRNGKey(0))
     keys, k_born = train.first_keys(cfg)
-    orgs, states = life.born_population(cfg, k_born)
+    orgs, states = population.born_population(cfg, k_born)
     genomes = evolve.draw(cfg, ledger, np.random.default_rng(0), cfg.population)
-    orgs = life.live_threads(cfg, evolve.birth(orgs, pool, jnp.asarray(genomes)), states, keys, 200,
-                             life.threads_for(cfg.population))[0]
+    orgs = population.live_threads(cfg, evolve.birth(orgs, pool, jnp.asarray(genomes)), states, keys, 200,
+                             population.threads_for(cfg.population))[0]
     for rec in ledger.genes.values():  # every gene judged already, so selection discards and splits
         rec.update(carried=2, carried_by_bin=[2, 0, 0], rank_sum=[float(rec["id"]) / len(ledger.ids) - 0.5, 0, 0])
 
@@ -214,7 +215,7 @@ def between_generations(cfg, b: Bench) -> float:
         mine = evolve.Ledger.from_json(json.loads(json.dumps(ledger.to_json())))
         new, mine, _ = evolve.end_of_life(cfg, pool, mine, genomes, orgs, jax.random.PRNGKey(1))
         nxt = evolve.draw(cfg, mine, np.random.default_rng(1), cfg.population)
-        born, _ = life.born_population(cfg, k_born)
+        born, _ = population.born_population(cfg, k_born)
         return evolve.birth(born, new, jnp.asarray(nxt))
 
     return timed(once, b.repeats)[1]
@@ -228,14 +229,14 @@ def time_population(cfg, b: Bench, threads: int, grow: int = 0) -> tuple[float, 
     import develop
 
     keys = jax.random.split(jax.random.PRNGKey(0), cfg.population)
-    orgs, es = life.born_population(cfg, keys)
+    orgs, es = population.born_population(cfg, keys)
     for n in range(cfg.layers, cfg.layers + grow):
         k = np.full(cfg.population, develop.depth(cfg, n))
         orgs = develop.grow(cfg, orgs, np.ones(cfg.population, bool), k, jax.random.PRNGKey(n))
     out = {}
 
     def call():
-        out["rec"] = life.live_threads(cfg, orgs, es, keys, b.steps, threads)[2]
+        out["rec"] = population.live_threads(cfg, orgs, es, keys, b.steps, threads)[2]
         return out["rec"]
 
     first, best = timed(call, b.repeats)
@@ -249,8 +250,8 @@ def breakdown(cfg, b: Bench, step_s: float, deaths: float) -> dict[str, float]:
     env, params = world.make_env(cfg.world)
     spec = world.env_spec(cfg.world)
     keys = jax.random.split(jax.random.PRNGKey(0), N)
-    orgs, states = life.born_population(cfg, keys)
-    R = life.fresh_worlds(N)
+    orgs, states = population.born_population(cfg, keys)
+    R = population.fresh_worlds(N)
 
     @jax.jit
     def env_steps(states, key):  # N worlds stepped together, random actions, no rebirth

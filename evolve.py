@@ -200,7 +200,7 @@ def donors(cfg, ledger: Ledger, pool: Pool, rng: np.random.Generator, slots, act
 
 @eqx.filter_jit
 def birth(orgs: life.Organism, pool: Pool, genomes) -> life.Organism:
-    """Newborns (a population, fresh from ``life.born_population``) given the pool's trunk and, in their
+    """Newborns (a population, fresh from ``population.born_population``) given the pool's trunk and, in their
     first slots, exactly the pool genes their genomes name ([N, layers] positions). Gates, active flags,
     the free slots and the (fresh) optimizer state stay the newborns' own."""
 

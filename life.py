@@ -1,4 +1,4 @@
-"""The organism and its life: birth, one pure step of life, ``live`` (a chunk of steps), and populations.
+"""The organism and its life: birth, one pure step of life, ``live`` (a chunk of steps).
 
 One step: act from the newest frame -> Craftax step -> on death, a new world -> push the transition into
 the short-term window -> one forward/backward pass over every layout instance in the window, which scores
@@ -9,11 +9,8 @@ them. The extrinsic reward is never a reward: it is logged, and sensed like any 
 objectives that predict it.
 
 A step is two pure halves, ``act`` (policy + world) and ``learn`` (window + update), with the rebirth in
-between. A single life reborn with ``lax.cond`` (a new world is built only on death). A population is the
-same two halves under ``vmap`` with a *population* rebirth in between: under ``vmap`` a per-organism
-``cond`` turns into a select that would build a world for every organism on every step, so instead a
-few fresh worlds are built for the whole population, only on steps where somebody died (a ``cond`` on
-``any(done)``, which stays a real branch), and handed to the dead in order (optimistic reset).
+between. A single life is reborn with ``lax.cond`` (a new world is built only on death); a population
+(``population.py``) runs the same two halves under ``vmap`` with its own rebirth between them.
 
 ``cfg`` is ``train.Config`` (duck-typed here: this file never imports the entry point).
 """
@@ -21,8 +18,6 @@ few fresh worlds are built for the whole population, only on steps where somebod
 from __future__ import annotations
 
 import dataclasses
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import equinox as eqx
 import jax
@@ -225,17 +220,6 @@ def _born(cfg, key):
     return new_organism(cfg, new_model(cfg, k_model), env_state), env_state
 
 
-def born_population(cfg, keys) -> tuple[Organism, object]:
-    """``born`` for each key (a leading population axis on every leaf)."""
-    world.make_env(cfg.world)
-    return _born_population(core(cfg), keys)
-
-
-@eqx.filter_jit
-def _born_population(cfg, keys):
-    return jax.vmap(lambda k: _born(cfg, k))(keys)
-
-
 # ----------------------------------------------------------------------------- one step of life
 
 
@@ -413,37 +397,6 @@ def live_step(cfg, org: Organism, env_state, key):
     return org, env_state, record
 
 
-def fresh_worlds(population: int) -> int:
-    """How many new worlds a population builds on a step where somebody died. Classic lives last ~150
-    steps, so two or more deaths on one step are rare below a few dozen organisms."""
-    return min(population, 2 + population // 16)
-
-
-def rebirth(cfg, a: Act):
-    """Population rebirth (optimistic reset): the dead take fresh worlds, in order of their index.
-
-    Fresh world r is built from the reset key of the r-th organism that died on this step, so an
-    organism that dies alone gets exactly the world its single life would have got. Only if more than
-    ``fresh_worlds(N)`` die on one step do some share a world (counted). Returns (obs, env_state, shared).
-    """
-    env, params = world.make_env(cfg.world)
-    N = a.done.shape[0]
-    R = fresh_worlds(N)
-    rank = jnp.cumsum(a.done) - 1  # [N] order among the dead
-    who = jnp.argmax((rank[None] == jnp.arange(R)[:, None]) & a.done[None], axis=1)  # [R] the r-th dead
-    fresh = jax.lax.cond(jnp.any(a.done),
-                         lambda: jax.vmap(lambda k: world.reset(env, params, k))(a.reset_key[who]),
-                         lambda: jax.tree.map(lambda x: x[:R], (a.next_obs, a.last_state)))
-    src = jnp.where(a.done, rank % R, 0)
-
-    def pick(new, old):
-        d = a.done.reshape((N,) + (1,) * (old.ndim - 1))
-        return jnp.where(d, new[src], old)
-
-    obs, env_state = jax.tree.map(pick, fresh, (a.next_obs, a.last_state))
-    return obs, env_state, (a.done & (rank >= R)).astype(jnp.float32)
-
-
 # ----------------------------------------------------------------------------- chunks of life
 
 
@@ -461,62 +414,3 @@ def _live(cfg, org, env_state, key, steps: int):
 
     (org, env_state), records = jax.lax.scan(body, (org, env_state), jax.random.split(key, steps))
     return org, env_state, records
-
-
-def live_population(cfg, orgs: Organism, env_states, keys, steps: int):
-    """``steps`` steps of N lives at once (every leaf has a leading axis N; ``keys`` is [N, 2]): organism i
-    draws its randomness exactly as ``live`` does from ``keys[i]``. Records come back as [N, steps].
-
-    N = 1 is the single life (a real ``cond`` rebirth); N > 1 is ``act`` and ``learn`` under ``vmap`` with
-    the population's rebirth between them. Whatever sharding the inputs carry, the jitted chunk keeps.
-    """
-    if keys.shape[0] == 1:
-        one = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731
-        org, env_state, rec = _live(core(cfg), one(orgs), one(env_states), keys[0], steps)
-        return jax.tree.map(lambda x: x[None], (org, env_state, rec))
-    return _live_population(core(cfg), orgs, env_states, keys, steps)
-
-
-@eqx.filter_jit
-def _live_population(cfg, orgs, env_states, keys, steps: int):
-    def body(carry, k):
-        orgs, env_states = carry
-        a = jax.vmap(lambda o, e, k: act(cfg, o, e, k))(orgs, env_states, k)
-        obs, env_states, shared = rebirth(cfg, a)
-        orgs, rec = jax.vmap(lambda o, a, x, e, s: learn(cfg, o, a, x, e, s))(orgs, a, obs, env_states, shared)
-        return (orgs, env_states), rec
-
-    step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(keys)  # [N, steps, 2], as ``live`` splits
-    (orgs, env_states), records = jax.lax.scan(body, (orgs, env_states), jnp.swapaxes(step_keys, 0, 1))
-    return orgs, env_states, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), records)
-
-
-def threads_for(population: int, threads: int = 0) -> int:
-    """How many host threads share a population: ``threads`` if given, else, on a CPU with one device, the
-    largest divisor of the population that is at most the number of cores (elsewhere 1)."""
-    if threads:
-        return threads
-    if jax.default_backend() != "cpu" or len(jax.devices()) > 1:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(k for k in range(1, min(population, cores) + 1) if population % k == 0)
-
-
-def live_threads(cfg, orgs: Organism, env_states, keys, steps: int, threads: int):
-    """``live_population`` over ``threads`` equal slices of the population, each in its own host thread.
-
-    XLA's CPU backend runs one small computation on about one core; slices of the population are
-    independent lives (each slice is reborn on its own), so they can run side by side, one per core. The
-    result is the same as one call whatever the threads' timing.
-    """
-    if threads == 1:
-        return live_population(cfg, orgs, env_states, keys, steps)
-    size = keys.shape[0] // threads
-
-    def part(i):
-        cut = lambda tree: jax.tree.map(lambda x: x[i * size:(i + 1) * size], tree)  # noqa: E731
-        return jax.block_until_ready(live_population(cfg, *cut((orgs, env_states, keys)), steps))
-
-    with ThreadPoolExecutor(threads) as pool:
-        outs = list(pool.map(part, range(threads)))
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)

@@ -1,10 +1,11 @@
 """Train curious organisms online in Craftax: ``python train.py --objective inverse_dynamics``.
 
 This file is the tyro ``Config`` and the one run loop that ties the other files together. The organism
-and its life (birth, one pure step, ``live`` chunks, populations) are in ``life.py``; every flag is a
-field of ``Config``, whose docstrings are the ``--help``. Between jitted chunks of life the host logs,
-draws the progress bar and writes checkpoints. ``--population N`` runs N organisms at once (organism i
-is the single life of seed + i), vmapped in one jitted chunk and sharded over the devices.
+and its life (birth, one pure step, ``live`` chunks) are in ``life.py``, many lives at once in
+``population.py``; every flag is a field of ``Config``, whose docstrings are the ``--help``. Between
+jitted chunks of life the host logs, draws the progress bar and writes checkpoints. ``--population N``
+runs N organisms at once (organism i is the single life of seed + i), vmapped in one jitted chunk and
+sharded over the devices.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import develop
 import evolve
 import life
 import objectives as O
+import population
 import world
 from checkpoint import load_checkpoint, read_header, save_checkpoint
 
@@ -298,7 +300,7 @@ def state_like(cfg: Config):
     (tracing once per config)."""
     world.make_env(cfg.world)
     keys = jax.ShapeDtypeStruct((cfg.population, 2), jax.numpy.uint32)
-    orgs, env_states = eqx.filter_eval_shape(life._born_population, life.core(cfg), keys)
+    orgs, env_states = eqx.filter_eval_shape(population._born_population, life.core(cfg), keys)
     pool = None
     if cfg.generations > 1:
         pool = eqx.filter_eval_shape(evolve._new_pool, life.core(cfg), jax.ShapeDtypeStruct((2,), jax.numpy.uint32),
@@ -378,7 +380,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
     place = sharding(cfg)
     if place is not None and orgs is not None:
         orgs, env_states, keys = jax.device_put((orgs, env_states, keys), place)
-    threads = life.threads_for(N, cfg.threads)
+    threads = population.threads_for(N, cfg.threads)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     kept_lines(run / "metrics.jsonl", lambda m: cfg.resume and m["step"] <= step)
     if evolving:
@@ -386,7 +388,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
 
     def newborns(g: int):
         keys, k_born = generation_keys(cfg, g)
-        orgs, env_states = life.born_population(cfg, k_born)
+        orgs, env_states = population.born_population(cfg, k_born)
         genomes = None
         if evolving:
             genomes = evolve.draw(cfg, ledger, np.random.default_rng([cfg.seed, g]), N)
@@ -416,7 +418,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
         split = jax.vmap(jax.random.split)(keys)
         keys, k = split[:, 0], split[:, 1]
         t0 = time.perf_counter()
-        orgs, env_states, rec = life.live_threads(cfg, orgs, env_states, k, n, threads)
+        orgs, env_states, rec = population.live_threads(cfg, orgs, env_states, k, n, threads)
         rec = jax.device_get(rec)  # every leaf [N, n]
         dt = time.perf_counter() - t0
         step += n

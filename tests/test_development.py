@@ -16,6 +16,7 @@ from test_evolution import EVO, leaves_equal
 import develop
 import life
 import objectives as O
+import population
 import train
 import world
 
@@ -27,9 +28,9 @@ DEV = dataclasses.replace(EVO, generations=1, grow="plateau", plateau_span=32, g
 def young():
     """Two organisms (3 genes in 4 slots) after 64 steps of life: a real window, moments and counts."""
     keys, k_born = train.first_keys(DEV)
-    orgs, states = life.born_population(DEV, k_born)
-    orgs, states, _ = life.live_threads(DEV, orgs, states, keys, 32, life.threads_for(DEV.population))
-    orgs, states, _ = life.live_threads(DEV, orgs, states, keys + 1, 32, life.threads_for(DEV.population))
+    orgs, states = population.born_population(DEV, k_born)
+    orgs, states, _ = population.live_threads(DEV, orgs, states, keys, 32, population.threads_for(DEV.population))
+    orgs, states, _ = population.live_threads(DEV, orgs, states, keys + 1, 32, population.threads_for(DEV.population))
     return orgs, states, keys
 
 
@@ -89,7 +90,8 @@ def test_a_new_gate_opens_within_a_few_hundred_steps_without_recompiling(young):
     grown = develop.grow(DEV, orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
     before = train.COMPILES[0]
     for c in range(10):  # 320 steps, in the chunks the other tests compiled
-        grown, states, _ = life.live_threads(DEV, grown, states, keys + 10 + c, 32, life.threads_for(DEV.population))
+        grown, states, _ = population.live_threads(DEV, grown, states, keys + 10 + c, 32,
+                                                   population.threads_for(DEV.population))
     assert train.COMPILES[0] == before  # a grown body is the same shapes: nothing compiles
     gates = np.abs(np.asarray(grown.model.stack.gates[:, 1]))
     assert np.all(gates > 5 * DEV.lr), gates  # the gate left 0 by more than a few Adam steps

@@ -21,7 +21,7 @@ import compare
 import compare_evolution
 import develop
 import evolve
-import life
+import population
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,10 +43,10 @@ def lived():
     """A pool, two newborns drawn from it, and the same two after 32 steps of life."""
     pool, ledger = evolve.new_pool(EVO, jax.random.PRNGKey(3))
     keys, k_born = train.first_keys(EVO)
-    newborns, states = life.born_population(EVO, k_born)
+    newborns, states = population.born_population(EVO, k_born)
     genomes = evolve.draw(EVO, ledger, np.random.default_rng(0), EVO.population)
     orgs = evolve.birth(newborns, pool, jnp.asarray(genomes))
-    after, _, _ = life.live_threads(EVO, orgs, states, keys, 32, life.threads_for(EVO.population))
+    after, _, _ = population.live_threads(EVO, orgs, states, keys, 32, population.threads_for(EVO.population))
     return pool, ledger, genomes, newborns, orgs, after
 
 
@@ -188,7 +188,7 @@ def evolutions(tmp_path_factory):
     train.train(dataclasses.replace(extended, generations=3, resume=True), progress=False)
 
     stopped = dataclasses.replace(EVO, run_dir=str(d / "stopped"))
-    real, calls = life.live_threads, [0]
+    real, calls = population.live_threads, [0]
 
     def stop_on_fourth_chunk(*args):
         calls[0] += 1
@@ -196,12 +196,12 @@ def evolutions(tmp_path_factory):
             raise KeyboardInterrupt
         return real(*args)
 
-    life.live_threads = stop_on_fourth_chunk
+    population.live_threads = stop_on_fourth_chunk
     try:
         with pytest.raises(KeyboardInterrupt):
             train.train(stopped, progress=False)
     finally:
-        life.live_threads = real
+        population.live_threads = real
     mid = json.loads(open(Path(stopped.run_dir) / "checkpoint.eqx", "rb").readline())["step"]
     train.train(dataclasses.replace(stopped, resume=True), progress=False)
     return d, mid
@@ -251,7 +251,7 @@ def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evoluti
     like = train.state_like(dataclasses.replace(EVO, init_from=""))
     _, (_, _, _, pool) = evolve.load_checkpoint(d / "whole" / "checkpoint.eqx", EVO, like, ("run_dir",))
     keys, k_born = train.first_keys(cfg)
-    orgs, states = life.born_population(cfg, k_born)
+    orgs, states = population.born_population(cfg, k_born)
     founded = evolve.founders(cfg, orgs, states, train.state_like)
     for i in range(cfg.population):
         for s in range(cfg.layers):

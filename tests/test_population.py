@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import life
+import population
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,9 +26,9 @@ def three_lives():
     """A population of 3 living 400 steps in one vmapped chunk, and the same 3 seeds living alone."""
     cfg = dataclasses.replace(TINY, population=3)
     keys, k_born = train.first_keys(cfg)
-    orgs, states = life.born_population(cfg, k_born)
+    orgs, states = population.born_population(cfg, k_born)
     born_maps = np.asarray(states.map)
-    together = jax.device_get(life.live_population(cfg, orgs, states, keys, STEPS))
+    together = jax.device_get(population.live_population(cfg, orgs, states, keys, STEPS))
     alone = []
     for i in range(3):
         org, es = life.born(TINY, k_born[i])
@@ -70,7 +71,7 @@ def test_death_under_vmap_keeps_weights_and_age_and_brings_a_new_world(three_liv
 @pytest.fixture(scope="session")
 def population_run(tmp_path_factory):
     """train.py's loop with a population of 4, 400 steps, in this (one-device) process: in as many host
-    threads as ``life.threads_for`` gives (2 on a 2-core machine)."""
+    threads as ``population.threads_for`` gives (2 on a 2-core machine)."""
     d = tmp_path_factory.mktemp("pop")
     cfg = dataclasses.replace(TINY, population=4, steps=STEPS, run_dir=str(d / "whole"))
     return cfg, train.train(cfg, progress=False)
@@ -84,7 +85,7 @@ def metrics(run: Path) -> list[dict]:
 
 def checkpoint(cfg, run: Path):
     keys, k_born = train.first_keys(cfg)
-    like = (*life.born_population(cfg, k_born), keys)
+    like = (*population.born_population(cfg, k_born), keys)
     return train.load_checkpoint(run / "checkpoint.eqx", cfg, like, life.RUN_FIELDS)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 import life
 import objectives as O
+import population
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +86,7 @@ def resumed_equals_whole(tmp_path, whole, stop: int):
 
     assert metrics("whole") == metrics("part")
     keys = jax.random.split(jax.random.PRNGKey(0), 1)  # a single life is a population of one
-    like = (*life.born_population(whole, keys), keys)
+    like = (*population.born_population(whole, keys), keys)
     _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
     _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
