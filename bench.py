@@ -72,6 +72,8 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 
 
 def main(b: Bench) -> dict:
+    if b.steps < 1 or b.repeats < 1 or b.population < 1 or min(b.scaling, default=1) < 1:
+        raise SystemExit("error: --steps, --repeats, --population and --scaling sizes must be positive")
     if b.scaling:
         return scaling(b)
     cfg = train.Config(env=b.env)

@@ -95,8 +95,8 @@ class Compare:
     extras: bool = True
     """also run the forward+inverse mix, learning-progress curiosity and ICM"""
     arms: tuple[str, ...] = ()
-    """curiosity: the arms of the screen (random = the random policy; the rest are --curiosity names); empty:
-    all of them"""
+    """curiosity: the arms of the screen, from random (the random policy), surprise, forward, progress, icm, rnd,
+    count, e3b (--curiosity names); empty: all of them"""
     long: int = 0
     """curiosity: steps of the long stage (0: none), for the random policy, the default and the finalists"""
     finalists: int = 2

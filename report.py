@@ -75,12 +75,13 @@ REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_ac
             "recall_err": ("recall_pixel_mse", "view_now")}
 
 
-def summarize(cfg, org, step: int, sps: float) -> dict:
+def summarize(cfg, org, step: int, sps: float | None) -> dict:
     """The run in numbers; ``prequential`` scores each objective's predictions beside honest baselines.
 
-    Prequential: every score is of a prediction made before the model learned from that data. Baselines:
-    majority action so far and chance for actions; copying the nearest given state for states (the most
-    common visible id for hidden cells); the mean reward so far for rewards; staying put for location.
+    ``sps``: steps/s after compiling, None if it was not timed. Prequential: every score is of a prediction
+    made before the model learned from that data. Baselines: majority action so far and chance for actions;
+    copying the nearest given state for states (the most common visible id for hidden cells); the mean
+    reward so far for rewards; staying put for location.
     """
     spec = world.env_spec(cfg.world)
     t = jax.tree.map(np.asarray, org.tally)
@@ -132,7 +133,8 @@ def population_summary(summaries: list[dict]) -> dict:
     out = merge(summaries, np.mean)
     out["steps"] = summaries[0]["steps"]
     out["population"] = len(summaries)
-    out["organism_steps_per_second"] = summaries[0]["steps_per_second"] * len(summaries)
+    sps = summaries[0]["steps_per_second"]
+    out["organism_steps_per_second"] = None if sps is None else sps * len(summaries)
     out["std"] = {k: v for k, v in merge(summaries, np.std).items() if k not in ("steps", "curiosity")}
     out["organisms"] = summaries
     return out
@@ -422,8 +424,11 @@ def evolution_plots(run: Path) -> Path:
 def describe(run: Path, summary: dict) -> str:
     pop = summary.get("population", 1)
     whose = f"  (population of {pop}: every figure is the mean over its organisms)" if pop > 1 else ""
+    sps = summary["steps_per_second"]
+    speed = "speed not timed: one chunk, compiling included" if sps is None else \
+        f"{sps * pop:.0f} organism-steps/s after compiling"
     lines = [f"run: {run}{whose}",
-             f"steps {summary['steps']}  ({summary['steps_per_second'] * pop:.0f} organism-steps/s after compiling)  "
+             f"steps {summary['steps']}  ({speed})  "
              f"episodes {summary['episodes']}  mean length {summary['mean_episode_length'] or float('nan'):.0f}  "
              f"Crafter score {summary['crafter_score'] or 0:.2f}%"]
     for name, figs in summary["prequential"].items():

@@ -72,7 +72,8 @@ class Config:
     """host threads that run equal slices of the population side by side (each slice is reborn on its
     own); 0: on a CPU with one device, as many as there are cores (dividing the population), else 1"""
     run_dir: str = ""
-    """where the run's files go; empty means runs/<objective>-<policy>-s<seed>-<time>"""
+    """where the run's files go; empty means runs/<objectives joined by +>-<policy>[-<curiosity> unless
+    surprise]-s<seed>[-n<population>]-<time>"""
     resume: bool = False
     """continue the run in --run-dir from its latest checkpoint"""
     chunk: int = 1000
@@ -195,6 +196,9 @@ MIX = dict(objective=("forward_dynamics", "inverse_dynamics"), weights=(1.0, 0.5
 
 def validate(cfg: Config) -> None:
     """Reject impossible configs with one clear line, before anything is compiled."""
+    symbolic = [e for e in world.ENVS if "-Symbolic-" in e]  # --env names these; --obs pixels switches
+    if cfg.env not in symbolic:
+        raise ValueError(f"unknown env {cfg.env!r}; choose one of {', '.join(symbolic)} (for pixels: --obs pixels)")
     if cfg.obs == "pixels" and cfg.world not in world.ENVS:
         raise ValueError(f"--obs pixels is available for Craftax-Classic-Symbolic-v1 only, not {cfg.env}")
     world.env_spec(cfg.world)
@@ -211,8 +215,9 @@ def validate(cfg: Config) -> None:
         (cfg.steps > 0, f"--steps must be positive, got {cfg.steps}"),
         (cfg.chunk > 0, f"--chunk must be positive, got {cfg.chunk}"),
         (cfg.checkpoint_every > 0, f"--checkpoint-every must be positive, got {cfg.checkpoint_every}"),
-        (cfg.window >= span + 1, f"--window must be at least {span + 1} (these layouts span {span} transitions "
-                                 f"and learning progress compares two instances), got {cfg.window}"),
+        (cfg.window >= span + 1, f"--window must be at least {span + 1}: the window holds at least two instances "
+                                 f"of each layout (the longest spans {span} step{'s' * (span > 1)}), "
+                                 f"got {cfg.window}"),
         (len(set(cfg.objective)) == len(cfg.objective), "--objective lists a name twice"),
         (cfg.obs == "symbolic" or "masked_state" not in cfg.objective, "masked_state needs --obs symbolic"),
         (1 <= cfg.layers <= cfg.slots, f"--layers must be between 1 and --slots ({cfg.slots}), got {cfg.layers}"),
@@ -255,12 +260,15 @@ def validate(cfg: Config) -> None:
 
 def default_run_dir(cfg: Config) -> str:
     pop = f"-n{cfg.population}" if cfg.population > 1 else ""
-    return f"runs/{'+'.join(cfg.objective)}-{cfg.policy}-s{cfg.seed}{pop}-{time.strftime('%Y%m%d-%H%M%S')}"
+    why = f"-{cfg.curiosity}" if cfg.policy == "learned" and cfg.curiosity != "surprise" else ""
+    return f"runs/{'+'.join(cfg.objective)}-{cfg.policy}{why}-s{cfg.seed}{pop}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def prepare_run_dir(cfg: Config) -> Path:
     """The run directory, made and checked writable before anything compiles (one clear line if not)."""
     run = Path(cfg.run_dir or default_run_dir(cfg))
+    if cfg.resume and not (run / "checkpoint.eqx").exists():
+        raise FileNotFoundError(f"no checkpoint at {run / 'checkpoint.eqx'}")
     try:
         run.mkdir(parents=True, exist_ok=True)
         probe = run / ".write-test.tmp"
@@ -343,6 +351,15 @@ def _count_compiles(name: str, *_, **__) -> None:
 jax.monitoring.register_event_duration_secs_listener(_count_compiles)
 
 
+def earlier_speed(run: Path) -> float | None:
+    """The steps/s of the run's summary so far (None if none): kept when this call timed no chunk after its
+    first (which includes compiling), so a short resumption does not erase the figure."""
+    try:
+        return json.loads((run / "summary.json").read_text())["steps_per_second"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def kept_lines(path: Path, keep) -> None:
     """Rewrite a .jsonl file with only the lines ``keep`` accepts (a resumed run drops what came after its
     checkpoint)."""
@@ -368,6 +385,9 @@ def train(cfg: Config, progress: bool = True) -> dict:
     step = 0
     if cfg.resume:
         header = read_header(ckpt)
+        if header["step"] > total:
+            raise ValueError(f"{run} is at step {header['step']}, beyond this run's end ({total}: "
+                             f"{'--generations x ' if evolving else ''}--steps); a run cannot go back")
         step, (orgs, env_states, keys, pool) = load_checkpoint(ckpt, cfg, state_like(cfg),
                                                                resume_free(cfg, header["config"]))
         if "growth" in header["meta"]:
@@ -471,7 +491,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
             save_checkpoint(ckpt, cfg, step, (orgs, env_states, keys, pool), meta())
             last_ckpt = step
     bar.close()
-    sps = timed_steps / timed_seconds if timed_seconds else float("nan")
+    sps = timed_steps / timed_seconds if timed_seconds else earlier_speed(run) if cfg.resume else None
     summary = report.population_summary([report.summarize(cfg, pick(orgs, i), step if not evolving else L, sps)
                                          for i in range(N)])
     if evolving:

@@ -95,15 +95,28 @@ def resumed_equals_whole(tmp_path, whole, stop: int):
     return summary, a
 
 
+def strict_json(path: Path) -> dict:
+    """A JSON file read as strict JSON (NaN or Infinity in it fails the test)."""
+    def refuse(name):
+        raise AssertionError(f"{path} holds {name}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def test_resume_equals_an_uninterrupted_run(tmp_path):
     resumed_equals_whole(tmp_path, dataclasses.replace(CFG, steps=1000, run_dir=str(tmp_path / "whole")), 500)
+    assert strict_json(tmp_path / "whole" / "summary.json")["steps_per_second"] > 0  # its second chunk was timed
+    # each call of the stopped run lived one chunk (compiling included): its speed is null, not NaN
+    assert strict_json(tmp_path / "part" / "summary.json")["steps_per_second"] is None
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     cfg = dataclasses.replace(CFG, steps=500, run_dir=str(tmp_path / "r"), resume=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train.train(cfg, progress=False)
+    assert not (tmp_path / "r").exists()  # a failed resumption leaves nothing behind
     train.train(dataclasses.replace(cfg, resume=False), progress=False)
+    with pytest.raises(ValueError, match="beyond this run's end"):  # --steps below the checkpoint's step
+        train.train(dataclasses.replace(cfg, steps=400), progress=False)
     with pytest.raises(FileExistsError, match="--resume"):
         train.train(dataclasses.replace(cfg, resume=False), progress=False)
     with pytest.raises(ValueError, match="different config"):
@@ -117,7 +130,8 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(steps=-5), "--steps"), (dict(window=0), "--window"), (dict(layers=5, slots=4), "--layers"),
     (dict(d_model=30, n_heads=4), "--d-model"), (dict(weights=(1.0, 2.0)), "--weights"),
-    (dict(env="Craftax-Nope-v0"), "unknown env"),
+    (dict(env="Craftax-Nope-v0"), "unknown env"), (dict(env="Craftax-Classic-Pixels-v1"), "for pixels: --obs pixels"),
+    (dict(window=1), "two instances of each layout"),
     (dict(curiosity="icm", weights=(1.0, 2.0)), "--weights has 2 values for 3 objectives"),
     (dict(obs="pixels", objective=("masked_state",)), "masked_state needs --obs symbolic"),
     (dict(obs="pixels", env="Craftax-Symbolic-v1"), "--obs pixels is available for Craftax-Classic"),
