@@ -56,11 +56,13 @@ def population_metrics(per: list[dict]) -> dict:
 
 
 def progress_figures(cfg, m: dict) -> dict:
-    """What the progress bar shows after each chunk (population means for a population)."""
+    """What the progress bar shows after each chunk (population means for a population): speed, the first
+    objective's loss and headline score, the intrinsic reward, the lives that ended in the chunk (``died``)
+    and the kinds of achievement unlocked so far."""
     figs = [("sps", f"{m['organism_steps_per_second']:.0f}"),
             ("loss", f"{m.get('loss/' + cfg.objective[0]) or 0:.3f}"),
             *[(k.split("/")[-1], f"{m[k]:.3g}") for k in headline(cfg) if m.get(k) is not None],
-            ("rint", f"{m['rint'] or 0:.2f}"), ("episodes", f"{m['episodes']:.3g}"),
+            ("rint", f"{m['rint'] or 0:.2f}"), ("died", f"{m['episodes']:.3g}"),
             ("unlocked", f"{m['unlocked']:.3g}")]
     if cfg.grow != "never":
         figs.append(("genes", f"{m['active_genes']:.3g}"))
@@ -135,7 +137,8 @@ def population_summary(summaries: list[dict]) -> dict:
     out["population"] = len(summaries)
     sps = summaries[0]["steps_per_second"]
     out["organism_steps_per_second"] = None if sps is None else sps * len(summaries)
-    out["std"] = {k: v for k, v in merge(summaries, np.std).items() if k not in ("steps", "curiosity")}
+    same = ("steps", "curiosity", "steps_per_second")  # one value for the whole population: no spread
+    out["std"] = {k: v for k, v in merge(summaries, np.std).items() if k not in same}
     out["organisms"] = summaries
     return out
 

@@ -421,8 +421,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
         out = {"growth": growth.to_json()} if cfg.grow != "never" else {}
         return {**out, "ledger": ledger.to_json(), "genomes": genomes.tolist()} if evolving else out
 
-    unit = "step" if N == 1 else f"step x {N}"
-    bar = tqdm(total=total, initial=step, unit=unit, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, unit="step", desc=f"{N} lives" if N > 1 else None, disable=not progress,
+               dynamic_ncols=True)  # a step of the bar is a step of every life; sps= counts organism-steps
     timed_steps, timed_seconds, last_ckpt = 0, 0.0, step
     first = True
     compiles, born_at = COMPILES[0], time.perf_counter()
