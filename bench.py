@@ -209,7 +209,7 @@ def between_generations(cfg, b: Bench) -> float:
     orgs, states = population.born_population(cfg, k_born)
     genomes = evolve.draw(cfg, ledger, np.random.default_rng(0), cfg.population)
     orgs = population.live_threads(cfg, evolve.birth(orgs, pool, jnp.asarray(genomes)), states, keys, 200,
-                             population.threads_for(cfg.population))[0]
+                                   population.threads_for(cfg.population))[0]
     for rec in ledger.genes.values():  # every gene judged already, so selection discards and splits
         rec.update(carried=2, carried_by_bin=[2, 0, 0], rank_sum=[float(rec["id"]) / len(ledger.ids) - 0.5, 0, 0])
 
