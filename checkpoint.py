@@ -41,8 +41,10 @@ def load_checkpoint(path: Path, cfg, like, free: tuple[str, ...] = ()):
         diff = [k for k, v in dataclasses.asdict(cfg).items()
                 if k not in free and json.loads(json.dumps(v)) != saved.get(k)]
         if diff:
+            now = lambda k: json.dumps(getattr(cfg, k))  # noqa: E731  (as config.json writes it)
             raise ValueError(f"checkpoint {path} was made with a different config: "
-                             + ", ".join(f"{k}={saved.get(k)!r} (now {getattr(cfg, k)!r})" for k in diff))
+                             + ", ".join(f"{k}={json.dumps(saved.get(k))} (now {now(k)})" for k in diff)
+                             + "; resume with the run's flags (its config.json)")
         try:
             state = eqx.tree_deserialise_leaves(f, like)
         except Exception as e:  # truncated or overwritten bytes surface as many different errors
