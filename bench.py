@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import tyro
 
 import life
+import optim
 import population
 import train
 import world
@@ -273,11 +274,11 @@ def breakdown(cfg, b: Bench, step_s: float, deaths: float) -> dict[str, float]:
         return jax.lax.scan(body, 0.0, jax.random.split(key, b.steps))[0]
 
     @eqx.filter_jit
-    def adam(models, opts):  # one optimizer update per organism and step, slot by slot (life.optimize)
+    def adam(models, opts):  # one optimizer update per organism and step, slot by slot (optim.update)
         def body(carry, _):
             models, opts = carry
-            step = lambda m, o: life.optimize(cfg, m, jax.tree.map(lambda x: 1e-3 * x, eqx.filter(  # noqa: E731
-                m, eqx.is_inexact_array)), o)
+            step = lambda m, o: optim.update(m, jax.tree.map(lambda x: 1e-3 * x, eqx.filter(  # noqa: E731
+                m, eqx.is_inexact_array)), o, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
             return eqx.filter_vmap(step)(models, opts), None
 
         return jax.lax.scan(body, (models, opts), None, length=b.steps)[0]

@@ -40,6 +40,7 @@ import numpy as np
 import tyro
 
 import objectives as O
+import targets
 import train
 
 
@@ -255,13 +256,12 @@ def skill(label: str, fig: dict) -> float | None:
     if fig.get("model") is None or not base or base[0] is None:
         return None
     m, b = fig["model"], base[0]
-    if "accuracy" in label:
+    if next(sc for sc in targets.all_scores() if sc.name == label).higher_is_better:
         return m / b if b > 0 else None
     return b / m if m > 0 else None
 
 
-SCORE_COLOURS = ["action_accuracy", "cell_accuracy", "pixel_mse", "reward_squared_error", "place_error_cells",
-                 "latent_mse"]
+
 
 
 def plot(results: dict[str, list[dict]], out: Path) -> None:
@@ -282,7 +282,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
             if not isinstance(fig_, dict):
                 continue
             vals = [v for v in (skill(label, s["prequential"][first][label]) for s in ss) if v is not None]
-            j = SCORE_COLOURS.index(label)
+            j = [sc.name for sc in targets.all_scores()].index(label)
             if vals:
                 seen = label.replace("_", " ") in axes[1].get_legend_handles_labels()[1]
                 axes[1].scatter(vals, [i + 0.12 * (j - 2)] * len(vals), color=f"C{j + 1}", s=18,

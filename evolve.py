@@ -241,7 +241,8 @@ def _knockout(cfg, orgs):
 
         def loss(i):  # slot i's gate set to 0; i = D: none (one batch, so the baseline rounds like the rest)
             m = eqx.tree_at(lambda m: m.stack.gates, org.model, jnp.where(jnp.arange(D) == i, 0.0, gates))
-            return life.world_model_loss(m, cfg, batch, org.window, org.now, org.features)[0]
+            return life.world_model_loss(m, cfg, batch, org.window, org.now, life.prior_of(org.tally),
+                                          org.features)[0]
 
         losses = jax.vmap(loss)(jnp.arange(D + 1))
         return losses[:D] - losses[D]

@@ -22,13 +22,13 @@ import dataclasses
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
-from jax.flatten_util import ravel_pytree
 
-import losses
+import learner
 import memory as mem
 import novelty
 import objectives as O
+import optim
+import targets
 import world
 from model import Model, Obs, n_patches
 
@@ -49,9 +49,9 @@ def core(cfg):
 
 
 def reads_features(cfg, batch: O.Batch) -> bool:
-    """Whether anything reads the standardised prefix outputs (ICM's ``z`` layouts, E3B): only then does
-    a step keep their running statistics (a static check: the others skip the work)."""
-    return cfg.curiosity == "e3b" or any(p.latent for p in batch.plans)
+    """Whether anything reads the standardised prefix outputs (ICM's ``z`` layouts, E3B, the stream
+    learner): only then does a step keep their running statistics (a static check: the others skip the work)."""
+    return cfg.curiosity == "e3b" or cfg.learner == "stream" or any(p.latent for p in batch.plans)
 
 
 def curious(cfg) -> str:
@@ -80,7 +80,7 @@ class Tally(eqx.Module):
 
 class Organism(eqx.Module):
     model: Model
-    opt_state: Opt
+    opt_state: optim.Opt
     window: O.Window
     now: Obs  # what it sees now, with its senses
     logits: jax.Array  # its policy on ``now``, from the last forward pass
@@ -93,56 +93,7 @@ class Organism(eqx.Module):
     tally: Tally
     memory: jax.Array | None = None  # [M, d] what ``now`` reads from memory (memory.py); None: no memory
     delay: Obs | None = None  # [D] the last --recall-delay frames: the recall probe's delay line (its loss reads it)
-
-
-# ----------------------------------------------------------------------------- the optimizer, slot by slot
-
-
-class Opt(eqx.Module):
-    """Adam's state in two parts: the trunk (everything but the gene slots) as one flat vector, and each
-    gene slot (its gene and its gate) with its own moments *and step count* (every leaf has a leading
-    slot axis). A gene inserted into a slot starts with fresh moments and a count of 0, so its first
-    updates get the bias correction of a new history, not of the organism's whole life."""
-
-    trunk: optax.OptState
-    slots: optax.OptState
-
-
-def flatten(tree):
-    """(trunk vector, [D, n] slot vectors, rebuild): a model (or its gradient) as Adam sees it; a slot's
-    vector is its gene's weights then its gate. ``rebuild(trunk, slots)`` puts vectors back into ``tree``."""
-    params, static = eqx.partition(tree, eqx.is_inexact_array)
-    genes, gates = params.stack.genes, params.stack.gates
-    trunk, unravel_trunk = ravel_pytree(eqx.tree_at(lambda m: (m.stack.genes, m.stack.gates), params,
-                                                    replace=(None, None)))
-    unravel_gene = ravel_pytree(jax.tree.map(lambda x: x[0], genes))[1]
-    slots = jax.vmap(lambda g, a: jnp.concatenate([ravel_pytree(g)[0], a[None]]))(genes, gates)
-
-    def rebuild(trunk, slots):
-        new = eqx.tree_at(lambda m: (m.stack.genes, m.stack.gates), unravel_trunk(trunk),
-                          (jax.vmap(unravel_gene)(slots[:, :-1]), slots[:, -1]), is_leaf=lambda x: x is None)
-        return eqx.combine(new, static)
-
-    return trunk, slots, rebuild
-
-
-def new_opt(cfg, model: Model) -> Opt:
-    trunk, slots, _ = flatten(model)
-    adam = optax.adam(cfg.lr)
-    return Opt(trunk=adam.init(trunk), slots=jax.vmap(adam.init)(slots))
-
-
-def optimize(cfg, model: Model, grads, opt: Opt) -> tuple[Model, Opt]:
-    """One Adam update, slot by slot, after clipping the whole gradient by its global norm. On flat
-    vectors: a few big ops instead of a few per leaf (per-op overhead rules at this size)."""
-    trunk, slots, rebuild = flatten(model)
-    g_trunk, g_slots, _ = flatten(grads)
-    norm = jnp.sqrt(jnp.sum(jnp.square(g_trunk)) + jnp.sum(jnp.square(g_slots)))
-    clip = jnp.where(norm < cfg.max_grad_norm, 1.0, cfg.max_grad_norm / norm)
-    adam = optax.adam(cfg.lr)
-    u_trunk, s_trunk = adam.update(g_trunk * clip, opt.trunk, trunk)
-    u_slots, s_slots = jax.vmap(adam.update)(g_slots * clip, opt.slots, slots)
-    return rebuild(trunk + u_trunk, slots + u_slots), Opt(trunk=s_trunk, slots=s_slots)
+    traces: learner.ActorCritic | None = None  # the stream learner's eligibility traces (learner.py)
 
 
 def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
@@ -166,9 +117,10 @@ def batch_for(cfg, spec: world.EnvSpec) -> O.Batch:
 
 def new_model(cfg, key) -> Model:
     """Fresh weights for the body the config describes."""
+    stream = cfg.learner == "stream"
     return Model(world.env_spec(cfg.world), d=cfg.d_model, n_heads=cfg.n_heads, layers=cfg.layers, slots=cfg.slots,
                  mlp_ratio=cfg.mlp_ratio, patch=cfg.patch, cell_dim=cfg.cell_dim, key=key, memory=cfg.memory,
-                 think=cfg.think)
+                 think=cfg.think, ac_hidden=cfg.ac_hidden if stream else 0, ac_depth=cfg.ac_depth)
 
 
 def new_world(cfg, key):
@@ -188,22 +140,30 @@ def new_organism(cfg, model: Model, env_state) -> Organism:
     recall = "recall" in cfg.objective
     win = O.Window(obs=empty, next_obs=empty, action=jnp.zeros(T, jnp.int32), logp=jnp.zeros(T),
                    reward=jnp.zeros(T), rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool),
+                   chosen=jnp.zeros(T, bool),
                    memory=jnp.zeros((T, cfg.memory, cfg.d_model)) if cfg.memory else None,
                    recall=empty if recall else None, recall_ok=jnp.zeros(T, bool) if recall else None)
     z = jnp.zeros((), jnp.float32)
     batch = batch_for(cfg, spec)
-    scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans)
-              for k in ("n", "surprise") + losses.score_keys(plan, spec.image is not None)}
+    scores = {f"{name}/{k}": z for name, plan in zip(cfg.objective, batch.plans) for k in score_keys(plan, spec)}
     tally = Tally(episodes=z, length_sum=z, achievements=jnp.zeros(len(spec.achievements)),
                   action_counts=jnp.zeros(spec.n_actions), reward_sum=z, steps=z, scores=scores, shared_rebirths=z)
-    opt_state = new_opt(cfg, model)
+    opt_state = optim.init(model, cfg.lr)
     return Organism(model=model, opt_state=opt_state, window=win, now=now, logits=jnp.zeros(spec.n_actions),
                     life=jnp.zeros((), jnp.int32), ret=z, ret_moments=jnp.array([1.0, 0.0, 1.0]),
                     last_surprise=jnp.zeros(2), episodic=novelty.new_episodic(cfg.curiosity, cfg.d_model),
                     features=novelty.new_feature_stats(now_tokens(spec, cfg), cfg.d_model), tally=tally,
                     memory=mem.blank(cfg.memory, cfg.d_model) if cfg.memory else None,
                     delay=jax.tree.map(lambda x: jnp.zeros((cfg.recall_delay, *x.shape), x.dtype), now)
-                    if recall else None)
+                    if recall else None, traces=learner.zeros_like(model.ac) if model.ac is not None else None)
+
+
+def score_keys(plan: O.Plan, spec: world.EnvSpec) -> tuple[str, ...]:
+    """What the tally sums for one objective: how many instances were scored, their surprise, each score and
+    its baseline (targets.py names them)."""
+    kinds = {s.kind for s in plan.segments if s.target}
+    return ("n", "surprise", *[k for sc in targets.scores(kinds, spec.image is not None)
+                               for k in (sc.name, f"{sc.name}/{sc.baseline}")])
 
 
 def born(cfg, key) -> tuple[Organism, object]:
@@ -223,7 +183,8 @@ def _born(cfg, key):
 # ----------------------------------------------------------------------------- one step of life
 
 
-def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, features=None):
+def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, prior: targets.Prior,
+                     features=None):
     """The objectives' weighted loss, from one shared forward pass: (total, aux, seen, surprises).
 
     aux carries each objective's loss and its scores on its newest instance (the one that ends with the
@@ -236,7 +197,7 @@ def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs,
         aux["memory_now"] = jax.lax.stop_gradient(rows[-1])
     for name, plan, rows, w in zip(cfg.objective, batch.plans, batch.ranges, cfg.loss_weights):
         st = O.starts(plan, cfg.window)
-        out = losses.target_loss(model, plan, seen, rows, win, st)
+        out = targets.target_loss(model, plan, seen, rows, win, st, prior)
         ok = O.instance_valid(plan, win, st)
         loss = jnp.sum(jnp.where(ok, out["loss"], 0.0)) / jnp.maximum(ok.sum(), 1)
         total = total + w * loss
@@ -247,11 +208,16 @@ def world_model_loss(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs,
     return total, aux, seen, surprises
 
 
-def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_scale, last_surprise, episodic,
-            features):
+def prior_of(t: Tally) -> targets.Prior:
+    """The online baselines of a life so far: its most frequent action, its mean reward."""
+    return targets.Prior(majority=jnp.argmax(t.action_counts), mean_reward=t.reward_sum / jnp.maximum(t.steps, 1))
+
+
+def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, prior: targets.Prior, rint_scale,
+            last_surprise, episodic, features):
     """World-model loss + actor-critic loss on the curiosity signal; aux has the scores, the signal and the
     episodic memory after this step."""
-    total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now, features)
+    total, aux, seen, surprises = world_model_loss(model, cfg, batch, win, now, prior, features)
 
     # curiosity: which signal becomes the intrinsic reward, and which transition earns it
     surprise, ok = surprises[curious(cfg)]
@@ -265,15 +231,27 @@ def loss_fn(model: Model, cfg, batch: O.Batch, win: O.Window, now: Obs, rint_sca
         phi = jax.lax.stop_gradient(seen.z[-1, -1]) / jnp.sqrt(cfg.d_model)
         signal, memory = novelty.elliptical_bonus(episodic, phi, win.done[-1])
         rint = win.rint.at[-1].set(signal * rint_scale)
+    elif cfg.curiosity == "effects":  # what the newest transition did to the inventory and vitals, counted in this life
+        bucket, changed = novelty.effect_bucket(model.spec, jax.tree.map(lambda x: x[-1], win.obs), O.last_outcome(win))
+        signal, memory = novelty.effect_bonus(episodic, bucket, changed, win.done[-1])
+        rint = win.rint.at[-1].set(signal * rint_scale)
+    elif cfg.curiosity == "oracle":  # the control: Craftax's own reward (never the animal's)
+        signal = win.reward[-1]
+        rint = win.rint.at[-1].set(signal * rint_scale)
     elif cfg.curiosity == "progress":  # the same instance, one update later: its surprise dropped by this much
         signal = jnp.where(ok[-2] & (last_surprise[1] > 0), last_surprise[0] - surprise[-2], 0.0)
         rint = win.rint.at[-2].set(signal * rint_scale).at[-1].set(0.0)  # the newest is paid next step
     else:
         signal = jnp.where(ok[-1], surprise[-1], 0.0)
         rint = win.rint.at[-1].set(signal * rint_scale)
-    ac, ac_aux = losses.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint, gamma=cfg.gamma,
-                                          lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef, value_coef=cfg.value_coef)
-    aux.update({"loss/policy": ac, "curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
+    if cfg.learner == "stream":  # the actor-critic learns apart (learner.py), from the features of the last two states
+        ac, ac_aux = 0.0, {"features": jax.lax.stop_gradient(seen.z[-2:])}
+    else:
+        ac, ac_aux = learner.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint,
+                                              gamma=cfg.gamma, lam=cfg.lam, clip=cfg.clip, ent_coef=cfg.ent_coef,
+                                              value_coef=cfg.value_coef)
+        aux["loss/policy"] = ac
+    aux.update({"curiosity": signal, "rint": signal * rint_scale, "rint_all": rint,
                 "newest_surprise": newest, "episodic": memory, "z_now": jax.lax.stop_gradient(seen.z_now), **ac_aux})
     return total + ac, aux
 
@@ -288,6 +266,12 @@ class Act(eqx.Module):
     reward: jax.Array
     done: jax.Array
     reset_key: jax.Array
+    chosen: jax.Array  # False when the game overrode the action (asleep, or resting in full Craftax: noop instead)
+
+
+def overridden(env_state) -> jax.Array:
+    """Whether Craftax will step ``noop`` whatever action is chosen (asleep; resting in full Craftax)."""
+    return jnp.logical_or(env_state.is_sleeping, getattr(env_state, "is_resting", False))
 
 
 def act(cfg, org: Organism | None, env_state, key) -> Act:
@@ -304,7 +288,7 @@ def act(cfg, org: Organism | None, env_state, key) -> Act:
     k_step, k_reset = jax.random.split(k_env)
     next_obs, last_state, reward, done = world.advance(env, params, env_state, action, k_step)
     return Act(action=action, logp=jnp.asarray(logp, jnp.float32), next_obs=next_obs, last_state=last_state,
-               reward=reward, done=done, reset_key=k_reset)
+               reward=reward, done=done, reset_key=k_reset, chosen=~overridden(env_state))
 
 
 def perceive(cfg, org: Organism, a: Act, obs, env_state) -> tuple[O.Window, Obs, Obs | None]:
@@ -319,7 +303,8 @@ def perceive(cfg, org: Organism, a: Act, obs, env_state) -> tuple[O.Window, Obs,
         recall, recall_ok = jax.tree.map(lambda x: x[0], org.delay), org.life >= cfg.recall_delay
         delay = jax.tree.map(lambda d, x: jnp.concatenate([d[1:], x[None]]), org.delay, org.now)
     win = org.window.push(obs=org.now, next_obs=seen, action=a.action.astype(jnp.int32), logp=a.logp,
-                          reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True), memory=org.memory,
+                          reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True), chosen=a.chosen,
+                          memory=org.memory,
                           recall=recall, recall_ok=recall_ok)
     return win, now, delay
 
@@ -334,31 +319,35 @@ def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Org
     count, mean, var = org.ret_moments
     scale = 1.0 / jnp.sqrt(var + 1e-8)
     features = org.features if reads_features(cfg, batch) else None
+    t = org.tally
+    prior = prior_of(t)
     (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
-        org.model, cfg, batch, win, now, scale, org.last_surprise, org.episodic, features)
+        org.model, cfg, batch, win, now, prior, scale, org.last_surprise, org.episodic, features)
     if features is not None:
         features = novelty.update_feature_stats(features, aux["z_now"], now.age)
-    model, opt_state = optimize(cfg, org.model, grads, org.opt_state)
+    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
     done = a.done
+    traces = org.traces
+    if cfg.learner == "stream":  # s_t (the newest window row) and s_t+1 (now), as the transformer sees them
+        phi, phi_next = aux["features"].reshape(2, -1)
+        ac, traces, u = learner.update(model.ac, traces, phi, phi_next, a.action, aux["rint"], done, a.chosen,
+                                       gamma=cfg.gamma, lam=cfg.lam, lr=cfg.ac_lr, kappa_actor=cfg.kappa_policy,
+                                       kappa_critic=cfg.kappa_value, ent_coef=cfg.ent_coef)
+        model = eqx.tree_at(lambda m: m.ac, model, ac)
+        aux.update(logits=ac.logits(phi_next), entropy=u.entropy, adv=jnp.abs(u.delta), value_err=u.delta**2)
+        finite = finite & jnp.isfinite(u.delta)
     ret = org.ret * cfg.gamma * (1 - done) + aux["curiosity"]
     count2 = count + 1
     mean2 = mean + (ret - mean) / count2
     var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
     win = eqx.tree_at(lambda w: w.rint, win, aux["rint_all"])
 
-    # prequential scores of the newest instances, beside the online majority-action and mean-reward baselines
-    t = org.tally
-    majority = jnp.argmax(t.action_counts)
-    mean_reward = t.reward_sum / jnp.maximum(t.steps, 1)
+    # prequential scores of the newest instances, beside their baselines
     scores = dict(t.scores)
     record = {}
     for name in cfg.objective:
         n = aux[f"{name}/n"]
-        if f"{name}/targets/action" in aux:
-            aux[f"{name}/action_majority"] = jnp.mean(aux[f"{name}/targets/action"] == majority).astype(jnp.float32)
-        if f"{name}/targets/reward" in aux:
-            aux[f"{name}/reward_mean_err"] = jnp.mean((aux[f"{name}/targets/reward"] - mean_reward) ** 2)
         for k in scores:
             if k.startswith(name + "/"):
                 v = n if k.endswith("/n") else aux[k]
@@ -374,7 +363,7 @@ def learn(cfg, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Org
                    logits=jax.lax.stop_gradient(aux["logits"]), life=jnp.where(done, 0, life), ret=ret,
                    ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=aux["newest_surprise"],
                    episodic=aux["episodic"], features=org.features if features is None else features,
-                   tally=tally, memory=aux.get("memory_now"), delay=delay)
+                   tally=tally, memory=aux.get("memory_now"), delay=delay, traces=traces)
     record.update({k: v for k, v in aux.items() if k.startswith("loss/")})
     record.update(curiosity=aux["curiosity"], rint=aux["rint"], entropy=aux["entropy"], reward=a.reward,
                   adv=aux["adv"], value_err=aux["value_err"],

@@ -35,8 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from model import TYPE, Model, Obs
+from model import Model, Obs
 from objectives import memory_tokens
+from targets import type_id
 
 
 def blank(memory: int, d: int) -> Float[Array, "M d"]:
@@ -56,11 +57,11 @@ def write(model: Model, mem: Float[Array, "M d"], obs: Obs, action: Int[Array, "
     M, d = mem.shape
     s0, s1 = model.embed_state(obs), model.embed_state(next_obs)  # [P+1, d] each
     P1 = s0.shape[0]
-    state_types = jnp.array([TYPE["patch"]] * (P1 - 1) + [TYPE["status"]])
+    state_types = jnp.array([type_id("patch")] * (P1 - 1) + [type_id("status")])
     state = model.type_emb[state_types] + model.slot_emb[:P1]
     other = model.slot_emb[P1]
-    a = model.embed_action(action) + model.type_emb[TYPE["action"]] + other + model.time_emb[0]
-    debrief = model.mind.debrief_emb + model.type_emb[TYPE["debrief"]] + other + model.time_emb[1]
+    a = model.embed_action(action) + model.type_emb[type_id("action")] + other + model.time_emb[0]
+    debrief = model.mind.debrief_emb + model.type_emb[type_id("debrief")] + other + model.time_emb[1]
     x = jnp.concatenate([memory_tokens(model, mem) + other + model.time_emb[0], s0 + state + model.time_emb[0],
                          a[None], s1 + state + model.time_emb[1], debrief])
     x = x + model.sense_age(obs.age)

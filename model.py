@@ -22,6 +22,7 @@ from einops import rearrange
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from genes import GeneStack, layer_norm
+from learner import ActorCritic
 from pixels import N_TOKENS as PIXEL_TOKENS
 from pixels import PixelEye
 from world import EnvSpec
@@ -29,12 +30,6 @@ from world import EnvSpec
 GATE_BIAS = -2.0  # a memory write's gate starts at sigmoid(-2) = 0.12 of each dimension (memory.py)
 RND_DIM = 32  # size of a fixed random network's state embedding that the rnd layout predicts (novelty.py)
 
-# Every kind of token the model knows. Targets are read from query tokens ("q_*"), which carry no content.
-# A "latent" token carries the model's own output at a state (its prefix output) back in as input.
-TOKEN_TYPES = ("pad", "patch", "status", "action", "reward", "latent", "latent_status",
-               "q_patch", "q_status", "q_action", "q_reward", "q_latent", "q_latent_status", "q_place", "q_rnd",
-               "memory", "debrief", "think", "q_recall")
-TYPE = {name: i for i, name in enumerate(TOKEN_TYPES)}
 MAX_TIME = 16  # time steps a layout may span
 AGE_FREQS = 8  # sinusoids of log(1 + age)
 GRID_SCALES = 5  # grid-cell modules; periods 3, 4.2, 5.9, 8.2, 11.5 cells (ratio 1.4)
@@ -145,9 +140,14 @@ class Model(eqx.Module):
     rnd_head: eqx.nn.Linear  # the prediction of a fixed random network's embedding (novelty.py)
     copy_gain: Float[Array, " 4"]  # how much predictions lean on the nearest given state: block, item, mob, place
     mind: Mind | None  # memory and thinking tokens (memory.py), or None
+    heads: dict  # the heads of target kinds registered with their own (targets.py): letter -> Linear
+    ac: ActorCritic | None  # the stream learner's actor and critic on the state's features (learner.py), or None
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
-                 patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray, memory: int = 0, think: int = 0):
+                 patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray, memory: int = 0, think: int = 0,
+                 ac_hidden: int = 0, ac_depth: int = 1):
+        import targets  # the registry of target kinds knows the token types and extra heads (it imports this file)
+
         ks = iter(jax.random.split(key, 25))
         gh, gw = patch_grid(spec.view, patch)
         self.spec, self.patch = spec, tuple(patch)
@@ -165,7 +165,7 @@ class Model(eqx.Module):
         self.eye = None if symbolic else PixelEye(spec.image, d, key=next(ks))
         self.action_emb = eqx.nn.Embedding(spec.n_actions, d, key=next(ks))
         self.reward_in = eqx.nn.Linear(1, d, key=next(ks))
-        self.type_emb = 0.02 * jax.random.normal(next(ks), (len(TOKEN_TYPES), d))
+        self.type_emb = 0.02 * jax.random.normal(next(ks), (len(targets.token_types()), d))  # token types: targets.py
         self.time_emb = 0.02 * jax.random.normal(next(ks), (MAX_TIME, d))
         self.slot_emb = 0.02 * jax.random.normal(next(ks), (P + 2, d))  # patches, status, other
         self.age_in = eqx.nn.Linear(2 * AGE_FREQS, d, key=next(ks))
@@ -183,6 +183,10 @@ class Model(eqx.Module):
         self.copy_gain = jnp.full(4, 2.0, jnp.float32)  # a strong type: weak-typed leaves recompile the step
         self.rnd_head = eqx.nn.Linear(d, RND_DIM, key=next(ks))
         self.mind = Mind(memory, think, d, key=next(ks)) if memory or think else None
+        self.heads = {k: eqx.nn.Linear(d, n, key=jax.random.fold_in(key, 2 + i))
+                      for i, (k, n) in enumerate(sorted(targets.heads().items()))}
+        self.ac = ActorCritic((P + 1) * d, spec.n_actions, ac_hidden, ac_depth, key=jax.random.fold_in(key, 1)) \
+            if ac_hidden else None
 
     # ------------------------------------------------------------------ sizes
     @property

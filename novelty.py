@@ -41,7 +41,8 @@ HASH_BITS = 12  # episodic count table: 4,096 buckets
 INVENTORY_LEVELS = 16  # amounts an inventory slot is hashed at (more count as the last)
 E3B_RIDGE = 0.1  # lambda of C = lambda I + sum phi phi'
 FEATURE_HORIZON = 1000  # steps the running feature statistics average over (1/n before that)
-EPISODIC = ("count", "e3b")  # curiosities that need no objective of their own
+VITALS = 4  # health, food, drink, energy: the status values right after the inventory, in both games
+EPISODIC = ("count", "e3b", "effects", "oracle")  # curiosities that need no objective of their own
 
 
 @lru_cache(maxsize=None)
@@ -108,9 +109,32 @@ def view_bucket(spec: EnvSpec, obs: Obs) -> Int[Array, ""]:
     return (word >> np.uint32(32 - HASH_BITS)).astype(jnp.int32)
 
 
+@lru_cache(maxsize=None)
+def _effect_words(n: int):
+    return np.random.default_rng(RND_SEED + 2).integers(0, 2**32, (n, 3), dtype=np.uint32)
+
+
+def effect_bucket(spec: EnvSpec, before: Obs, after: Obs) -> tuple[Int[Array, ""], Bool[Array, ""]]:
+    """What a transition did to the animal: the sign (-, 0, +) of the change of every inventory count and
+    vital, hashed to a bucket like ``view_bucket``; and whether anything changed at all."""
+    n = spec.n_inventory + VITALS
+    sign = jnp.sign(after.status[:n] - before.status[:n]).astype(jnp.int32) + 1  # [n] in 0, 1, 2
+    words = jnp.asarray(_effect_words(n))[np.arange(n), sign]
+    word = jax.lax.reduce(words, np.uint32(0), jax.lax.bitwise_xor, (0,))
+    return (word >> np.uint32(32 - HASH_BITS)).astype(jnp.int32), jnp.any(sign != 1)
+
+
+def effect_bonus(counts: Float[Array, " K"], bucket: Int[Array, ""], changed: Bool[Array, ""],
+                 done: Bool[Array, ""]):
+    """``count_bonus`` over effects: 1 / sqrt(times this effect happened in this life); nothing for a
+    transition that changed nothing."""
+    bonus, counts = count_bonus(counts, bucket, done)
+    return jnp.where(changed, bonus, 0.0), counts
+
+
 def new_episodic(curiosity: str, d: int) -> Float[Array, "..."]:
     """The episodic memory a curiosity keeps over one life: counts per bucket, C^-1, or nothing."""
-    if curiosity == "count":
+    if curiosity in ("count", "effects"):
         return jnp.zeros(2**HASH_BITS, jnp.float32)
     if curiosity == "e3b":
         return jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE

@@ -1,18 +1,13 @@
-"""Objectives are layouts: which tokens are given and which are targets (their losses: ``losses.py``).
+"""Objectives are layouts: which tokens are given and which are targets (the kinds: ``targets.py``).
 
 A layout reads like ``"s0 s1 ; a0"``: segments before ``;`` are given, segments after it are targets,
-each predicted from everything before it. A segment is a kind and a time step within the layout:
+each predicted from everything before it. A segment is a kind (a letter of ``targets.KINDS``: s a state,
+a an action, r the reward, m a masked state, l where am I, z the model's own features, n random features,
+v the view long ago) and a time step within the layout.
 
-    s  a state (P patch tokens + a status token)      a  an action        r  the extrinsic reward
-    m  a state with some cells hidden (given only)     l  where am I (place cells; target only)
-    z  the model's own output at a state: its "prefix output", fed back in as P + 1 tokens
-    n  a fixed random network's embedding of a state (random network distillation; target only)
-    v  the view seen ``--recall-delay`` steps before s0, older than the window (the recall probe; target
-       only: memory.py)
-
-Adding an objective is adding a line to ``LAYOUTS`` (and, for a new kind of target, its loss in
-``losses.target_loss``). The extrinsic reward is *sensed* here like any other observation: a world model may
-take it in or predict it, but the policy never maximises it.
+Adding an objective is adding a line to ``LAYOUTS`` (and, for a new kind of target, one entry in
+``targets.py``). The extrinsic reward is *sensed* here like any other observation: a world model may take
+it in or predict it, but the policy never maximises it (except in the oracle control, ``--curiosity oracle``).
 
 A target segment enters the sequence as *query* tokens: a type embedding, its time and slot, and no
 content. Queries see the given segments and the real tokens of earlier targets, never their own
@@ -34,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from model import TYPE, Model, Obs, padded_view
+from model import Model, Obs
 from novelty import standardise
+from targets import KINDS, hidden_cells, stack_obs, state_row, type_id
 
 LAYOUTS = {
     # one step of experience
@@ -62,9 +58,7 @@ LAYOUTS = {
     "recall": "s0 ; v0",  # what did I see --recall-delay steps ago? (a probe of memory: the window no longer has it)
 }
 POLICY = "s0 ;"  # a bare state: the actor-critic reads its prefix output (used only when no objective can host it)
-KINDS = "samrlznv"
-STATE_LIKE = "smzv"  # kinds that take P + 1 tokens
-HIDE_RATE = 0.25  # fraction of cells hidden in a masked state
+GIVEN_CONTENT = "samrz"  # kinds whose real content the content table holds (``Table``): the only ones a layout gives
 
 
 class Window(eqx.Module):
@@ -78,6 +72,7 @@ class Window(eqx.Module):
     rint: Float[Array, " T"]  # normalised intrinsic reward: the policy's only reward
     done: Bool[Array, " T"]
     valid: Bool[Array, " T"]  # False until the window has filled
+    chosen: Bool[Array, " T"] | None = None  # False where the game overrode the action (asleep: noop); None: all chosen
     memory: Float[Array, "T M d"] | None = None  # the memory each row read (memory.py; None: no memory)
     recall: Obs | None = None  # [T] the view --recall-delay steps before each row: a delay line only losses read
     recall_ok: Bool[Array, " T"] | None = None  # ... seen in the same life
@@ -108,15 +103,18 @@ def parse(layout: str) -> tuple[Segment, ...]:
             kind = word.rstrip("0123456789")
             if len(kind) != 1 or kind not in KINDS or kind == word:
                 raise ValueError(f"bad segment {word!r} in layout {layout!r}")
-            if (kind == "m" and is_target) or (kind in "lnv" and not is_target):
-                raise ValueError(f"{word!r} in layout {layout!r}: 'm' can only be given, 'l', 'n', 'v' only predicted")
+            k = KINDS[kind]
+            if (is_target and not k.predicted) or (not is_target and not (k.given and kind in GIVEN_CONTENT)):
+                raise ValueError(f"{word!r} in layout {layout!r}: '{kind}' can only be "
+                                 f"{'given' if not is_target else 'predicted'}")
             segs.append(Segment(kind, int(word[len(kind):]), is_target))
     return tuple(segs)
 
 
 def span_of(segs) -> int:
-    """Transitions one instance covers: s_t/z_t/l_t need transition t-1, a_t/r_t/m_t need transition t."""
-    return max(max(s.time, 1) if s.kind in "szlnv" else s.time + 1 for s in segs)
+    """Transitions one instance covers: a state-time x_t (s, z, l, ...) needs transition t-1, a_t/r_t/m_t
+    need transition t."""
+    return max(max(s.time, 1) if KINDS[s.kind].at_state else s.time + 1 for s in segs)
 
 
 @dataclass(frozen=True)
@@ -147,13 +145,6 @@ class Plan:
         return any(s.kind == "z" for s in self.segments)
 
 
-def token_names(kind: str, P: int, query: bool) -> list[str]:
-    names = {"s": ["patch"] * P + ["status"], "m": ["patch"] * P + ["status"],
-             "z": ["latent"] * P + ["latent_status"], "a": ["action"], "r": ["reward"], "l": ["place"],
-             "n": ["rnd"], "v": ["recall"] * (P + 1)}[kind]
-    return ["q_" + n if query else n for n in names]
-
-
 def make_plan(name: str, layout: str, n_patches: int, length: int | None = None, think: int = 0) -> Plan:
     """Token types, content sources, and the attention mask of a layout, padded to ``length``.
 
@@ -169,12 +160,12 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None,
 
     def add(kind, t, query, r):
         pos = []
-        for slot, nm in enumerate(token_names(kind, P, query)):
+        for slot, nm in enumerate(KINDS[kind].token_names(P, query)):
             pos.append(len(types))
             owner.append(r // 2)
-            types.append(TYPE[nm])
+            types.append(type_id(nm))
             times.append(t)
-            slots.append(slot if kind in STATE_LIKE else P + 1)
+            slots.append(slot if KINDS[kind].state_like else P + 1)
             sources.append(None if query else (kind, t, slot))
             rank.append(r)
             is_query.append(query)
@@ -190,7 +181,7 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None,
                 for i in range(think):  # ranks between s0's (0) and the next segment's (2), in order
                     thinks.append(len(types))
                     owner.append(0)
-                    types.append(TYPE["think"])
+                    types.append(type_id("think"))
                     times.append(0)
                     slots.append(P + 1)
                     sources.append(None)
@@ -199,7 +190,7 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None,
             continue
         k += 1
         targets.append((seg, add(seg.kind, seg.time, True, 2 * r)))
-        if k < n_targets and seg.kind not in "lnv":  # later targets see this one's real content
+        if k < n_targets and KINDS[seg.kind].shown_after:  # later targets see this one's real content
             add(seg.kind, seg.time, False, 2 * r + 1)
     n = len(types)
     if length is not None and length < n:
@@ -215,18 +206,13 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None,
     readout = P if (first.kind, first.time, first.target) == ("s", 0, False) else None
     if thinks:
         readout = thinks[-1]
-    return Plan(name, segs, np.array(types + [TYPE["pad"]] * pad), np.array(times + [0] * pad),
+    return Plan(name, segs, np.array(types + [type_id("pad")] * pad), np.array(times + [0] * pad),
                 np.array(slots + [P + 1] * pad), tuple(sources + [None] * pad), mask, tuple(targets),
                 np.array(owner + [-1] * pad), span_of(segs), readout, tuple(thinks))
 
 
 def starts(plan: Plan, T: int) -> np.ndarray:
     return np.arange(T - plan.span + 1)
-
-
-def state_row(T: int, start, t: int):
-    """Row of state ``s_t`` of an instance starting at ``start``, in [obs_0..obs_T-1, next_0..next_T-1, now]."""
-    return start if t == 0 else T + start + t - 1
 
 
 @dataclass(frozen=True)
@@ -289,7 +275,9 @@ def content_index(plan: Plan, T: int, P: int, starts_: np.ndarray, now: bool = F
 
 
 def instance_valid(plan: Plan, win: Window, starts_: np.ndarray) -> Bool[Array, " n"]:
-    """An instance counts when all its transitions are real and no life ends inside it.
+    """An instance counts when all its transitions are real, no life ends inside it, and each of its
+    targets meets its kind's condition (an action predicted was chosen by the animal, not overridden by the
+    game while asleep; the recall probe's view is of the same life).
 
     (A one-step layout may end on a life's last frame; one that reads ``z`` may not, because the model's
     output at the next step belongs to the new life.)
@@ -299,8 +287,10 @@ def instance_valid(plan: Plan, win: Window, starts_: np.ndarray) -> Bool[Array, 
         ok &= win.valid[starts_ + j]
         if j < plan.span - 1 or plan.latent:
             ok &= ~win.done[starts_ + j]
-    if any(s.kind == "v" for s in plan.segments):
-        ok &= win.recall_ok[starts_]
+    for s in plan.segments:  # a kind's own condition on its targets (an action that was chosen, ...)
+        valid = KINDS[s.kind].valid
+        if s.target and valid is not None and (v := valid(win, starts_, s.time)) is not None:
+            ok &= v
     return ok
 
 
@@ -391,16 +381,6 @@ def make_batch(objectives: tuple[str, ...], T: int, P: int, memory: int = 0, thi
                  host, memory, recurrent and think > 1)
 
 
-def stack_obs(*obs: Obs) -> Obs:
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *obs)
-
-
-def hidden_cells(model: Model, age: Float[Array, ""]) -> Bool[Array, "Hp Wp"]:
-    """Which cells a masked state hides: a fixed random draw per frame (seeded by the age it was seen at)."""
-    key = jax.random.fold_in(jax.random.PRNGKey(17), age.astype(jnp.int32))
-    return jax.random.bernoulli(key, HIDE_RATE, padded_view(model.spec, model.patch)) & model.cell_valid()
-
-
 class Seen(eqx.Module):
     """What one step's forward passes produced: every token's output, and the states' prefix outputs."""
 
@@ -460,7 +440,7 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[A
 
 def memory_tokens(model: Model, mem: Float[Array, "*b M d"]) -> Float[Array, "*b M d"]:
     """Memory vectors as input tokens: the content plus its slot's embedding and the memory type."""
-    return mem + model.mind.read_emb + model.type_emb[TYPE["memory"]]
+    return mem + model.mind.read_emb + model.type_emb[type_id("memory")]
 
 
 def last_outcome(win: Window) -> Obs:

@@ -13,8 +13,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-import losses
 import objectives as O
+import targets
 import world
 
 
@@ -69,21 +69,12 @@ def progress_figures(cfg, m: dict) -> dict:
     return dict(figs)
 
 
-# how each score appears in summary.json: (its name, its baseline's name); higher is better only for accuracies
-REPORTED = {"action_acc": ("action_accuracy", "majority"), "cell_acc": ("cell_accuracy", "baseline"),
-            "pixel_err": ("pixel_mse", "copy"), "reward_err": ("reward_squared_error", "mean"),
-            "place_err": ("place_error_cells", "copy"), "latent_err": ("latent_mse", "copy"),
-            "rnd_err": ("random_features_mse", "zero"), "recall_acc": ("recall_cell_accuracy", "view_now"),
-            "recall_err": ("recall_pixel_mse", "view_now")}
-
-
 def summarize(cfg, org, step: int, sps: float | None) -> dict:
     """The run in numbers; ``prequential`` scores each objective's predictions beside honest baselines.
 
     ``sps``: steps/s after compiling, None if it was not timed. Prequential: every score is of a prediction
-    made before the model learned from that data. Baselines: majority action so far and chance for actions;
-    copying the nearest given state for states (the most common visible id for hidden cells); the mean
-    reward so far for rewards; staying put for location.
+    made before the model learned from that data. Each score's baseline is named in ``targets.py`` (majority
+    action so far and chance for actions; copying the nearest given state for states; ...).
     """
     spec = world.env_spec(cfg.world)
     t = jax.tree.map(np.asarray, org.tally)
@@ -94,17 +85,9 @@ def summarize(cfg, org, step: int, sps: float | None) -> dict:
         n = float(t.scores[f"{name}/n"])
         mean = lambda k: float(t.scores[f"{name}/{k}"]) / n if n else None  # noqa: E731
         figs = {}
-        for key, base in [*losses.SCORES.values(), *losses.STATE_SCORES.values(), *losses.RECALL_SCORES.values()]:
-            if f"{name}/{key}" not in t.scores:
-                continue
-            label, base_label = REPORTED[key]
-            figs[label] = {"model": mean(key), base_label: mean(base)}
-            if key == "action_acc":
-                figs[label]["chance"] = 1.0 / spec.n_actions
-            if key == "cell_acc" and any(s.kind == "m" for s in O.parse(O.LAYOUTS[name])):
-                figs[label]["baseline_is"] = "most common visible id"
-            elif key == "cell_acc":
-                figs[label]["baseline_is"] = "copy of the nearest given state"
+        for sc in targets.scores({s.kind for s in O.parse(O.LAYOUTS[name]) if s.target}, spec.image is not None):
+            figs[sc.name] = {"model": mean(sc.name), sc.baseline: mean(f"{sc.name}/{sc.baseline}"),
+                             **({"chance": sc.chance(spec)} if sc.chance else {}), "baseline_is": sc.baseline_is}
         prequential[name] = {"scored": int(n), "surprise": mean("surprise"), **figs}
     return {
         "steps": step, "steps_per_second": sps, "episodes": episodes,
@@ -145,9 +128,9 @@ def population_summary(summaries: list[dict]) -> dict:
 
 def headline(cfg) -> tuple[str, ...]:
     """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
-    plan = O.make_plan(cfg.objective[0], O.LAYOUTS[cfg.objective[0]], 1)
-    keys = losses.score_keys(plan, cfg.obs == "pixels")[:2]
-    return tuple(f"{cfg.objective[0]}/{k}" for k in keys)
+    name = cfg.objective[0]
+    first = targets.scores({s.kind for s in O.parse(O.LAYOUTS[name]) if s.target}, cfg.obs == "pixels")[0]
+    return f"{name}/{first.name}", f"{name}/{first.name}/{first.baseline}"
 
 
 def plots(run: Path) -> Path:
@@ -159,7 +142,6 @@ def plots(run: Path) -> Path:
 
     ms = load_metrics(run)
     cfg = json.loads((run / "config.json").read_text())
-    n_actions = world.env_spec(cfg["env"]).n_actions  # the same in both observation kinds
     step = np.array([m["step"] for m in ms])
     population = len(ms[0].get("organisms", [None]))
 
@@ -176,31 +158,22 @@ def plots(run: Path) -> Path:
                 mu, sd = np.nanmean(each, 0), np.nanstd(each, 0)
             ax.fill_between(step, mu - sd, mu + sd, color=kw.get("color"), alpha=0.2, lw=0)
 
-    panels = [("action_acc", "action_majority", "actions: accuracy (dashed: majority action)"),
-              ("cell_acc", "cell_base", "states: cell accuracy (dashed: copy / most common)"),
-              ("pixel_err", "pixel_copy", "states: pixel MSE (dashed: copy)"),
-              ("reward_err", "reward_mean_err", "reward: squared error (dashed: mean reward)"),
-              ("place_err", "place_copy", "location: error in cells (dashed: stayed put)"),
-              ("latent_err", "latent_copy", "own features: MSE (dashed: copy)"),
-              ("rnd_err", "rnd_zero", "random features: MSE (dashed: zero)"),
-              ("recall_acc", "recall_base", "recall: cell accuracy, view long ago (dashed: view now)"),
-              ("recall_err", "recall_copy", "recall: pixel MSE, view long ago (dashed: view now)")]
-    panels = [p for p in panels if any(k.endswith("/" + p[0]) for k in ms[0])]
+    panels = [sc for sc in targets.all_scores() if any(k.endswith("/" + sc.name) for k in ms[0])]
     n = len(panels) + 4
     cols = 4
     fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.4 * ((n + cols - 1) // cols)),
                              squeeze=False)
     axes = axes.ravel()
-    for ax, (key, base, title) in zip(axes, panels):
+    for ax, sc in zip(axes, panels):
         for i, name in enumerate(cfg["objective"]):
-            if f"{name}/{key}" in ms[0]:
-                line(ax, f"{name}/{key}", color=f"C{i}", label=name)
-                ax.plot(step, series(f"{name}/{base}"), color=f"C{i}", ls="--", alpha=0.7)
-        if key == "action_acc":
-            ax.axhline(1 / n_actions, color="gray", ls=":", label="chance")
-        if key.endswith("_err"):
+            if f"{name}/{sc.name}" in ms[0]:
+                line(ax, f"{name}/{sc.name}", color=f"C{i}", label=name)
+                ax.plot(step, series(f"{name}/{sc.name}/{sc.baseline}"), color=f"C{i}", ls="--", alpha=0.7)
+        if sc.chance:
+            ax.axhline(sc.chance(world.env_spec(cfg["env"])), color="gray", ls=":", label="chance")
+        if not sc.higher_is_better:
             ax.set_yscale("log")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(sc.title, fontsize=9)
     ax = axes[len(panels)]
     for k in ms[0]:
         if k.startswith("loss/"):
@@ -227,16 +200,14 @@ def plots(run: Path) -> Path:
 
 
 def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16, zoom: int = 3) -> Path:
-    """Let the organism act on for ``cfg.gif_steps`` steps (weights frozen) and render it with Craftax,
-    ``zoom`` times larger, with the step, the action and its surprise (the curiosity signal) under each frame.
-    """
-    import equinox as eqx
+    """Let the organism live on for ``cfg.gif_steps`` steps (the same step as its life: it goes on learning)
+    and render it with Craftax, ``zoom`` times larger, with the step, the action and its curiosity signal
+    under each frame."""
     import imageio.v2 as imageio
 
     import life
 
     spec = world.env_spec(cfg.world)
-    batch = life.batch_for(cfg, spec)
 
     @jax.jit
     def rollout(org, env_state, key):
@@ -244,21 +215,17 @@ def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16, zoom: i
             org, env_state = carry
             a = life.act(cfg, org, env_state, k)
             obs, env_state = life.reborn_alone(cfg, a)
-            win, now, delay = life.perceive(cfg, org, a, obs, env_state)
-            _, aux = life.loss_fn(org.model, cfg, batch, win, now, 1.0, org.last_surprise, org.episodic, org.features)
-            org = eqx.tree_at(lambda o: (o.window, o.now, o.logits, o.last_surprise, o.episodic, o.memory, o.delay),
-                              org, (win, now, aux["logits"], aux["newest_surprise"], aux["episodic"],
-                                    aux.get("memory_now"), delay), is_leaf=lambda x: x is None)
-            return (org, env_state), (a.last_state, a.action, aux["curiosity"])
+            org, rec = life.learn(cfg, org, a, obs, env_state)
+            return (org, env_state), (a.last_state, a.action, rec["curiosity"])
 
         return jax.lax.scan(body, (org, env_state), jax.random.split(key, cfg.gif_steps))[1]
 
-    states, actions, surprise = rollout(org, env_state, key)
+    states, actions, signal = rollout(org, env_state, key)
     frames = world.render_frames(cfg.world, states, pixel_size)
     frames = frames.repeat(zoom, axis=1).repeat(zoom, axis=2)
     age = int(org.now.age)
     captions = [f"step {age + t + 1}   {spec.action_names[int(a)] if spec.action_names else int(a)}\n"
-                f"{cfg.curiosity}: {float(s):.2f}" for t, (a, s) in enumerate(zip(actions, surprise))]
+                f"{cfg.curiosity}: {float(s):.2f}" for t, (a, s) in enumerate(zip(actions, signal))]
     imageio.mimsave(path, [caption(f, c) for f, c in zip(frames, captions)], duration=0.1, loop=0)
     return path
 

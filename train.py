@@ -51,14 +51,17 @@ class Config:
     """what the model learns to predict besides its policy: one or more layout names (see objectives.py)"""
     weights: tuple[float, ...] = ()
     """loss weight of each objective, in the same order; empty means 1 each"""
-    curiosity: Literal["surprise", "forward", "inverse", "progress", "icm", "rnd", "count", "e3b"] = "surprise"
+    curiosity: Literal["surprise", "forward", "inverse", "progress", "icm", "rnd", "count", "e3b", "effects",
+                       "oracle"] = "surprise"
     """the intrinsic reward: 'surprise' = -log p of the first objective's targets on the newest step;
     'forward' / 'inverse' = the surprise of forward_dynamics / inverse_dynamics; 'progress' = how much one
     update lowered the first objective's surprise on the same data (learning progress); 'icm' =
     latent_forward's error in the model's standardised features (shaped by latent_inverse); 'rnd' = the
     error of predicting a fixed random network's embedding of the state; 'count' = 1/sqrt(visits of this
     view, coarsely hashed, in this life); 'e3b' = an elliptical episodic bonus in the model's features
-    (novelty.py). A curiosity that needs objectives adds those missing from --objective (weight 1)"""
+    (novelty.py); 'effects' = 1/sqrt(times this change of inventory and vitals happened in this life). A curiosity that needs objectives adds those missing from --objective (weight 1). 'oracle' is
+    a CONTROL, not the animal: Craftax's own reward (achievements, health) through the same learner, to judge the
+    learner apart from any curiosity"""
     policy: Literal["learned", "random"] = "learned"
     """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
     steps: int = 60_000
@@ -110,6 +113,20 @@ class Config:
     """entropy bonus of the policy"""
     value_coef: float = 0.5
     """weight of the value loss"""
+    learner: Literal["window", "stream"] = "window"
+    """how reward becomes behaviour: 'window' = a PPO-style loss over the window (GAE), in the model's own update;
+    'stream' = stream AC(lambda) (learner.py): an actor and a critic of their own on the model's features,
+    eligibility traces, the ObGD step"""
+    ac_hidden: int = 128
+    """--learner stream: width of the actor's and the critic's hidden layers"""
+    ac_depth: int = 2
+    """--learner stream: hidden layers of the actor and of the critic"""
+    ac_lr: float = 1.0
+    """--learner stream: the ObGD step size alpha"""
+    kappa_policy: float = 3.0
+    """--learner stream: the actor's ObGD bound kappa"""
+    kappa_value: float = 2.0
+    """--learner stream: the critic's ObGD bound kappa"""
     gif_steps: int = 200
     """length of the life GIF written at the end (0: none)"""
     gif_organism: int = 0

@@ -15,9 +15,9 @@ import pytest
 import compare
 import compare_curiosity
 import life
-import losses
 import novelty
 import objectives as O
+import targets
 import train
 import world
 from model import Model
@@ -153,7 +153,7 @@ def test_rnd_error_falls_on_a_state_it_learns_and_stays_high_on_a_new_one(transi
 
     def err(model, w):
         seen = O.forward(model, batch, w, now)
-        return losses.target_loss(model, plan, seen, rows, w, O.starts(plan, 4))["loss"].mean()
+        return targets.target_loss(model, plan, seen, rows, w, O.starts(plan, 4))["loss"].mean()
 
     opt = optax.adam(3e-3)
     params, static = eqx.partition(model, eqx.is_inexact_array)

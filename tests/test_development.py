@@ -16,6 +16,7 @@ from test_evolution import EVO, leaves_equal
 import develop
 import life
 import objectives as O
+import optim
 import population
 import train
 import world
@@ -77,8 +78,8 @@ def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(yo
     np.testing.assert_array_equal(adam.mu[2], old.mu[1])  # moved up with its gene
     # one more update: the new gate moves by lr (Adam's first step is lr * sign(g)), not by the ~3 lr that a
     # bias correction meant for 64 steps of history would give
-    step = eqx.filter_jit(eqx.filter_vmap(lambda m, o: life.optimize(DEV, m, jax.tree.map(
-        lambda x: 0.01 + 0 * x, eqx.filter(m, eqx.is_inexact_array)), o)))
+    step = eqx.filter_jit(eqx.filter_vmap(lambda m, o: optim.update(m, jax.tree.map(
+        lambda x: 0.01 + 0 * x, eqx.filter(m, eqx.is_inexact_array)), o, lr=DEV.lr, max_grad_norm=DEV.max_grad_norm)))
     model, opt = step(grown.model, grown.opt_state)
     moved = np.abs(np.asarray(model.stack.gates[:, 1] - grown.model.stack.gates[:, 1]))
     np.testing.assert_allclose(moved, DEV.lr, rtol=1e-5)

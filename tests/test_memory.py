@@ -13,12 +13,13 @@ from test_model import perturb, reads
 from test_train import resumed_equals_whole
 
 import compare
-import losses
 import memory
 import objectives as O
+import targets
 import train
 import world
-from model import TYPE, Model, Obs
+from model import Model, Obs
+from targets import type_id
 
 SPEC = world.env_spec("Craftax-Classic-Symbolic-v1")
 
@@ -108,7 +109,7 @@ def test_thoughts_sit_between_the_state_and_the_rest_and_the_policy_reads_the_la
     plan = batch.plans[batch.host]
     P = model.n_patches
     assert plan.thinks == (P + 1, P + 2) and batch.readout == P + 2
-    assert all(plan.types[t] == TYPE["think"] for t in plan.thinks)
+    assert all(plan.types[t] == type_id("think") for t in plan.thinks)
     m = plan.mask
     assert m[P + 2, P + 1] and not m[P + 1, P + 2]  # causal among thoughts
     assert not m[:P + 1, list(plan.thinks)].any()  # the state (its prefix output) does not see its thoughts
@@ -143,7 +144,7 @@ def recall_task(model, n, key, L=4):
                               jnp.zeros(L - 1, bool), jnp.ones(L - 1, bool), bptt=L - 1)[-1]
             rows = jnp.stack([m, m])
         seen = O.forward(model, batch, win, at(L - 1), None, rows)
-        out = losses.target_loss(model, batch.plans[0], seen, batch.ranges[0], win, np.array([0]))
+        out = targets.target_loss(model, batch.plans[0], seen, batch.ranges[0], win, np.array([0]))
         return out["loss"][0], out["recall_acc"][0]
 
     return jax.vmap(one)(frames)

@@ -8,7 +8,8 @@ import pytest
 
 import objectives as O
 import world
-from model import TYPE, Model
+from model import Model
+from targets import type_id
 
 
 def jitted_forward(batch):
@@ -53,7 +54,7 @@ def test_no_target_sees_itself_or_the_future(name):
             assert (plan.sources[n] is None) == query[n], (name, n)
     assert len(plan.targets) == sum(s.target for s in plan.segments) > 0
     # padding is invisible to every real token
-    pad = np.flatnonzero(plan.types == TYPE["pad"])
+    pad = np.flatnonzero(plan.types == type_id("pad"))
     assert len(pad) and not plan.mask[: pad[0], pad].any()
 
 

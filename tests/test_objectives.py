@@ -9,10 +9,11 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+import learner
 import life
-import losses
 import novelty
 import objectives as O
+import targets
 import train
 import world
 from model import Model
@@ -31,7 +32,7 @@ def fit(model, objectives, win, now, steps=500, lr=3e-3):
 
     def by_obj(model):
         seen = O.forward(model, batch, win, now)
-        return jnp.stack([losses.target_loss(model, plan, seen, rows, win, O.starts(plan, T))["loss"].mean()
+        return jnp.stack([targets.target_loss(model, plan, seen, rows, win, O.starts(plan, T))["loss"].mean()
                           for plan, rows in zip(batch.plans, batch.ranges)])
 
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -116,7 +117,7 @@ def test_gae_matches_a_hand_computation():
     r = jnp.array([1.0, 0.0, 2.0])
     v = jnp.array([0.5, 0.2, 0.1, 0.3])
     done = jnp.array([False, True, False])
-    adv, ret = losses.gae(r, v, done, gamma=0.9, lam=0.8)
+    adv, ret = learner.gae(r, v, done, gamma=0.9, lam=0.8)
     d2 = 2.0 + 0.9 * 0.3 - 0.1
     d1 = 0.0 - 0.2  # life ended: no bootstrap
     d0 = 1.0 + 0.9 * 0.2 - 0.5
@@ -137,7 +138,7 @@ def test_a_layout_that_cannot_host_the_policy_gets_a_bare_policy_sequence(transi
     assert batch.plans[0].readout is None and batch.readout == model.n_patches
     assert len(batch.policy_rows) == T + 1 and batch.policy_rows.min() >= batch.ranges[0][1]
     h = jax.jit(lambda m: O.forward(m, batch, win, now).h)(model)
-    loss, aux = losses.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, win.rint, gamma=0.9, lam=0.9,
+    loss, aux = learner.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, win.rint, gamma=0.9, lam=0.9,
                                     clip=0.2, ent_coef=0.01, value_coef=0.5)
     assert np.isfinite(float(loss)) and aux["logits"].shape == (spec.n_actions,)
     # the policy sequence on the current observation sees nothing but it

@@ -1,0 +1,43 @@
+"""The optimizer is ``optax.chain(clip_by_global_norm, adam)`` on the model's parameters, slot by slot."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import life
+import optim
+import train
+
+CFG = train.Config(d_model=16, n_heads=2, layers=2, slots=3, gif_steps=0)
+
+
+@pytest.mark.parametrize("max_norm", [1e6, 0.5])  # never clipped, always clipped
+def test_the_update_is_the_optax_chain_it_stands_for(max_norm):
+    model = life.new_model(CFG, jax.random.PRNGKey(0))
+    params = eqx.filter(model, eqx.is_inexact_array)
+    chain = optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(CFG.lr))
+    state, opt = chain.init(params), optim.init(model, CFG.lr)
+    ours, theirs = model, params
+    update = eqx.filter_jit(lambda m, g, o: optim.update(m, g, o, lr=CFG.lr, max_grad_norm=max_norm))
+    for i in range(3):
+        grads = jax.tree.map(lambda x: jax.random.normal(jax.random.PRNGKey(i), x.shape), params)
+        ours, opt = update(ours, grads, opt)
+        step, state = chain.update(grads, state, theirs)
+        theirs = optax.apply_updates(theirs, step)
+    for a, b in zip(jax.tree.leaves(eqx.filter(ours, eqx.is_inexact_array)), jax.tree.leaves(theirs)):
+        # equal within float rounding (XLA fuses the flat vectors' arithmetic differently: a last bit may differ)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert not jnp.allclose(ours.stack.gates, model.stack.gates)  # it moved
+
+
+def test_the_actor_critic_is_not_adams():
+    cfg = train.Config(d_model=16, n_heads=2, layers=1, gif_steps=0, learner="stream", ac_hidden=8)
+    model = life.new_model(cfg, jax.random.PRNGKey(0))
+    grads = jax.tree.map(jnp.ones_like, eqx.filter(model, eqx.is_inexact_array))
+    new, _ = optim.update(model, grads, optim.init(model, 1e-3), lr=1e-3, max_grad_norm=100.0)
+    for a, b in zip(jax.tree.leaves(model.ac), jax.tree.leaves(new.ac)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model.policy_head.weight, new.policy_head.weight)
