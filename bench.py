@@ -23,7 +23,6 @@ peak_rss_mb.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import platform
 import resource
@@ -77,9 +76,9 @@ def main(b: Bench) -> dict:
         raise SystemExit("error: --steps, --repeats, --population and --scaling sizes must be positive")
     if b.scaling:
         return scaling(b)
-    cfg = train.Config(env=b.env)
-    spec = world.env_spec(cfg.world)
-    env, params = world.make_env(cfg.world)
+    cfg = train.Config.of(env=b.env, gif_steps=0)
+    spec = world.env_spec(cfg.body.world)
+    env, params = world.make_env(cfg.body.world)
     _, state = world.reset(env, params, jax.random.PRNGKey(0))
 
     @jax.jit
@@ -92,51 +91,45 @@ def main(b: Bench) -> dict:
         return jax.lax.scan(body, state, jax.random.split(key, b.steps))[0]
 
     env_compile, env_s = timed(lambda: env_only(state, jax.random.PRNGKey(1)), b.repeats)
-    org, es = life.born(cfg, jax.random.PRNGKey(0))
-    agent_compile, agent_s = timed(lambda: life.live(cfg, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
-    multi = dataclasses.replace(cfg, **train.MIX)
-    org, es = life.born(multi, jax.random.PRNGKey(0))
-    multi_compile, multi_s = timed(lambda: life.live(multi, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
-    minds = {}  # memory and thinking (memory.py), one organism each, against the agent row
-    for name, change in MINDS.items():
-        c = dataclasses.replace(cfg, **change)
-        org, es = life.born(c, jax.random.PRNGKey(0))
-        minds[name] = timed(lambda: life.live(c, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)  # noqa: B023
+    agent_compile, agent_s = time_one(cfg, b)
+    multi = cfg.replace(**train.MIX)
+    multi_compile, multi_s = time_one(multi, b)
+    minds = {name: time_one(cfg.replace(**change), b) for name, change in MINDS.items()}  # memory.py, thoughts
     N = b.population
-    pop = dataclasses.replace(cfg, population=N)
+    pop = cfg.replace(population=N)
     threads = population.threads_for(N)
     pop_compile, pop_s, _ = time_population(pop, b, threads)
     one_compile, one_s, deaths = time_population(pop, b, 1)
     parts = breakdown(pop, b, one_s / b.steps, deaths)
     # inactive gene slots under vmap: 2 of 4 slots expressed, against a body of 2 slots (pop above)
-    slots = dataclasses.replace(pop, slots=2 * cfg.slots)
+    slots = pop.replace(slots=2 * cfg.life.body.slots)
     slots_compile, slots_s, _ = time_population(slots, b, threads)
-    evo = dataclasses.replace(pop, generations=2, layers=3, slots=3, inherit="lamarckian")
+    evo = pop.replace(generations=2, layers=3, slots=3, inherit="lamarckian")
     evo_compile, evo_s, _ = time_population(evo, b, threads)
     between_s = between_generations(evo, b)
     # development: a body grown from 1 gene to 4 slots against one born with 4
-    grown = dataclasses.replace(pop, layers=1, slots=4, grow="schedule")
-    born4 = dataclasses.replace(pop, layers=4, slots=4)
+    grown = pop.replace(layers=1, slots=4, grow="schedule")
+    born4 = pop.replace(layers=4, slots=4)
     grown_compile, grown_s, _ = time_population(grown, b, threads, grow=3)
     born4_compile, born4_s, _ = time_population(born4, b, threads)
     env_sps, agent_sps, multi_sps = b.steps / env_s, b.steps / agent_s, b.steps / multi_s
     pop_sps, one_sps, slots_sps = N * b.steps / pop_s, N * b.steps / one_s, N * b.steps / slots_s
     rows = [("env alone (scan, cond reset, random actions)", env_sps, env_compile),
-            (f"agent: {'+'.join(cfg.objective)}, d={cfg.d_model}, layers={cfg.layers}, window={cfg.window}",
-             agent_sps, agent_compile),
-            (f"agent, mix: {'+'.join(multi.objective)} (weights {' '.join(map(str, multi.weights))})",
+            (f"agent: {describe(cfg)}", agent_sps, agent_compile),
+            (f"agent, mix: {'+'.join(multi.learning.objective)} (weights {' '.join(map(str, multi.learning.weights))})",
              multi_sps, multi_compile),
             *[(f"agent with {name}", b.steps / t, comp) for name, (comp, t) in minds.items()],
             (f"population of {N}, {threads} threads (organism-steps/s, rebirths paid)", pop_sps, pop_compile),
             (f"population of {N}, one thread (one vmapped computation)", one_sps, one_compile),
-            (f"population of {N}, {threads} threads, {cfg.layers} of {slots.slots} gene slots active", slots_sps,
+            (f"population of {N}, {threads} threads, {cfg.life.body.layers} of {slots.life.body.slots} gene slots "
+             "active", slots_sps,
              slots_compile),
             (f"population of {N}, {threads} threads, 3 genes (an evolution's body)", N * b.steps / evo_s, evo_compile),
             (f"population of {N}, {threads} threads, bodies grown from 1 gene to 4", N * b.steps / grown_s,
              grown_compile),
             (f"population of {N}, {threads} threads, bodies born with 4 genes", N * b.steps / born4_s, born4_compile)]
     print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform} x {len(jax.devices())}, "
-          f"jax {jax.__version__}, {cfg.world}")
+          f"jax {jax.__version__}, {cfg.body.world}")
     print(f"{'what':<72} {'steps/s':>9} {'compile+1st (s)':>16}")
     for name, sps, comp in rows:
         print(f"{name:<72} {sps:>9.0f} {comp:>16.1f}")
@@ -174,15 +167,15 @@ LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py e
 def scaling(b: Bench) -> dict:
     """Populations of each ``--scaling`` size of the default body, timed alone (rebirths paid), in as many
     host threads as ``train.py`` would use; the last line is one JSON object."""
-    cfg = train.Config(env=b.env)
+    cfg = train.Config.of(env=b.env, gif_steps=0)
     print(f"{platform.processor() or platform.machine()}, {jax.devices()[0].platform} x {len(jax.devices())} "
-          f"({jax.devices()[0].device_kind}), jax {jax.__version__}, {cfg.world}, d={cfg.d_model}, "
-          f"layers={cfg.layers}, window={cfg.window}, {b.steps} steps per timed call", flush=True)
+          f"({jax.devices()[0].device_kind}), jax {jax.__version__}, {cfg.body.world}, {describe(cfg)}, "
+          f"{b.steps} steps per timed call", flush=True)
     print(f"{'population':>10} {'threads':>7} {'organism-steps/s':>16} {'per organism':>12} {'vs first':>8} "
           f"{'ms/step':>8} {'compile+1st (s)':>16}", flush=True)
     rows = []
     for n in b.scaling:
-        pop = dataclasses.replace(cfg, population=n)
+        pop = cfg.replace(population=n)
         threads = population.threads_for(n)
         compile_s, s, _ = time_population(pop, b, threads)
         sps = n * b.steps / s
@@ -198,6 +191,18 @@ def scaling(b: Bench) -> dict:
     return result
 
 
+def describe(cfg) -> str:
+    c = cfg.life
+    return (f"{'+'.join(c.objectives)}, learner {c.learning.learner}, curiosity {c.learning.curiosity}, "
+            f"d={c.body.d_model}, layers={c.body.layers}, window={c.mind.window}")
+
+
+def time_one(cfg, b: Bench) -> tuple[float, float]:
+    """(compile + first s, best s) of ``b.steps`` steps of one organism's life."""
+    org, es = life.born(cfg.life, jax.random.PRNGKey(0))
+    return timed(lambda: life.live(cfg.life, org, es, jax.random.PRNGKey(1), b.steps), b.repeats)
+
+
 def between_generations(cfg, b: Bench) -> float:
     """Best seconds of everything an evolution does between two generations: credit (fitness, knockouts),
     lamarckian write-back, selection (discard, split, mutate), drawing genomes, births in new worlds."""
@@ -205,20 +210,22 @@ def between_generations(cfg, b: Bench) -> float:
 
     import evolve
 
-    pool, ledger = evolve.new_pool(cfg, jax.random.PRNGKey(0))
+    c, N, layers = cfg.life, cfg.run.population, cfg.life.body.layers
+    ledger = evolve.new_ledger(cfg.evolution.pool_size(layers))
+    pool = evolve.new_pool(c, jax.random.PRNGKey(0), len(ledger.ids))
     keys, k_born = train.first_keys(cfg)
-    orgs, states = population.born_population(cfg, k_born)
-    genomes = evolve.draw(cfg, ledger, np.random.default_rng(0), cfg.population)
-    orgs = population.live_threads(cfg, evolve.birth(orgs, pool, jnp.asarray(genomes)), states, keys, 200,
-                                   population.threads_for(cfg.population))[0]
+    orgs, states = population.born_population(c, k_born)
+    genomes = evolve.draw("evolve", layers, ledger, np.random.default_rng(0), N)
+    orgs = population.live_threads(c, evolve.birth(orgs, pool, jnp.asarray(genomes)), states, keys, 200,
+                                   population.threads_for(N))[0]
     for rec in ledger.genes.values():  # every gene judged already, so selection discards and splits
         rec.update(carried=2, carried_by_bin=[2, 0, 0], rank_sum=[float(rec["id"]) / len(ledger.ids) - 0.5, 0, 0])
 
     def once():
         mine = evolve.Ledger.from_json(json.loads(json.dumps(ledger.to_json())))
-        new, mine, _ = evolve.end_of_life(cfg, pool, mine, genomes, orgs, jax.random.PRNGKey(1))
-        nxt = evolve.draw(cfg, mine, np.random.default_rng(1), cfg.population)
-        born, _ = population.born_population(cfg, k_born)
+        new, mine, _ = evolve.end_of_life(c, cfg.evolution, pool, mine, genomes, orgs, jax.random.PRNGKey(1))
+        nxt = evolve.draw("evolve", layers, mine, np.random.default_rng(1), N)
+        born, _ = population.born_population(c, k_born)
         return evolve.birth(born, new, jnp.asarray(nxt))
 
     return timed(once, b.repeats)[1]
@@ -231,29 +238,30 @@ def time_population(cfg, b: Bench, threads: int, grow: int = 0) -> tuple[float, 
 
     import develop
 
-    keys = jax.random.split(jax.random.PRNGKey(0), cfg.population)
-    orgs, es = population.born_population(cfg, keys)
-    for n in range(cfg.layers, cfg.layers + grow):
-        k = np.full(cfg.population, develop.depth(cfg, n))
-        orgs = develop.grow(cfg, orgs, np.ones(cfg.population, bool), k, jax.random.PRNGKey(n))
+    c, N = cfg.life, cfg.run.population
+    keys = jax.random.split(jax.random.PRNGKey(0), N)
+    orgs, es = population.born_population(c, keys)
+    for n in range(c.body.layers, c.body.layers + grow):
+        k = np.full(N, cfg.growth.depth(n))
+        orgs = develop.grow(c, cfg.growth.grow_gene, orgs, np.ones(N, bool), k, jax.random.PRNGKey(n))
     out = {}
 
     def call():
-        out["rec"] = population.live_threads(cfg, orgs, es, keys, b.steps, threads)[2]
+        out["rec"] = population.live_threads(c, orgs, es, keys, b.steps, threads)[2]
         return out["rec"]
 
     first, best = timed(call, b.repeats)
-    deaths = float(jnp.mean(jnp.any(out["rec"]["done"], axis=0)))
+    deaths = float(jnp.mean(jnp.any(out["rec"].done, axis=0)))
     return first, best, deaths
 
 
 def breakdown(cfg, b: Bench, step_s: float, deaths: float) -> dict[str, float]:
     """Where a population step's time goes (ms): each part timed alone as a jitted scan of ``b.steps``."""
-    N = cfg.population
-    env, params = world.make_env(cfg.world)
-    spec = world.env_spec(cfg.world)
+    N = cfg.run.population
+    env, params = world.make_env(cfg.body.world)
+    spec = world.env_spec(cfg.body.world)
     keys = jax.random.split(jax.random.PRNGKey(0), N)
-    orgs, states = population.born_population(cfg, keys)
+    orgs, states = population.born_population(cfg.life, keys)
     R = population.fresh_worlds(N)
 
     @jax.jit
@@ -278,7 +286,7 @@ def breakdown(cfg, b: Bench, step_s: float, deaths: float) -> dict[str, float]:
         def body(carry, _):
             models, opts = carry
             step = lambda m, o: optim.update(m, jax.tree.map(lambda x: 1e-3 * x, eqx.filter(  # noqa: E731
-                m, eqx.is_inexact_array)), o, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+                m, eqx.is_inexact_array)), o, lr=cfg.learning.lr, max_grad_norm=cfg.learning.max_grad_norm)
             return eqx.filter_vmap(step)(models, opts), None
 
         return jax.lax.scan(body, (models, opts), None, length=b.steps)[0]

@@ -21,10 +21,11 @@ def save_checkpoint(path: Path, cfg, step: int, state, meta: dict | None = None)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, cfg, like, free: tuple[str, ...] = ()):
+def load_checkpoint(path: Path, now: dict, like, free: tuple[str, ...] = (), saved: dict | None = None):
     """(step, state) from ``path``; a missing, corrupt or mismatched checkpoint raises one clear line.
 
-    ``cfg`` (a dataclass) must match the saved one, except for the fields named in ``free``.
+    ``now`` ({field: value}) must match ``saved`` (the checkpoint's config as the same flat dict; None: its
+    header's config as it is), except for the fields named in ``free``.
     """
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint to resume from at {path}")
@@ -35,16 +36,17 @@ def load_checkpoint(path: Path, cfg, like, free: tuple[str, ...] = ()):
     with open(path, "rb") as f:
         try:
             header = json.loads(f.readline())
-            saved, step = header["config"], int(header["step"])
+            saved, step = saved or header["config"], int(header["step"])
         except (ValueError, KeyError, TypeError, OSError) as e:
             raise corrupt(e) from None
-        diff = [k for k, v in dataclasses.asdict(cfg).items()
-                if k not in free and json.loads(json.dumps(v)) != saved.get(k)]
+        as_json = lambda v: json.loads(json.dumps(v))  # noqa: E731  (tuples as lists, as config.json writes them)
+        diff = [k for k, v in now.items() if k not in free and as_json(v) != as_json(saved.get(k))]
         if diff:
-            now = lambda k: json.dumps(getattr(cfg, k))  # noqa: E731  (as config.json writes it)
             raise ValueError(f"checkpoint {path} was made with a different config: "
-                             + ", ".join(f"{k}={json.dumps(saved.get(k))} (now {now(k)})" for k in diff)
-                             + "; resume with the run's flags (its config.json)")
+                             + ", ".join(f"--{k.replace('_', '-')} {json.dumps(saved.get(k))} (now "
+                                         f"{json.dumps(now[k])})" for k in diff)
+                             + "; a resumed run keeps its config.json (only --steps, --generations and the run's "
+                               "own flags may change)")
         try:
             state = eqx.tree_deserialise_leaves(f, like)
         except Exception as e:  # truncated or overwritten bytes surface as many different errors

@@ -34,7 +34,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import tyro
@@ -42,6 +42,7 @@ import tyro
 import objectives as O
 import targets
 import train
+from report import organisms
 
 
 @dataclass(frozen=True)
@@ -75,47 +76,56 @@ class Compare:
     evolution (darwinian, lamarckian, no-selection control); development (growing bodies against fixed ones);
     curiosity (every intrinsic reward against the random policy: a screen, then long lives); memory (memory
     off and on, thinking 0 / 2 / 4, pause and recurrent, on the recall probe)"""
-    steps: int = 20_000
-    """environment steps per run (evolution: per life; curiosity: of the screen)"""
     seeds: int = 4
     """objectives: organisms per row (seeds 0..K-1, living as one population); evolution: independent
     evolutions per arm; the table shows mean +- std"""
-    generations: int = 10
-    """evolution: generations per evolution"""
-    population: int = 8
-    """evolution: organisms per generation (and in the fresh population that judges each arm)"""
     grown: int = 4
     """development: the slots a growing body may fill (and the size of the largest fixed body)"""
-    # evolution raises a body of fewer than 3 genes to 3 (--base.layers), as train.py does for --generations
     fresh: bool = True
     """run each row (objectives) or each seed's arms (evolution) in a fresh process; off: in this one"""
-    run_dir: str = "runs/compare"
-    """where the runs, compare.md and compare.png go"""
-    objectives: tuple[train.Objective, ...] = tuple(O.LAYOUTS)
+    objectives: tuple[str, ...] = tuple(O.LAYOUTS)
     """which objectives get a row of their own"""
     extras: bool = True
     """also run the forward+inverse mix, learning-progress curiosity and ICM"""
     arms: tuple[str, ...] = ()
-    """curiosity: the arms of the screen, from random (the random policy), surprise, forward, progress, icm, rnd,
-    count, e3b (--curiosity names); empty: all of them"""
+    """curiosity: the arms of the screen (compare_curiosity.ARMS): random, oracle, effects, count, rnd, progress,
+    surprise, e3b, icm (each through the stream learner), and surprise-window, rnd-window, progress-window,
+    effects-window, oracle-window (the window learner, gamma 0.95); empty: random, oracle, effects,
+    surprise-window, rnd-window, progress-window, effects-window, oracle-window, rnd, count"""
     long: int = 0
-    """curiosity: steps of the long stage (0: none), for the random policy, the default and the finalists"""
+    """curiosity: steps of the long stage (0: none), for the random policy, the oracle and the finalists"""
     finalists: int = 2
-    """curiosity: how many arms besides the default go on to the long stage (the best Crafter scores)"""
-    base: train.Config = field(default_factory=lambda: train.Config(gif_steps=0))
-    """everything else about the runs (model size, window, ...): --base.d-model 32 etc."""
+    """curiosity: how many reward-free arms go on to the long stage: the default and the best others"""
+    base: Annotated[train.Config, tyro.conf.arg(name="")] = field(default_factory=lambda: train.Config.of(
+        steps=20_000, run_dir="runs/compare", population=8, generations=10, gif_steps=0))
+    """the runs' flags, as train.py's (--d-model 32 ...): --steps is each run's (evolution: each life's;
+    curiosity: the screen's), --run-dir where the runs, compare.md and compare.png go; --population and
+    --generations are evolution's (organisms per generation, generations per evolution; the other comparisons
+    live each row as a population of --seeds)"""
+
+    @property
+    def steps(self) -> int:
+        return self.base.run.steps
+
+    @property
+    def run_dir(self) -> str:
+        return self.base.run.run_dir
+
+    def at(self, **fields) -> Compare:
+        """This comparison with some of its runs' flags changed (``steps=...``, ``run_dir=...``)."""
+        return dataclasses.replace(self, base=self.base.replace(**fields))
 
 
 def config(c: Compare, row: Row) -> train.Config:
-    return dataclasses.replace(c.base, objective=row.objective, weights=row.weights, policy=row.policy,
-                               curiosity=row.curiosity, steps=c.steps, seed=0, population=c.seeds,
-                               run_dir=str(Path(c.run_dir) / slug(row.name)), resume=False, **dict(row.body))
+    return c.base.replace(objective=row.objective, weights=row.weights, policy=row.policy, curiosity=row.curiosity,
+                          seed=0, population=c.seeds, generations=1, run_dir=str(Path(c.run_dir) / slug(row.name)),
+                          resume=False, **dict(row.body))
 
 
 def development_rows(c: Compare) -> list[Row]:
     """Born with 1 gene and growing (on plateau, on schedule) up to ``--grown`` slots, against bodies fixed
     at 1 gene and at the final size; the default objective and curiosity."""
-    S, obj = c.grown, c.base.objective
+    S, obj = c.grown, c.base.learning.objective
     return [Row("born 1 gene, grows on plateau", obj, body=(("layers", 1), ("slots", S), ("grow", "plateau"))),
             Row("born 1 gene, grows on schedule", obj,
                 body=(("layers", 1), ("slots", S), ("grow", "schedule"), ("grow_every", schedule(c)))),
@@ -125,14 +135,14 @@ def development_rows(c: Compare) -> list[Row]:
 
 def schedule(c: Compare) -> int:
     """--grow-every for the schedule row: its S - 1 insertions spread evenly over the life, in whole chunks."""
-    chunk = c.base.chunk
+    chunk = c.base.run.chunk
     return max(chunk, c.steps // c.grown // chunk * chunk)
 
 
 def memory_rows(c: Compare) -> list[Row]:
     """Memory off and on, thinking 0, 2 and 4 (pause and recurrent), all with the recall probe beside the
     default objective; and the random policy, for the Crafter score."""
-    obj = tuple(dict.fromkeys((*c.base.objective, "recall")))
+    obj = tuple(dict.fromkeys((*c.base.learning.objective, "recall")))
     return [Row("no memory, no thoughts", obj), Row("memory 4", obj, body=(("memory", 4),)),
             Row("think 2 (pause)", obj, body=(("think", 2),)), Row("think 4 (pause)", obj, body=(("think", 4),)),
             Row("think 2 (recurrent)", obj, body=(("think", 2), ("think_mode", "recurrent"))),
@@ -143,7 +153,6 @@ def memory_rows(c: Compare) -> list[Row]:
 
 COMPARISONS = {"objectives": objective_rows, "development": development_rows, "memory": memory_rows}
 RANDOM = "random"  # the curiosity study's arm that acts uniformly at random
-CURIOSITY_ARMS = (RANDOM, "surprise", "forward", "progress", "icm", "rnd", "count", "e3b")
 
 
 def slug(name: str) -> str:
@@ -162,16 +171,16 @@ def run_all(c: Compare, rows: list[Row] | None = None) -> dict[str, list[dict]]:
     for row in bar:
         cfg = config(c, row)
         bar.set_description(f"{row.name} x{c.seeds}")
-        path = Path(cfg.run_dir) / "summary.json"
+        path = Path(cfg.run.run_dir) / "summary.json"
         summary = json.loads(path.read_text()) if path.exists() else None
         if summary is None or summary["steps"] != c.steps or summary.get("population", 1) != c.seeds:
             if summary is not None:  # a different budget: start that row again
-                for f in Path(cfg.run_dir).iterdir():
+                for f in Path(cfg.run.run_dir).iterdir():
                     f.unlink()
-            if summary is None and (Path(cfg.run_dir) / "checkpoint.eqx").exists():
-                cfg = dataclasses.replace(cfg, resume=True)  # stopped mid-life: go on from its last checkpoint
+            if summary is None and (Path(cfg.run.run_dir) / "checkpoint.eqx").exists():
+                cfg = cfg.replace(resume=True)  # stopped mid-life: go on from its last checkpoint
             summary = fresh_process(train.train, cfg, False) if c.fresh else train.train(cfg, False)
-        sps = steady_sps(Path(cfg.run_dir))
+        sps = steady_sps(Path(cfg.run.run_dir))
         results[row.name] = [{**s, "steady_sps": sps} for s in summary.get("organisms", [summary])]
     return results
 
@@ -180,7 +189,7 @@ def steady_sps(run: Path) -> float | None:
     """Organism-steps/s of a run (all its organisms together) from its metrics.jsonl, leaving out its
     first two chunks (compile and warm-up)."""
     ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    steps = np.diff([0] + [m["step"] for m in ms])[2:] * len(ms[0].get("organisms", [None]))
+    steps = np.diff([0] + [m["step"] for m in ms])[2:] * len(organisms(ms[0]))
     seconds = [n / m["organism_steps_per_second"] for n, m in zip(steps, ms[2:])]
     return float(np.sum(steps) / np.sum(seconds)) if seconds else None
 
@@ -231,12 +240,12 @@ def table(c: Compare, results: dict[str, list[dict]]) -> str:
                      f"| {pm([ss[0]['steady_sps']], '{:.0f}')} |")
     import jax
 
-    b = c.base
+    b = c.base.life
     return "\n".join([
         f"# {c.what.capitalize()} compared: {c.steps} steps, {c.seeds} seed(s) each (one population per row)",
         "",
-        f"{b.world}; body d={b.d_model}, "
-        f"{'genes as each row says' if c.what == 'development' else f'{b.layers} genes'}, window {b.window}; "
+        f"{b.body.world}; body d={b.body.d_model}, "
+        f"{'genes as each row says' if c.what == 'development' else f'{b.body.layers} genes'}, window {b.mind.window}; "
         f"{platform.machine()} {jax.devices()[0].platform}, jax {jax.__version__}; {time.strftime('%Y-%m-%d')}.",
         "Prequential: each prediction is scored before the model learns from that step. Baselines: majority action "
         "so far and chance (1/17) for actions; copying the nearest given state for states (the most common visible "
@@ -383,7 +392,7 @@ def main(c: Compare) -> Path:
     if c.what == "curiosity":
         import compare_curiosity
 
-        return compare_curiosity.main(dataclasses.replace(c, arms=c.arms or CURIOSITY_ARMS))
+        return compare_curiosity.main(dataclasses.replace(c, arms=c.arms or compare_curiosity.SCREEN))
     results = run_all(c)
     d = Path(c.run_dir)
     extra = {"development": lambda: development_table(c), "memory": lambda: memory_table(c, results)}

@@ -1,17 +1,24 @@
-"""``python compare.py curiosity``: which intrinsic reward makes an animal that does better than a random one?
+"""``python compare.py curiosity``: which reward makes an animal that does better than a random one, and can
+the learner turn any reward into skill?
 
-Two stages at one body, each arm a population of ``--seeds`` organisms (seeds 0..K-1) in a fresh process:
+The arms (``ARMS``, ``--arms``): the random policy; the *oracle* control (Craftax's own reward through the
+same learner: it judges the learner apart from any curiosity, and is never the animal); the default
+(effect novelty through the stream learner); every other curiosity through the stream learner; and the
+settings before the stream learner (the window learner, gamma 0.95) with the old default curiosity, the
+best two old arms, the new curiosity and the oracle, so that a gain can be traced to the learner or to the
+signal. Two stages at one body, each arm a population of ``--seeds`` organisms (seeds 0..K-1) in a fresh
+process:
 
-1. a *screen* at ``--steps`` of every arm in ``--arms``: the random policy, the default curiosity
-   (surprise of the first objective) and every other curiosity (``train.py --curiosity``);
-2. a *long* stage at ``--long`` steps (0: none) of the random policy, the default and the ``--finalists``
-   arms whose Crafter score was best in the screen.
+1. a *screen* at ``--steps`` of every arm in ``--arms``;
+2. a *long* stage at ``--long`` steps (0: none) of the random policy, the oracle, the default and the best
+   other reward-free arms of the screen, ``--finalists`` reward-free arms in all.
 
 Each stage writes a table (Crafter score with its standard error over the seeds and its distance from the
-random policy in standard errors, episode length, achievements, policy entropy, steps/s), every
-achievement's rate, and curves over the life (achievements unlocked so far, episode length, policy
-entropy): ``D/curiosity.md``, ``D/curiosity-screen.png``, ``D/curiosity-long.png``. Finished rows are
-reused, so an interrupted study picks up where it stopped.
+random policy in standard errors, episode length, achievements, sleep and wake-up, policy entropy,
+steps/s), every achievement's rate, the action mix, and curves over the life (achievements unlocked so far,
+episode length, policy entropy): ``D/curiosity.md``, ``D/curiosity-screen.png``, ``D/curiosity-long.png``.
+Finished rows are reused and a stopped one goes on from its checkpoint, so an interrupted study picks up
+where it stopped.
 """
 
 from __future__ import annotations
@@ -26,35 +33,64 @@ import numpy as np
 
 import compare
 import world
-from compare import CURIOSITY_ARMS as ARMS
 from compare import RANDOM, Row
+from report import load_config, organisms
 
 READS_REWARD = ("reward", "forward_reward", "trajectory_reward", "trajectory_reward_after",
                 "two_state_prefix_reward")
+ORACLE = "oracle"
+WINDOW = (("learner", "window"), ("gamma", 0.95), ("lam", 0.9))  # the learner and horizon before stream AC(lambda)
+STREAM = (("learner", "stream"), ("gamma", 0.99), ("lam", 0.8))
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    label: str
+    policy: str = "learned"
+    curiosity: str = "effects"
+    body: tuple = STREAM  # other config fields: the learner and its horizon
+
+
+ARMS = {
+    RANDOM: Arm("random policy", policy="random"),
+    ORACLE: Arm("oracle: Craftax's reward (control)", curiosity="oracle"),
+    "effects": Arm("effects (default)"),
+    "count": Arm("count", curiosity="count"), "rnd": Arm("rnd", curiosity="rnd"),
+    "progress": Arm("progress", curiosity="progress"), "surprise": Arm("surprise", curiosity="surprise"),
+    "e3b": Arm("e3b", curiosity="e3b"), "icm": Arm("icm", curiosity="icm"),
+    "surprise-window": Arm("surprise, window learner (old default)", curiosity="surprise", body=WINDOW),
+    "rnd-window": Arm("rnd, window learner", curiosity="rnd", body=WINDOW),
+    "progress-window": Arm("progress, window learner", curiosity="progress", body=WINDOW),
+    "effects-window": Arm("effects, window learner", body=WINDOW),
+    "oracle-window": Arm("oracle, window learner (control)", curiosity="oracle", body=WINDOW),
+}
+SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
+          "oracle-window", "rnd", "count")  # the arms screened when --arms is empty
+DEFAULT = "effects"
+CONTROLS = (RANDOM, ORACLE, "oracle-window")  # not the animal: no reward-free finalist
 
 
 def row(c, arm: str) -> Row:
-    obj = c.base.objective
-    if arm == RANDOM:
-        return Row(f"random policy ({obj[0]})", obj, policy="random")
-    if arm == c.base.curiosity:
-        return Row(f"{arm} of {obj[0]} (default)", obj, curiosity=arm)
-    return Row(arm, obj, curiosity=arm)
+    a = ARMS[arm]
+    return Row(a.label, c.base.learning.objective, policy=a.policy, curiosity=a.curiosity, body=a.body)
 
 
 def stage(c, steps: int, arms: list[str], name: str) -> dict[str, list[dict]]:
     """Run (or reuse) each arm at ``steps``: {arm: each organism's summary, with the row's run dir}."""
-    sub = dataclasses.replace(c, steps=steps, run_dir=str(Path(c.run_dir) / f"{name}-{steps}"))
+    sub = c.at(steps=steps, run_dir=str(Path(c.run_dir) / f"{name}-{steps}"))
     rows = [row(c, a) for a in arms]
     results = compare.run_all(sub, rows)
-    return {a: [{**s, "run_dir": compare.config(sub, r).run_dir} for s in results[r.name]] for a, r in zip(arms, rows)}
+    return {a: [{**s, "run_dir": compare.config(sub, r).run.run_dir} for s in results[r.name]]
+            for a, r in zip(arms, rows)}
 
 
 def finalists(c, screen: dict[str, list[dict]]) -> list[str]:
-    """The random policy, the default and the ``--finalists`` other arms with the best mean Crafter score."""
-    others = [a for a in screen if a not in (RANDOM, c.base.curiosity)]
+    """The random policy, the oracle, the default, and the best other reward-free arms by mean Crafter score:
+    ``--finalists`` reward-free arms in all (the default among them)."""
+    others = [a for a in screen if a not in CONTROLS and a != DEFAULT]
     best = sorted(others, key=lambda a: -np.mean([s["crafter_score"] or 0 for s in screen[a]]))
-    return [a for a in (RANDOM, c.base.curiosity) if a in screen] + best[: c.finalists]
+    fixed = [a for a in (RANDOM, ORACLE, DEFAULT) if a in screen]
+    return fixed + best[: max(c.finalists - (DEFAULT in screen), 0)]
 
 
 def se(values) -> tuple[float, float]:
@@ -69,7 +105,7 @@ def fmt(m: float, s: float, f: str = "{:.2f}") -> str:
 def curves(run: str) -> dict[str, np.ndarray]:
     """Per chunk: steps, and each organism's achievements unlocked so far, episode length, policy entropy."""
     ms = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    per = [m.get("organisms", [m]) for m in ms]
+    per = [organisms(m) for m in ms]
     get = lambda k: np.array([[np.nan if o.get(k) is None else o[k] for o in p] for p in per], float).T  # noqa: E731
     return {"step": np.array([m["step"] for m in ms]), "unlocked": get("unlocked"),
             "episode_length": get("episode_length"), "entropy": get("entropy")}
@@ -83,8 +119,7 @@ def tail_entropy(run: str) -> float:
 
 def uniform_entropy(run: str) -> float:
     """ln(actions): the random policy's entropy (its policy head learns, but never acts)."""
-    cfg = json.loads((Path(run) / "config.json").read_text())
-    return float(np.log(world.env_spec(cfg["env"]).n_actions))
+    return float(np.log(world.env_spec(load_config(Path(run))["env"]).n_actions))
 
 
 def entropy(arm: str, run: str) -> str:
@@ -94,16 +129,28 @@ def entropy(arm: str, run: str) -> str:
 def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
     r_mean, r_se = se([s["crafter_score"] for s in results.get(RANDOM, [])]) if RANDOM in results else (0, np.nan)
     lines = [f"| arm ({steps:,} steps, {c.seeds} seeds) | Crafter score % | vs random (s.e.) | mean episode length "
-             f"| achievements unlocked | policy entropy, last tenth (nats) | organism-steps/s |",
-             "|---|---|---|---|---|---|---|"]
+             f"| achievements unlocked | steps asleep % | wake_up % | policy entropy, last tenth (nats) "
+             f"| organism-steps/s |", "|---|---|---|---|---|---|---|---|---|"]
     for arm, ss in results.items():
         m, s = se([x["crafter_score"] for x in ss])
         gap = (m - r_mean) / np.sqrt(s**2 + r_se**2) if arm != RANDOM and RANDOM in results else np.nan
         lm, ls = se([x["mean_episode_length"] for x in ss])
         um, us = se([compare.unlocked(x) for x in ss])
+        asleep = se([100 * x.get("asleep", np.nan) for x in ss])
+        woke = se([100 * x["achievements"]["wake_up"] for x in ss])
         lines.append(f"| {row(c, arm).name} | {fmt(m, s)} | {'–' if np.isnan(gap) else f'{gap:+.1f}'} "
-                     f"| {fmt(lm, ls, '{:.0f}')} | {fmt(um, us, '{:.1f}')} | {entropy(arm, ss[0]['run_dir'])} "
-                     f"| {ss[0]['steady_sps'] or 0:.0f} |")
+                     f"| {fmt(lm, ls, '{:.0f}')} | {fmt(um, us, '{:.1f}')} | {fmt(*asleep, '{:.1f}')} "
+                     f"| {fmt(*woke, '{:.0f}')} | {entropy(arm, ss[0]['run_dir'])} | {ss[0]['steady_sps'] or 0:.0f} |")
+    return lines
+
+
+def action_table(results: dict[str, list[dict]], c) -> list[str]:
+    """The action mix: % of steps each action was chosen (mean over the seeds)."""
+    names = list(next(iter(results.values()))[0]["actions"])
+    lines = ["| action | " + " | ".join(row(c, a).name for a in results) + " |", "|---|" + "---|" * len(results)]
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(f"{100 * np.mean([s['actions'][n] for s in ss]):.1f}"
+                                               for ss in results.values()) + " |")
     return lines
 
 
@@ -160,25 +207,27 @@ def main(c) -> Path:
     bad = [a for a in c.arms if a not in ARMS]
     if bad:
         raise ValueError(f"unknown arm {bad[0]!r}; choose from {', '.join(ARMS)}")
-    if c.base.objective[0] in READS_REWARD or c.long < 0 or c.finalists < 0:
+    if c.base.learning.objective[0] in READS_REWARD or c.long < 0 or c.finalists < 0:
         raise ValueError("the curiosity study needs a first objective that senses no reward, --long >= 0, "
                          "--finalists >= 0")
     d = Path(c.run_dir)
     t0 = time.time()
     screen = stage(c, c.steps, list(c.arms), "screen")
     long = stage(c, c.long, finalists(c, screen), "long") if c.long else {}
-    b = c.base
-    text = ["# Curiosity compared: which intrinsic reward beats the random policy?", "",
-            f"{b.world}; body d={b.d_model}, {b.layers} genes, window {b.window}; world model: "
-            f"{' + '.join(b.objective)} (each curiosity adds what it needs); {c.seeds} seeds per arm "
+    b = c.base.life
+    text = ["# Curiosity compared: which reward-free animal beats the random policy, beside the oracle control?", "",
+            f"{b.body.world}; body d={b.body.d_model}, {b.body.layers} genes, window {b.mind.window}; world model: "
+            f"{' + '.join(b.learning.objective)} (each curiosity adds what it needs); {c.seeds} seeds per arm "
             f"(0..{c.seeds - 1}), "
             f"each arm one population in one process; jax {jax.__version__} on {jax.devices()[0].platform}; "
             f"{time.strftime('%Y-%m-%d')}; this call {time.time() - t0:.0f} s (reused rows cost nothing).",
             "", "Crafter score: of the episodes that ended during the life (Hafner 2021: exp of the mean of "
             "ln(1 + success rate %), minus 1), mean ± standard error over the seeds; 'vs random': the difference "
             "from the random policy in standard errors of the difference. The policy never sees the extrinsic "
-            "reward. Steps/s: organism-steps/s of the arm's whole population after its first two chunks, on a machine "
-            "that may be doing other work (bench.py measures speed).", ""]
+            "reward, but in the oracle rows (controls: Craftax's own reward through the same learner). Asleep: "
+            "steps whose action the game overrode (noop while sleeping). Steps/s: organism-steps/s of the arm's "
+            "whole population after its first two chunks, on a machine that may be doing other work (bench.py "
+            "measures speed).", ""]
     for name, res, steps in (("Screen", screen, c.steps), ("Long lives", long, c.long)):
         if not res:
             continue
@@ -186,7 +235,8 @@ def main(c) -> Path:
         plot(c, res, png, f"{name}: {steps:,} steps")
         text += [f"## {name}: {steps:,} steps", "", *table(c, res, steps), "", f"![curves]({png.name})", "",
                  "Each achievement's rate (% of episodes, mean ± s.e.; those no arm unlocked are left out):", "",
-                 *achievement_table(res, c), ""]
+                 *achievement_table(res, c), "", "The action mix (% of steps, mean over the seeds):", "",
+                 *action_table(res, c), ""]
     (d / "curiosity.md").write_text("\n".join(text))
     print((d / "curiosity.md").read_text())
     return d / "curiosity.md"

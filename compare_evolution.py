@@ -30,9 +30,9 @@ JUDGE_SEED = 10_000  # judged lives use seeds no evolution lived on
 
 
 def base_config(c) -> train.Config:
-    base = dataclasses.replace(c.base, steps=c.steps, population=c.population, resume=False, gif_steps=0)
-    if base.layers < 3:  # depth bins need early, mid and late genes
-        base = dataclasses.replace(base, layers=3, slots=max(3, base.slots))
+    base = c.base.replace(resume=False, gif_steps=0)
+    if base.body.layers < 3:  # depth bins need early, mid and late genes
+        base = base.replace(layers=3, slots=max(3, base.body.slots))
     return base
 
 
@@ -42,16 +42,16 @@ def configs(c, seed: int) -> list[tuple[str, train.Config, train.Config]]:
     out = []
     for arm, kw in ARMS.items():
         d = Path(c.run_dir) / f"{slug(arm)}-s{seed}"
-        evo = dataclasses.replace(base, generations=c.generations, seed=seed * 1000, run_dir=str(d), **kw)
-        judge = dataclasses.replace(base, seed=JUDGE_SEED + seed * 1000, run_dir=str(d) + "-judged",
-                                    init_from=str(d), **kw)
+        evo = base.replace(seed=seed * 1000, run_dir=str(d), **kw)
+        judge = base.replace(generations=1, seed=JUDGE_SEED + seed * 1000, run_dir=str(d) + "-judged",
+                             init_from=str(d), **kw)
         out.append((arm, evo, judge))
     return out
 
 
 def done(cfg: train.Config) -> dict | None:
     """The run's summary if it finished with this config, else None (and its directory is emptied)."""
-    run = Path(cfg.run_dir)
+    run = Path(cfg.run.run_dir)
     path = run / "summary.json"
     if path.exists() and json.loads((run / "config.json").read_text()) == json.loads(
             json.dumps(dataclasses.asdict(cfg))):
@@ -74,7 +74,7 @@ def evolve_seed(c, seed: int) -> dict:
 def main(c) -> Path:
     from tqdm import tqdm
 
-    if c.generations < 2 or c.population < 1:
+    if c.base.evolution.generations < 2:
         raise ValueError("evolution needs --generations of at least 2 and a --population")
     for seed in range(c.seeds):  # every config is checked before the first compile
         for _, evo, _ in configs(c, seed):
@@ -105,8 +105,9 @@ def judged_figures(r: dict) -> dict[str, list]:
 def table(c, results: dict[str, list[dict]]) -> str:
     import jax
 
-    b = base_config(c)
-    kind = b.fitness
+    base = base_config(c)
+    b, e, kind = base.life, base.evolution, base.evolution.fitness
+    G, N = e.generations, base.run.population
     lines = [f"| arm | {kind}: last generation, best / mean | {kind}: mean over all generations | "
              "judged on fresh seeds: Crafter score % | mean episode length | prequential surprise (nats) | "
              "inverse accuracy | pool at the end: lineages / spread |", "|---|---|---|---|---|---|---|---|"]
@@ -121,14 +122,15 @@ def table(c, results: dict[str, list[dict]]) -> str:
             f"| {pm(flat['length'], '{:.0f}')} | {pm(flat['surprise'], '{:.3f}')} | {pm(flat['accuracy'])} "
             f"| {pm([e['lineages'][-1] for e in evo], '{:.1f}')} / {pm([e['spread'][-1] for e in evo], '{:.3f}')} |")
     return "\n".join([
-        f"# Evolution compared: {c.seeds} seed(s) x {c.generations} generations x {c.population} organisms, "
+        f"# Evolution compared: {c.seeds} seed(s) x {G} generations x {N} organisms, "
         f"lives of {c.steps} steps",
         "",
-        f"{b.world}; body d={b.d_model}, {b.layers} genes in {b.slots} slots, window {b.window}; fitness "
-        f"{kind}; pool {b.pool or 4 * b.layers}, turnover {b.turnover}, mutation {b.mutation}; "
+        f"{b.body.world}; body d={b.body.d_model}, {b.body.layers} genes in {b.body.slots} slots, window "
+        f"{b.mind.window}; fitness {kind}; pool {e.pool_size(b.body.layers)}, turnover {e.turnover}, mutation "
+        f"{e.mutation}; "
         f"{platform.machine()} {jax.devices()[0].platform}, jax {jax.__version__}; {time.strftime('%Y-%m-%d')}.",
         "Best / mean: the selected lives themselves (mean +- std over the seeds). Judged: each arm's final pool "
-        f"draws one new population of {c.population} (--init-from), which lives one life of {c.steps} steps on "
+        f"draws one new population of {N} (--init-from), which lives one life of {c.steps} steps on "
         "seeds and worlds no evolution saw; Crafter score as mean +- standard error over all judged organisms, the "
         "rest mean +- std. Surprise: the world model's prequential -log p per scored step (lower is better).",
         "", *lines, ""])
@@ -148,7 +150,7 @@ def answers(c) -> str:
         share, spread_, dist, kids, olds, n = [], [], [], [], [], 0
         for seed in range(c.seeds):
             evo = configs(c, seed)[list(ARMS).index(arm)][1]
-            run = Path(evo.run_dir)
+            run = Path(evo.run.run_dir)
             genes = json.loads((run / "pool.json").read_text())["genes"]
             judged = [g for g in genes if g["carried"] >= 3]
             n += len(judged)
@@ -157,8 +159,7 @@ def answers(c) -> str:
                                                                    zip(evolve.BINS, g["carried_by_bin"]) if k]) > 1]
             kids += [g["credit"] for g in judged if g["parent"] is not None]
             olds += [g["credit"] for g in judged if g["parent"] is None]
-            _, (*_, pool) = evolve.load_checkpoint(run / "checkpoint.eqx", evo, train.state_like(evo),
-                                                   tuple(dataclasses.asdict(evo)))
+            _, (*_, pool), _ = train.load_run(evo, run / "checkpoint.eqx", free=tuple(evo.flat()))
             flat = np.concatenate([np.asarray(x).reshape(x.shape[0], -1) for x in jax.tree.leaves(pool.genes)], 1)
             ids = json.loads((run / "pool.json").read_text())["pool"]
             by_parent: dict = {}

@@ -27,6 +27,9 @@ docs/development.md: a median |g| of 0.01 a thousand steps after an insertion).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -35,64 +38,80 @@ import numpy as np
 import life
 from genes import Gene, insert, shift_in
 
-GROW = ("never", "schedule", "plateau")
-GENES = ("copy", "fresh", "pool")
 
+@dataclass(frozen=True)
+class Growth:
+    """Development: growing genes into free slots during life, behind a closed gate (develop.py)."""
 
-def check(cfg) -> None:
-    """Reject impossible growth settings with one clear line (train.validate calls it)."""
-    checks = [
-        (cfg.slots > cfg.layers, f"--grow {cfg.grow} needs free slots to grow into: --slots ({cfg.slots}) must "
-                                 f"exceed --layers ({cfg.layers})"),
-        (cfg.grow != "schedule" or (cfg.grow_every > 0 and cfg.grow_every % cfg.chunk == 0),
-         f"--grow-every ({cfg.grow_every}) must be a positive multiple of --chunk ({cfg.chunk})"),
-        (cfg.grow != "plateau" or (cfg.plateau_span > 0 and cfg.plateau_span % cfg.chunk == 0),
-         f"--plateau-span ({cfg.plateau_span}) must be a positive multiple of --chunk ({cfg.chunk})"),
-        (cfg.plateau_drop >= 0, f"--plateau-drop cannot be negative, got {cfg.plateau_drop}"),
-        (cfg.grow_gap >= 0, f"--grow-gap cannot be negative, got {cfg.grow_gap}"),
-        (0 <= cfg.grow_depth <= 1, f"--grow-depth must lie in [0, 1], got {cfg.grow_depth}"),
-        (cfg.grow_gene in GENES, f"unknown --grow-gene {cfg.grow_gene!r}"),
-        (cfg.grow_gene != "pool" or cfg.generations > 1,
-         "--grow-gene pool needs an evolution's pool (--generations > 1)"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
+    grow: Literal["never", "schedule", "plateau"] = "never"
+    """grow a gene into a free slot during life: 'schedule' every --grow-every steps, 'plateau' when learning
+    stalls; growth stops when --slots are full"""
+    grow_every: int = 10_000
+    """--grow schedule: steps between insertions (a multiple of --chunk)"""
+    plateau_span: int = 5_000
+    """--grow plateau: the curious objective's prequential surprise is compared over two spans of this many
+    steps (a multiple of --chunk)"""
+    plateau_drop: float = 0.01
+    """--grow plateau: learning has stalled when the surprise fell by less than this fraction of itself"""
+    grow_gap: int = 10_000
+    """--grow plateau: at least this many steps from birth or the last insertion to the next"""
+    grow_gene: Literal["copy", "fresh", "pool"] = "copy"
+    """what grows: a copy of the gene below the new slot (stacking), a freshly initialised gene, or (in an
+    evolution) a pool gene drawn by its credit at the new slot's depth"""
+    grow_depth: float = 0.5
+    """where a gene grows, as a fraction of the active stack (0: below every gene, 1: above, 0.5: the middle)"""
 
+    def check(self, body, chunk: int, evolving: bool) -> None:
+        """One clear line for impossible growth settings (``body``: sized; ``chunk``: steps per chunk)."""
+        if self.grow == "never":
+            return
+        for ok, msg in [
+            (body.slots > body.layers, f"--grow {self.grow} needs free slots to grow into: --slots ({body.slots}) "
+                                       f"must exceed --layers ({body.layers})"),
+            (self.grow != "schedule" or (self.grow_every > 0 and self.grow_every % chunk == 0),
+             f"--grow-every ({self.grow_every}) must be a positive multiple of --chunk ({chunk})"),
+            (self.grow != "plateau" or (self.plateau_span > 0 and self.plateau_span % chunk == 0),
+             f"--plateau-span ({self.plateau_span}) must be a positive multiple of --chunk ({chunk})"),
+            (self.plateau_drop >= 0, f"--plateau-drop cannot be negative, got {self.plateau_drop}"),
+            (self.grow_gap >= 0, f"--grow-gap cannot be negative, got {self.grow_gap}"),
+            (0 <= self.grow_depth <= 1, f"--grow-depth must lie in [0, 1], got {self.grow_depth}"),
+            (self.grow_gene != "pool" or evolving, "--grow-gene pool needs an evolution's pool (--generations > 1)"),
+        ]:
+            if not ok:
+                raise ValueError(msg)
 
-def depth(cfg, active: int) -> int:
-    """The slot a new gene takes among ``active`` genes (0: below all of them; ``active``: above)."""
-    return int(min(max(np.floor(cfg.grow_depth * active + 0.5), 0), active))
-
-
-def grow(cfg, orgs: life.Organism, mask, k, key, donors: Gene | None = None) -> life.Organism:
-    """Organism i (a population) grows a gene into slot ``k[i]`` where ``mask[i]``; the rest stay exactly
-    as they were. ``donors``: the genes to grow for ``--grow-gene pool`` (one per organism, stacked). One
-    jitted call with fixed shapes: growing never compiles twice."""
-    return _grow(life.core(cfg), orgs, jnp.asarray(mask), jnp.asarray(k, jnp.int32), key, donors)
+    def depth(self, active: int) -> int:
+        """The slot a new gene takes among ``active`` genes (0: below all of them; ``active``: above)."""
+        return int(min(max(np.floor(self.grow_depth * active + 0.5), 0), active))
 
 
 @eqx.filter_jit
-def _grow(cfg, orgs, mask, k, key, donors):
+def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: Gene | None = None) -> life.Organism:
+    """Organism i (a population) grows a gene (``gene``: copy, fresh or pool) into slot ``k[i]`` where
+    ``mask[i]``; the rest stay exactly as they were. ``donors``: the genes to grow for ``--grow-gene pool`` (one
+    per organism, stacked). One jitted call with fixed shapes: growing never compiles twice."""
+    b = cfg.body
+
     def one(org, on, k, key, donor):
         stack = org.model.stack
         below = jnp.maximum(k - 1, 0)  # the neighbour to copy: just below (at the bottom, the one above)
-        if cfg.grow_gene == "copy":
+        if gene == "copy":
             new = jax.tree.map(lambda x: x[below], stack.genes)
-        elif cfg.grow_gene == "pool":
+        elif gene == "pool":
             new = donor
         else:
-            new = Gene(cfg.d_model, cfg.n_heads, cfg.mlp_ratio, key=key)
+            new = Gene(b.d_model, b.n_heads, b.mlp_ratio, key=key)
         grown = eqx.tree_at(lambda o: o.model.stack, org, insert(stack, k, new))
         # the optimizer state follows the genes: shifted with them, fresh (zero moments, count 0) for the new one
         slots = jax.tree.map(lambda x: shift_in(x, k, jnp.zeros_like(x[0])), org.opt_state.slots)
         grown = eqx.tree_at(lambda o: o.opt_state.slots, grown, slots)
         return jax.tree.map(lambda a, b: jnp.where(on, a, b), grown, org)
 
+    mask, k = jnp.asarray(mask), jnp.asarray(k, jnp.int32)
     return eqx.filter_vmap(one)(orgs, mask, k, jax.random.split(key, mask.shape[0]), donors)
 
 
-class Growth:
+class Development:
     """The host's view of each organism's development: its curious surprise per chunk since its last
     insertion, when that was, and where its birth genes now sit (for evolution's bookkeeping)."""
 
@@ -105,22 +124,24 @@ class Growth:
         return {"since": self.since, "last": self.last, "placed": self.placed}
 
     @staticmethod
-    def from_json(d: dict) -> Growth:
-        g = Growth(0, 0)
+    def from_json(d: dict) -> Development:
+        g = Development(0, 0)
         g.since, g.last, g.placed = d["since"], d["last"], d["placed"]
         return g
 
 
-def decide(cfg, growth: Growth, age: int, n: int, surprise: list, active: np.ndarray):
+def decide(cfg: Growth, slots: int, chunk: int, growth: Development, age: int, n: int, surprise: list,
+           active: np.ndarray):
     """After a chunk of ``n`` steps (the organisms are now ``age`` steps old), with each organism's mean
-    curious surprise over it: (mask, slots, reasons) of the organisms that grow now."""
+    curious surprise over it: (mask, slots, reasons) of the organisms that grow now (``slots``: the body's;
+    ``chunk``: steps per chunk)."""
     N = len(active)
     mask, k, why = np.zeros(N, bool), np.zeros(N, np.int32), [""] * N
-    span = cfg.plateau_span // cfg.chunk
+    span = cfg.plateau_span // chunk
     for i in range(N):
         if surprise[i] is not None:
             growth.since[i] = (growth.since[i] + [float(surprise[i])])[-2 * span:]  # all that a decision reads
-        if cfg.grow == "never" or active[i] >= cfg.slots:
+        if cfg.grow == "never" or active[i] >= slots:
             continue
         if cfg.grow == "schedule" and age // cfg.grow_every > (age - n) // cfg.grow_every:
             mask[i], why[i] = True, f"schedule: every {cfg.grow_every} steps"
@@ -130,7 +151,7 @@ def decide(cfg, growth: Growth, age: int, n: int, surprise: list, active: np.nda
                 mask[i] = True
                 why[i] = f"plateau: surprise {before:.4f} -> {now:.4f} over {cfg.plateau_span} steps"
         if mask[i]:
-            k[i] = depth(cfg, int(active[i]))
+            k[i] = cfg.depth(int(active[i]))
             growth.since[i], growth.last[i] = [], age
             growth.placed[i] = [int(s + (s >= k[i])) for s in growth.placed[i]]
     return mask, k, why

@@ -34,10 +34,9 @@ here has a fixed shape, so nothing compiles after the first generation.
 
 from __future__ import annotations
 
-import dataclasses
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -46,44 +45,89 @@ import numpy as np
 
 import life
 import world
-from checkpoint import load_checkpoint, read_header
 from genes import Gene, express
 from model import Model
 
-FITNESS = ("survival", "prediction", "crafter")
 BINS = ("early", "mid", "late")
 MIN_CARRIED = 2  # a gene is judged (discarded or split) only after this many carriers
 TEMPERATURE = 0.2  # genomes are drawn with probability ~ exp(credit / TEMPERATURE); credits lie in [-0.5, 0.5]
 POOL_PER_SLOT = 4  # the default pool: this many genes per expressed slot
-BODY_FIELDS = ("env", "obs", "d_model", "n_heads", "layers", "slots", "mlp_ratio", "patch", "cell_dim", "objective")
 
 
-def pool_size(cfg) -> int:
-    return cfg.pool or POOL_PER_SLOT * cfg.layers
+# ----------------------------------------------------------------------------- fitness: one entry each
 
 
-def check(cfg) -> None:
-    """Reject impossible evolution settings with one clear line (train.validate calls it)."""
-    P = pool_size(cfg)
-    checks = [
-        (cfg.generations >= 1, f"--generations must be at least 1, got {cfg.generations}"),
-        (cfg.fitness in FITNESS, f"unknown --fitness {cfg.fitness!r}; choose from {', '.join(FITNESS)}"),
-        (cfg.layers >= 3, f"evolution needs a body of at least 3 expressed slots (early, mid and late genes): "
-                          f"--layers {cfg.layers}"),
-        (P >= cfg.layers, f"--pool {P} is smaller than one genome needs (--layers {cfg.layers} distinct genes)"),
-        (cfg.turnover >= 0 and 2 * cfg.turnover <= P,
-         f"--turnover {cfg.turnover} must lie between 0 and half the pool ({P // 2})"),
-        (cfg.mutation >= 0, f"--mutation cannot be negative, got {cfg.mutation}"),
-        (not (cfg.selection == "none" and cfg.inherit == "lamarckian"),
-         "--selection none is the control of a darwinian pool: it cannot be --inherit lamarckian"),
-        (not (cfg.init_from and cfg.generations > 1), "--init-from starts new lives, not an evolution: "
-                                                      "use it with --generations 1"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
-    if cfg.init_from:
-        read_header(Path(cfg.init_from) / "checkpoint.eqx")  # there, and readable
+def survival(t, life_now: np.ndarray) -> np.ndarray:
+    """Mean episode length over the life (the unfinished episode counts too)."""
+    return (t.length_sum + life_now) / (t.episodes + 1)
+
+
+def prediction(t, life_now: np.ndarray) -> np.ndarray:
+    """The mean prequential log-likelihood of the world model's targets: how well it learned."""
+    names = {k.split("/")[0] for k in t.scores}
+    return -sum(t.scores[f"{n}/surprise"] / np.maximum(t.scores[f"{n}/n"], 1) for n in sorted(names))
+
+
+def crafter(t, life_now: np.ndarray) -> np.ndarray:
+    """The life's Crafter score (the environment's achievements judge the organism; never a reward to it)."""
+    return np.array([world.crafter_score(a / e) if e else 0.0 for a, e in zip(t.achievements, t.episodes)])
+
+
+FITNESSES: dict[str, Callable] = {"survival": survival, "prediction": prediction, "crafter": crafter}
+
+
+@dataclass(frozen=True)
+class Evolution:
+    """Evolution: lives born from a gene pool that selection shapes, generation after generation (evolve.py)."""
+
+    generations: int = 1
+    """lives of --steps steps, one generation after another, each born from a gene pool that selection shapes;
+    1 = a population without evolution. --resume may extend it"""
+    pool: int = 0
+    """genes in the pool; 0: 4 per expressed slot (--layers)"""
+    fitness: Literal[tuple(FITNESSES)] = "survival"
+    """what selection favours: 'survival' = mean episode length over the life; 'prediction' = the mean
+    prequential log-likelihood of the world model's targets (how well it learned); 'crafter' = the life's
+    Crafter score (selection on the environment's achievements; never a reward to the learner)"""
+    inherit: Literal["darwinian", "lamarckian"] = "darwinian"
+    """'darwinian': life learning dies with the organism; 'lamarckian': each gene's fittest carrier writes its
+    learned weights back into the pool, and the fittest organism's trunk (embeddings, heads) is kept"""
+    selection: Literal["evolve", "none"] = "evolve"
+    """'none' is the control: the pool never changes and genomes are drawn uniformly"""
+    mutation: float = 0.02
+    """a split's mutated copy adds Gaussian noise of this times each weight array's RMS"""
+    turnover: int = 2
+    """genes discarded, and genes split, per generation (the pool keeps its size)"""
+    init_from: str = ""
+    """a run directory to start from: an evolution's final pool (genomes drawn from it by credit, with its
+    trunk), or any run's checkpoint weights; fresh optimizers, seeds and worlds"""
+
+    @property
+    def evolving(self) -> bool:
+        return self.generations > 1
+
+    def pool_size(self, layers: int) -> int:
+        return self.pool or POOL_PER_SLOT * layers
+
+    def check(self, layers: int) -> None:
+        """One clear line for impossible evolution settings (``layers``: the body's expressed slots)."""
+        P = self.pool_size(layers)
+        checks = [
+            (self.generations >= 1, f"--generations must be at least 1, got {self.generations}"),
+            (not self.evolving or layers >= 3, f"evolution needs a body of at least 3 expressed slots (early, "
+                                               f"mid and late genes): --layers {layers}"),
+            (P >= layers, f"--pool {P} is smaller than one genome needs (--layers {layers} distinct genes)"),
+            (self.turnover >= 0 and 2 * self.turnover <= P,
+             f"--turnover {self.turnover} must lie between 0 and half the pool ({P // 2})"),
+            (self.mutation >= 0, f"--mutation cannot be negative, got {self.mutation}"),
+            (not (self.selection == "none" and self.inherit == "lamarckian"),
+             "--selection none is the control of a darwinian pool: it cannot be --inherit lamarckian"),
+            (not (self.init_from and self.evolving), "--init-from starts new lives, not an evolution: "
+                                                     "use it with --generations 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
 
 
 def depth_bin(slot: int, expressed: int) -> int:
@@ -152,41 +196,39 @@ def centred_ranks(x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- the pool and births
 
 
-def new_pool(cfg, key) -> tuple[Pool, Ledger]:
-    """P fresh genes and a fresh trunk, from ``key``."""
-    P = pool_size(cfg)
-    world.make_env(cfg.world)  # import Craftax (it makes arrays at import time) outside the trace
-    pool = _new_pool(life.core(cfg), key, P)
+def new_ledger(P: int) -> Ledger:
+    """The records of a fresh pool of P genes."""
     ledger = Ledger(ids=[], genes={}, next_id=0)
     ledger.ids = [ledger.new_gene(None, (0.0, 0.0, 0.0)) for _ in range(P)]
-    return pool, ledger
+    return ledger
 
 
 @eqx.filter_jit
-def _new_pool(cfg, key, P: int) -> Pool:
+def new_pool(cfg: life.Life, key, P: int) -> Pool:
+    """P fresh genes and a fresh trunk, from ``key``."""
+    b = cfg.body
     k_genes, k_trunk = jax.random.split(key)
-    genes = eqx.filter_vmap(lambda k: Gene(cfg.d_model, cfg.n_heads, cfg.mlp_ratio, key=k))(
-        jax.random.split(k_genes, P))
+    genes = eqx.filter_vmap(lambda k: Gene(b.d_model, b.n_heads, b.mlp_ratio, key=k))(jax.random.split(k_genes, P))
     return Pool(genes=genes, trunk=life.new_model(cfg, k_trunk))
 
 
-def draw(cfg, ledger: Ledger, rng: np.random.Generator, n: int) -> np.ndarray:
+def draw(selection: str, layers: int, ledger: Ledger, rng: np.random.Generator, n: int) -> np.ndarray:
     """n genomes, [n, layers] pool positions: by credit at each slot's depth (``selection evolve``), or
     uniformly (``selection none``); no gene twice in one genome."""
-    P, L = len(ledger.ids), cfg.layers
+    P, L = len(ledger.ids), layers
     logits = np.stack([credit_by_bin(ledger.genes[i]) for i in ledger.ids]) / TEMPERATURE  # [P, 3]
     out = np.zeros((n, L), np.int32)
     for org in range(n):
         free = np.ones(P, bool)
         for s in range(L):
-            z = logits[:, depth_bin(s, L)] if cfg.selection == "evolve" else np.zeros(P)
+            z = logits[:, depth_bin(s, L)] if selection == "evolve" else np.zeros(P)
             p = np.where(free, np.exp(z - z[free].max()), 0.0)
             out[org, s] = rng.choice(P, p=p / p.sum())
             free[out[org, s]] = False
     return out
 
 
-def donors(cfg, ledger: Ledger, pool: Pool, rng: np.random.Generator, slots, active) -> Gene:
+def donors(ledger: Ledger, pool: Pool, rng: np.random.Generator, slots, active) -> Gene:
     """Genes for ``--grow-gene pool``: for each organism, a pool gene drawn by credit at the depth its new
     slot will have (of ``active + 1`` expressed genes), as genomes are drawn; stacked, one per organism."""
     credit_at = np.stack([credit_by_bin(ledger.genes[i]) for i in ledger.ids]) / TEMPERATURE  # [P, 3]
@@ -214,26 +256,17 @@ def birth(orgs: life.Organism, pool: Pool, genomes) -> life.Organism:
 # ----------------------------------------------------------------------------- the end of a life
 
 
-def fitness(cfg, orgs: life.Organism) -> dict[str, np.ndarray]:
-    """Every fitness of every organism ([N] each), from its life's tallies."""
-    t = jax.tree.map(np.asarray, orgs.tally)
+def fitness(orgs: life.Organism) -> dict[str, np.ndarray]:
+    """Every fitness of every organism ([N] each, float64), from its life's tallies."""
+    t = jax.tree.map(lambda x: np.asarray(x, np.float64), orgs.tally)
     life_now = np.asarray(orgs.life, np.float64)
-    episodes = t.episodes.astype(np.float64)
-    surprise = sum(t.scores[f"{name}/surprise"] / np.maximum(t.scores[f"{name}/n"], 1) for name in cfg.objective)
-    crafter = [world.crafter_score(a / e) if e else 0.0 for a, e in zip(t.achievements, episodes)]
-    return {"survival": (t.length_sum + life_now) / (episodes + 1),  # the unfinished episode counts too
-            "prediction": -np.asarray(surprise, np.float64), "crafter": np.array(crafter)}
-
-
-def knockout(cfg, orgs: life.Organism):
-    """[N, slots]: how much each organism's world-model loss on its last window rises when one slot's gate
-    is set to 0 (an inactive slot: exactly 0)."""
-    return _knockout(life.core(cfg), orgs)
+    return {name: np.asarray(fn(t, life_now), np.float64) for name, fn in FITNESSES.items()}
 
 
 @eqx.filter_jit
-def _knockout(cfg, orgs):
-    batch = life.batch_for(cfg, world.env_spec(cfg.world))
+def knockout(cfg: life.Life, orgs: life.Organism):
+    """[N, slots]: how much each organism's world-model loss on its last window rises when one slot's gate
+    is set to 0 (an inactive slot: exactly 0)."""
 
     def one(org):
         gates = org.model.stack.gates
@@ -241,8 +274,7 @@ def _knockout(cfg, orgs):
 
         def loss(i):  # slot i's gate set to 0; i = D: none (one batch, so the baseline rounds like the rest)
             m = eqx.tree_at(lambda m: m.stack.gates, org.model, jnp.where(jnp.arange(D) == i, 0.0, gates))
-            return life.world_model_loss(m, cfg, batch, org.window, org.now, life.prior_of(org.tally),
-                                          org.features)[0]
+            return life.world_model_loss(m, cfg, org.window, org.now, life.prior_of(org.tally), org.features)[0]
 
         losses = jax.vmap(loss)(jnp.arange(D + 1))
         return losses[:D] - losses[D]
@@ -294,7 +326,7 @@ def root(ledger: Ledger, i: int) -> int:
     return i
 
 
-def select(cfg, pool: Pool, ledger: Ledger, key) -> tuple[Pool, list, list]:
+def select(cfg: Evolution, pool: Pool, ledger: Ledger, key) -> tuple[Pool, list, list]:
     """Discard the ``turnover`` least-credited genes carried at least MIN_CARRIED times; split as many of the
     most-credited into an exact copy (at the parent's position) and a mutated copy (at a discarded one's),
     both with new ids. Returns (pool, discarded ids, [(parent, copy, mutant)])."""
@@ -343,16 +375,17 @@ def record(ledger: Ledger, genomes: np.ndarray, f: np.ndarray, knock: np.ndarray
         ledger.genes[i]["gate"] = float(np.mean(gs))
 
 
-def end_of_life(cfg, pool: Pool, ledger: Ledger, genomes: np.ndarray, orgs: life.Organism, key, placed=None):
+def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger, genomes: np.ndarray,
+                orgs: life.Organism, key, placed=None):
     """Credit, inheritance and selection after a generation's lives: (pool, ledger, its generations.jsonl line).
     ``ledger`` is updated in place. ``placed`` [N, layers]: the slot each genome gene sits in now (genes grown
     during life (develop.py) push those above them up; they have no pool id and never enter the pool)."""
     N, L = genomes.shape
     placed = np.tile(np.arange(L), (N, 1)) if placed is None else np.asarray(placed)
-    fits = fitness(cfg, orgs)
+    fits = fitness(orgs)
     f = fits[cfg.fitness]
     at = lambda x: np.take_along_axis(np.asarray(x), placed, axis=1)  # noqa: E731  [N, slots] -> [N, L]
-    record(ledger, genomes, f, at(knockout(cfg, orgs)), at(orgs.model.stack.gates))
+    record(ledger, genomes, f, at(knockout(life_cfg, orgs)), at(orgs.model.stack.gates))
     line = {"generation": ledger.generation, "fitness_kind": cfg.fitness, "fitness": [float(x) for x in f],
             "best": float(np.max(f)), "mean": float(np.mean(f)),
             **{f"{k}_mean": float(np.mean(v)) for k, v in fits.items()},
@@ -395,34 +428,19 @@ def pool_json(ledger: Ledger) -> dict:
     return {"generation": ledger.generation, "pool": ledger.ids, "genes": genes}
 
 
-def body_of(saved: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in BODY_FIELDS}
-
-
-def founders(cfg, orgs: life.Organism, env_states, state_like) -> life.Organism:
-    """``--init-from RUN_DIR``: newborns (fresh optimizers, their own new worlds) that start from another run.
+def founders(orgs: life.Organism, their_orgs: life.Organism, their_pool: Pool | None, ledger: Ledger | None,
+             selection: str, layers: int, seed: int) -> life.Organism:
+    """``--init-from RUN_DIR``: newborns (fresh optimizers, their own new worlds) that start from another run
+    (its organisms, pool and ledger as its checkpoint holds them; ``train.py`` loads it).
 
     An evolution's run: genomes drawn from its final pool as its next generation would be (by credit, or
-    uniformly for ``--selection none``, with this run's seed), with its trunk. Any other run: organism i
+    uniformly for its ``selection`` none, with this run's ``seed``), with its trunk. Any other run: organism i
     starts from the weights of organism i mod N' of its checkpoint.
     """
-    path = Path(cfg.init_from) / "checkpoint.eqx"
-    header = read_header(path)
-    saved = header["config"]
-    mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k in BODY_FIELDS}
-    theirs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in body_of(saved).items()}
-    diff = [k for k in BODY_FIELDS if json.loads(json.dumps(mine[k])) != theirs.get(k)]
-    if diff:
-        raise ValueError(f"--init-from {cfg.init_from} has another body: "
-                         + ", ".join(f"{k}={theirs.get(k)!r} (here {mine[k]!r})" for k in diff))
-    other = dataclasses.replace(cfg, population=saved["population"], generations=saved.get("generations", 1),
-                                pool=saved.get("pool", 0), init_from="")
-    _, (their_orgs, _, _, their_pool) = load_checkpoint(path, other, state_like(other), tuple(saved))
     N = orgs.now.age.shape[0]
     if their_pool is None:
-        models = jax.tree.map(lambda x: x[np.arange(N) % saved["population"]], their_orgs.model)
+        n = their_orgs.now.age.shape[0]
+        models = jax.tree.map(lambda x: x[np.arange(N) % n], their_orgs.model)
         return eqx.tree_at(lambda o: o.model, orgs, models)
-    ledger = Ledger.from_json(header["meta"]["ledger"])
-    evolved = dataclasses.replace(cfg, selection=saved.get("selection", "evolve"))
-    genomes = draw(evolved, ledger, np.random.default_rng([cfg.seed, 7919]), N)
+    genomes = draw(selection, layers, ledger, np.random.default_rng([seed, 7919]), N)
     return birth(orgs, their_pool, jnp.asarray(genomes))

@@ -4,13 +4,14 @@ Two learners (``--learner``). ``window``: a PPO-style actor-critic loss over the
 over its T transitions, clipped ratios), read from the model's own prefix output and added to the world
 model's loss, so one Adam update serves both. ``stream``: stream AC(lambda) (Elsayed, Vasan & Mahmood
 2024, "Streaming deep reinforcement learning finally works"; repository mohmdelsayed/streaming-drl), the
-single-stream actor-critic that learns with batch size 1 where PPO, SAC and DQN at batch size 1 fail. Its pieces, as they are here:
+single-stream actor-critic that learns with batch size 1 where PPO, SAC and DQN at batch size 1 fail. Its
+pieces, as they are here:
 
-- an *actor* and a *critic* of their own: two small MLPs (LayerNorm without parameters before each
-  nonlinearity, leaky ReLU, sparse initialisation: 90 % of each unit's incoming weights zero) that read
-  the transformer's view of the state (its prefix output at every state token, standardised by running
-  statistics) through a ``stop_gradient``: the world model shapes the features, the reward shapes the
-  actor and critic, and neither pulls the other around;
+- an *actor* and a *critic* of their own (``model.ActorCritic``): two small MLPs (LayerNorm without
+  parameters before each nonlinearity, leaky ReLU, sparse initialisation: 90 % of each unit's incoming
+  weights zero) that read the transformer's view of the state (its prefix output at every state token,
+  standardised by running statistics) through a ``stop_gradient``: the world model shapes the features,
+  the reward shapes the actor and critic, and neither pulls the other around;
 - the TD error delta = r + gamma V(s') (1 - done) - V(s), with r the reward divided by the running
   standard deviation of its discounted return (``life.py`` keeps the moments);
 - one eligibility trace per network, z <- gamma lambda z + grad, zeroed when a life ends:
@@ -27,67 +28,106 @@ that started the sleep, not to an action the game ignored.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+import tyro
+from jaxtyping import Array, Bool, Float, Int
 
-SPARSITY = 0.9  # share of each unit's incoming weights that start at zero (sparse initialisation)
+import curiosity
+import objectives as O
+from model import ActorCritic
 
-
-def normalise(x: Float[Array, " n"]) -> Float[Array, " n"]:
-    """LayerNorm without parameters."""
-    mu = x.mean()
-    return (x - mu) * jax.lax.rsqrt(jnp.mean((x - mu) ** 2) + 1e-5)
-
-
-def sparse_linear(fan_in: int, fan_out: int, key: PRNGKeyArray) -> eqx.nn.Linear:
-    """A linear map with uniform(+-1/sqrt(fan_in)) weights, ``SPARSITY`` of each output's inputs zeroed,
-    zero bias."""
-    k_w, k_mask = jax.random.split(key)
-    bound = 1.0 / math.sqrt(fan_in)
-    w = jax.random.uniform(k_w, (fan_out, fan_in), minval=-bound, maxval=bound)
-    zeros = math.ceil(SPARSITY * fan_in)
-    order = jax.vmap(lambda k: jax.random.permutation(k, fan_in))(jax.random.split(k_mask, fan_out))
-    w = jnp.where(jnp.argsort(order, axis=1) < zeros, 0.0, w)  # each row: a random ``zeros`` of its inputs
-    lin = eqx.nn.Linear(fan_in, fan_out, key=key)
-    return eqx.tree_at(lambda m: (m.weight, m.bias), lin, (w, jnp.zeros(fan_out)))
+CuriosityName = Literal[tuple(curiosity.CURIOSITIES)]
 
 
-class Net(eqx.Module):
-    """input -> [Linear -> LayerNorm -> leaky ReLU] x hidden layers -> Linear."""
+@dataclass(frozen=True)
+class Learning:
+    """What it learns and how: the world model's objectives, the curiosity that rewards it, the policy and its
+    learner, the update."""
 
-    layers: tuple[eqx.nn.Linear, ...]
+    objective: tuple[str, ...] = ("inverse_dynamics",)
+    """what the model learns to predict besides its policy: one or more layout names (objectives.LAYOUTS)"""
+    weights: tuple[float, ...] = ()
+    """loss weight of each objective, in the same order; empty means 1 each"""
+    curiosity: Annotated[CuriosityName, tyro.conf.arg(help=curiosity.HELP)] = "effects"
+    policy: Literal["learned", "random"] = "learned"
+    """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
+    learner: Literal["window", "stream"] = "stream"
+    """how reward becomes behaviour: 'window' = a PPO-style loss over the window (GAE), in the model's own
+    update; 'stream' = stream AC(lambda): an actor and a critic of their own on the model's features,
+    eligibility traces, the ObGD step (learner.py)"""
+    lr: float = 1e-3
+    """Adam learning rate of the model's own update"""
+    max_grad_norm: float = 100.0
+    """gradient clipping (global norm); a safety net only: clipping at 1 slowed learning several-fold"""
+    gamma: float = 0.99
+    """discount of the return (the window learner's old default: 0.95)"""
+    lam: float = 0.8
+    """lambda: of the eligibility traces (stream), of GAE (window; its old default: 0.9)"""
+    clip: float = 0.2
+    """--learner window: PPO ratio clip"""
+    ent_coef: float = 0.01
+    """entropy bonus of the policy"""
+    value_coef: float = 0.5
+    """--learner window: weight of the value loss"""
+    ac_hidden: int = 128
+    """--learner stream: width of the actor's and the critic's hidden layers"""
+    ac_depth: int = 2
+    """--learner stream: hidden layers of the actor and of the critic"""
+    ac_lr: float = 1.0
+    """--learner stream: the ObGD step size alpha"""
+    kappa_policy: float = 3.0
+    """--learner stream: the actor's ObGD bound kappa"""
+    kappa_value: float = 2.0
+    """--learner stream: the critic's ObGD bound kappa"""
 
-    def __init__(self, fan_in: int, hidden: int, out: int, depth: int, *, key: PRNGKeyArray):
-        sizes = [fan_in] + [hidden] * depth + [out]
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(sparse_linear(a, b, k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """--objective, and after it the objectives the curiosity needs that it lacks."""
+        return self.objective + tuple(n for n in curiosity.CURIOSITIES[self.curiosity].needs if n not in self.objective)
 
-    def __call__(self, x: Float[Array, " n"]) -> Float[Array, " out"]:
-        for layer in self.layers[:-1]:
-            x = jax.nn.leaky_relu(normalise(layer(x)))
-        return self.layers[-1](x)
+    @property
+    def loss_weights(self) -> tuple[float, ...]:
+        extra = len(self.objectives) - len(self.objective)
+        return (self.weights or (1.0,) * len(self.objective)) + (1.0,) * extra
+
+    @property
+    def curious(self) -> str:
+        """The objective whose surprise (or its drop, for learning progress) the curiosity reads."""
+        return (curiosity.CURIOSITIES[self.curiosity].needs or self.objective[:1])[-1]
+
+    def check(self) -> None:
+        """One clear line for impossible learning settings, before anything is compiled."""
+        for name in self.objective:
+            if name not in O.LAYOUTS:
+                raise ValueError(f"unknown objective {name!r}; choose from {', '.join(O.LAYOUTS)}")
+        for ok, msg in [
+            (len(self.objective) >= 1, "--objective needs at least one name"),
+            (len(set(self.objective)) == len(self.objective), "--objective lists a name twice"),
+            (not self.weights or len(self.weights) == len(self.objective),
+             f"--weights has {len(self.weights)} values for the {len(self.objective)} of --objective "
+             f"({' '.join(self.objective)}); the objectives a curiosity adds get weight 1"),
+            (all(w >= 0 for w in self.weights), f"--weights cannot be negative, got {self.weights}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.max_grad_norm > 0, f"--max-grad-norm must be positive (a clip at 0 stops learning), "
+                                     f"got {self.max_grad_norm}"),
+            (0 <= self.gamma <= 1 and 0 <= self.lam <= 1, "--gamma and --lam must lie in [0, 1]"),
+            (0 < self.clip < 1, f"--clip must lie in (0, 1), got {self.clip}"),
+            (self.ent_coef >= 0, f"--ent-coef cannot be negative (it would reward certainty), got {self.ent_coef}"),
+            (self.value_coef >= 0, f"--value-coef cannot be negative, got {self.value_coef}"),
+            (self.ac_hidden >= 1 and self.ac_depth >= 0, "--ac-hidden must be positive and --ac-depth not negative"),
+            (self.ac_lr > 0, f"--ac-lr must be positive, got {self.ac_lr}"),
+            (self.kappa_policy > 0 and self.kappa_value > 0, "--kappa-policy and --kappa-value must be positive"),
+        ]:
+            if not ok:
+                raise ValueError(msg)
 
 
-class ActorCritic(eqx.Module):
-    """The actor (action logits) and the critic (value) of the state features."""
-
-    actor: Net
-    critic: Net
-
-    def __init__(self, fan_in: int, n_actions: int, hidden: int, depth: int, *, key: PRNGKeyArray):
-        k1, k2 = jax.random.split(key)
-        self.actor = Net(fan_in, hidden, n_actions, depth, key=k1)
-        self.critic = Net(fan_in, hidden, 1, depth, key=k2)
-
-    def logits(self, phi: Float[Array, " n"]) -> Float[Array, " A"]:
-        return self.actor(phi)
-
-    def value(self, phi: Float[Array, " n"]) -> Float[Array, ""]:
-        return self.critic(phi)[0]
+# ----------------------------------------------------------------------------- the stream learner
 
 
 def zeros_like(ac: ActorCritic) -> ActorCritic:

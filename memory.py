@@ -12,7 +12,7 @@ to step (and in its checkpoint):
 - **Write (the debrief).** After the outcome of a transition, one more sequence, ``[memory] s a s'
   [debrief]``, runs through the same model; the outputs at its M debrief tokens are the new memory,
   through a gate: ``m <- (1 - g) * m + g * out``, ``g = sigmoid(W out + b)`` per dimension (b starts at
-  -2: memory starts mostly kept; the parameters are ``model.Mind``). At death the memory is cleared: a
+  -2: memory starts mostly kept; the parameters are ``model.MindParams``). At death the memory is cleared: a
   new life starts blank.
 - **Truncated backprop through time** (``--bptt K``, as in the recurrent memory transformer and
   block-recurrent transformers, Bulatov et al. 2022, Hutchins et al. 2022; truncated BPTT, Williams &
@@ -30,6 +30,10 @@ continuous chain of thought).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +42,49 @@ from jaxtyping import Array, Bool, Float, Int
 from model import Model, Obs
 from objectives import memory_tokens
 from targets import type_id
+
+
+@dataclass(frozen=True)
+class Mind:
+    """Memory and thinking: the short-term window, memory vectors carried from step to step, thoughts."""
+
+    window: int = 4
+    """T: transitions in the short-term window that every update trains on"""
+    memory: int = 0
+    """M: memory vectors carried from step to step, read by every token and written after each outcome by a
+    debrief through a gate (memory.py); 0: no memory"""
+    bptt: int = 0
+    """K: memory updates the gradient flows back through (truncated backprop through time; at most --window
+    - 1, the window holds the transitions it recomputes); 0: --window - 1"""
+    think: int = 0
+    """K thinking tokens after the state the policy reads, before it acts (pause tokens; memory.py)"""
+    think_mode: Literal["pause", "recurrent"] = "pause"
+    """'pause': content-less thoughts; 'recurrent': each thought's output is the next thought's input"""
+    recall_delay: int = 8
+    """the recall probe (--objective recall) predicts the view seen this many steps before, longer ago than
+    --window: only memory can know it"""
+
+    def sized(self) -> Mind:
+        """This mind with its automatic size (--bptt 0) worked out."""
+        return dataclasses.replace(self, bptt=self.bptt or self.window - 1)
+
+    def check(self, objectives: tuple[str, ...], span: int) -> None:
+        """One clear line for impossible settings (sizes worked out); ``span``: the longest layout's span."""
+        for ok, msg in [
+            (self.window >= span + 1, f"--window must be at least {span + 1}: the window holds at least two instances "
+                                      f"of each layout (the longest spans {span} step{'s' * (span > 1)}), "
+                                      f"got {self.window}"),
+            (self.memory >= 0 and self.think >= 0, "--memory and --think cannot be negative"),
+            (self.memory == 0 or 1 <= self.bptt <= self.window - 1,
+             f"--bptt must be between 1 and --window - 1 = {self.window - 1} (the window holds the transitions that "
+             f"backprop recomputes), got {self.bptt}"),
+            (self.think_mode == "pause" or self.think >= 2, "--think-mode recurrent needs --think 2 or more"),
+            ("recall" not in objectives or self.recall_delay > self.window,
+             f"--recall-delay must be more than --window ({self.window}): the probe asks for what the window no "
+             f"longer holds, got {self.recall_delay}"),
+        ]:
+            if not ok:
+                raise ValueError(msg)
 
 
 def blank(memory: int, d: int) -> Float[Array, "M d"]:

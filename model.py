@@ -12,7 +12,10 @@ pixels, P = 4 quarters of a CNN feature map + 1 global token, see ``pixels.py``)
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -21,19 +24,73 @@ import numpy as np
 from einops import rearrange
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+import world
 from genes import GeneStack, layer_norm
-from learner import ActorCritic
 from pixels import N_TOKENS as PIXEL_TOKENS
 from pixels import PixelEye
 from world import EnvSpec
 
 GATE_BIAS = -2.0  # a memory write's gate starts at sigmoid(-2) = 0.12 of each dimension (memory.py)
-RND_DIM = 32  # size of a fixed random network's state embedding that the rnd layout predicts (novelty.py)
+RND_DIM = 32  # size of a fixed random network's state embedding that the rnd layout predicts (curiosity.py)
 
 MAX_TIME = 16  # time steps a layout may span
 AGE_FREQS = 8  # sinusoids of log(1 + age)
 GRID_SCALES = 5  # grid-cell modules; periods 3, 4.2, 5.9, 8.2, 11.5 cells (ratio 1.4)
 PLACE_SPACING = 4  # place cells sit on a lattice this many cells apart, each tuned this wide (Gaussian std)
+
+
+@dataclass(frozen=True)
+class Body:
+    """The body: the world it lives in and the transformer that makes every prediction."""
+
+    env: str = "Craftax-Classic-Symbolic-v1"
+    """which Craftax world to live in: Craftax-Classic-Symbolic-v1 or Craftax-Symbolic-v1"""
+    obs: Literal["symbolic", "pixels"] = "symbolic"
+    """what the agent sees: decoded cells, or the 63x63 RGB frame through a small CNN (Classic only)"""
+    d_model: int = 64
+    """width of the residual stream"""
+    n_heads: int = 4
+    """attention heads per gene"""
+    layers: int = 0
+    """gene slots expressed at birth; 0: 2, or 3 for an evolution (its depth bins need early, mid and late genes)"""
+    slots: int = 0
+    """gene slots in the body (>= layers); the free ones are for growth and never cost a recompile; 0: --layers"""
+    mlp_ratio: int = 2
+    """hidden width of each gene's MLP, in multiples of d_model"""
+    patch: tuple[int, int] = (4, 9)
+    """cells per state token (rows, columns) of the local view"""
+    cell_dim: int = 8
+    """embedding size of one cell (block + item + mob + position)"""
+
+    @property
+    def world(self) -> str:
+        """The Craftax env id: --env with its observation kind switched to --obs."""
+        return self.env.replace("-Symbolic-", "-Pixels-") if self.obs == "pixels" else self.env
+
+    def sized(self, evolving: bool) -> Body:
+        """This body with its automatic sizes (0) worked out."""
+        layers = self.layers or (3 if evolving else 2)
+        return dataclasses.replace(self, layers=layers, slots=self.slots or layers)
+
+    def check(self) -> None:
+        """One clear line for an impossible body (its sizes worked out), before anything is compiled."""
+        symbolic = [e for e in world.ENVS if "-Symbolic-" in e]  # --env names these; --obs pixels switches
+        if self.env not in symbolic:
+            raise ValueError(f"unknown env {self.env!r}; choose one of {', '.join(symbolic)} "
+                             "(for pixels: --obs pixels)")
+        if self.obs == "pixels" and self.world not in world.ENVS:
+            raise ValueError(f"--obs pixels is available for Craftax-Classic-Symbolic-v1 only, not {self.env}")
+        for ok, msg in [
+            (1 <= self.layers <= self.slots,
+             f"--layers must be between 1 and --slots ({self.slots}), got {self.layers}"),
+            (self.d_model > 0 and self.n_heads > 0 and self.d_model % self.n_heads == 0,
+             f"--d-model ({self.d_model}) must be a positive multiple of --n-heads ({self.n_heads})"),
+            (min(self.patch) >= 1, f"--patch sizes must be positive, got {self.patch}"),
+            (self.mlp_ratio >= 1, f"--mlp-ratio must be at least 1, got {self.mlp_ratio}"),
+            (self.cell_dim >= 1, f"--cell-dim must be at least 1, got {self.cell_dim}"),
+        ]:
+            if not ok:
+                raise ValueError(msg)
 
 
 class Obs(eqx.Module):
@@ -83,7 +140,7 @@ def place_log_code(pos: Float[Array, " 2"], centres: np.ndarray) -> Float[Array,
     return jax.nn.log_softmax(-d2 / (2 * PLACE_SPACING**2))
 
 
-class Mind(eqx.Module):
+class MindParams(eqx.Module):
     """The parameters of memory and thought (memory.py; the model's ``mind``, None when both are off)."""
 
     read_emb: Float[Array, "M d"]  # which memory slot a memory token is
@@ -102,6 +159,69 @@ class Mind(eqx.Module):
     @property
     def slots(self) -> int:
         return self.read_emb.shape[0]
+
+
+# ----------------------------------------------------------------------------- the stream learner's actor and critic
+
+
+SPARSITY = 0.9  # share of each unit's incoming weights that start at zero (sparse initialisation)
+
+
+def normalise(x: Float[Array, " n"]) -> Float[Array, " n"]:
+    """LayerNorm without parameters."""
+    mu = x.mean()
+    return (x - mu) * jax.lax.rsqrt(jnp.mean((x - mu) ** 2) + 1e-5)
+
+
+def sparse_linear(fan_in: int, fan_out: int, key: PRNGKeyArray) -> eqx.nn.Linear:
+    """A linear map with uniform(+-1/sqrt(fan_in)) weights, ``SPARSITY`` of each output's inputs zeroed,
+    zero bias."""
+    k_w, k_mask = jax.random.split(key)
+    bound = 1.0 / math.sqrt(fan_in)
+    w = jax.random.uniform(k_w, (fan_out, fan_in), minval=-bound, maxval=bound)
+    zeros = math.ceil(SPARSITY * fan_in)
+    order = jax.vmap(lambda k: jax.random.permutation(k, fan_in))(jax.random.split(k_mask, fan_out))
+    w = jnp.where(jnp.argsort(order, axis=1) < zeros, 0.0, w)  # each row: a random ``zeros`` of its inputs
+    lin = eqx.nn.Linear(fan_in, fan_out, key=key)
+    return eqx.tree_at(lambda m: (m.weight, m.bias), lin, (w, jnp.zeros(fan_out)))
+
+
+class Net(eqx.Module):
+    """input -> [Linear -> LayerNorm -> leaky ReLU] x hidden layers -> Linear."""
+
+    layers: tuple[eqx.nn.Linear, ...]
+
+    def __init__(self, fan_in: int, hidden: int, out: int, depth: int, *, key: PRNGKeyArray):
+        sizes = [fan_in] + [hidden] * depth + [out]
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.layers = tuple(sparse_linear(a, b, k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+
+    def __call__(self, x: Float[Array, " n"]) -> Float[Array, " out"]:
+        for layer in self.layers[:-1]:
+            x = jax.nn.leaky_relu(normalise(layer(x)))
+        return self.layers[-1](x)
+
+
+class ActorCritic(eqx.Module):
+    """The actor (action logits) and the critic (value) of the state features."""
+
+    actor: Net
+    critic: Net
+
+    def __init__(self, fan_in: int, n_actions: int, hidden: int, depth: int, *, key: PRNGKeyArray):
+        k1, k2 = jax.random.split(key)
+        self.actor = Net(fan_in, hidden, n_actions, depth, key=k1)
+        self.critic = Net(fan_in, hidden, 1, depth, key=k2)
+
+    def logits(self, phi: Float[Array, " n"]) -> Float[Array, " A"]:
+        return self.actor(phi)
+
+    def value(self, phi: Float[Array, " n"]) -> Float[Array, ""]:
+        return self.critic(phi)[0]
+
+
+
+# ----------------------------------------------------------------------------- the model
 
 
 class Model(eqx.Module):
@@ -137,9 +257,9 @@ class Model(eqx.Module):
     cell_out: Float[Array, "Hp Wp d"] | None
     cell_head: eqx.nn.Linear | None
     status_head: eqx.nn.Linear | None
-    rnd_head: eqx.nn.Linear  # the prediction of a fixed random network's embedding (novelty.py)
+    rnd_head: eqx.nn.Linear  # the prediction of a fixed random network's embedding (curiosity.py)
     copy_gain: Float[Array, " 4"]  # how much predictions lean on the nearest given state: block, item, mob, place
-    mind: Mind | None  # memory and thinking tokens (memory.py), or None
+    mind: MindParams | None  # memory and thinking tokens (memory.py), or None
     heads: dict  # the heads of target kinds registered with their own (targets.py): letter -> Linear
     ac: ActorCritic | None  # the stream learner's actor and critic on the state's features (learner.py), or None
 
@@ -182,7 +302,7 @@ class Model(eqx.Module):
         self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks)) if symbolic else None
         self.copy_gain = jnp.full(4, 2.0, jnp.float32)  # a strong type: weak-typed leaves recompile the step
         self.rnd_head = eqx.nn.Linear(d, RND_DIM, key=next(ks))
-        self.mind = Mind(memory, think, d, key=next(ks)) if memory or think else None
+        self.mind = MindParams(memory, think, d, key=next(ks)) if memory or think else None
         self.heads = {k: eqx.nn.Linear(d, n, key=jax.random.fold_in(key, 2 + i))
                       for i, (k, n) in enumerate(sorted(targets.heads().items()))}
         self.ac = ActorCritic((P + 1) * d, spec.n_actions, ac_hidden, ac_depth, key=jax.random.fold_in(key, 1)) \

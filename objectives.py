@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from curiosity import standardise
 from model import Model, Obs
-from novelty import standardise
 from targets import KINDS, hidden_cells, stack_obs, state_row, type_id
 
 LAYOUTS = {
@@ -53,7 +53,7 @@ LAYOUTS = {
     "latent_inverse": "z0 z1 ; a0",  # inverse dynamics in the model's feature space (ICM's inverse model)
     "latent_forward": "z0 a0 ; z1",  # forward dynamics in that space; its error is ICM curiosity
     # novelty
-    "rnd": "s0 ; n0",  # random network distillation: its error is high on rarely seen states (novelty.py)
+    "rnd": "s0 ; n0",  # random network distillation: its error is high on rarely seen states (curiosity.py)
     # memory
     "recall": "s0 ; v0",  # what did I see --recall-delay steps ago? (a probe of memory: the window no longer has it)
 }
@@ -393,7 +393,7 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[A
             memory: Float[Array, "T1 M d"] | None = None) -> Seen:
     """Embed the window once, gather every instance's tokens, and run them all through the model.
 
-    ``features``: the running mean and variance of the prefix outputs that standardise them (novelty.py;
+    ``features``: the running mean and variance of the prefix outputs that standardise them (curiosity.py;
     None: as they are). ``memory``: what each row reads (obs_0..obs_T-1, now; ``memory.read_rows``), when
     the batch has memory tokens."""
     T = win.action.shape[0]

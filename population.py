@@ -9,7 +9,7 @@ in host threads, one per core (``live_threads``). Organism i draws its randomnes
 life would, so a population of one is ``life.live`` and every organism of a population can be replayed
 alone.
 
-``cfg`` is ``train.Config`` (duck-typed here, as in ``life.py``).
+Every function takes a ``life.Life`` (``cfg``), as in ``life.py``.
 """
 
 from __future__ import annotations
@@ -27,15 +27,10 @@ import world
 # ----------------------------------------------------------------------------- births
 
 
-def born_population(cfg, keys) -> tuple[life.Organism, object]:
-    """``born`` for each key (a leading population axis on every leaf)."""
-    world.make_env(cfg.world)
-    return _born_population(life.core(cfg), keys)
-
-
 @eqx.filter_jit
-def _born_population(cfg, keys):
-    return jax.vmap(lambda k: life._born(cfg, k))(keys)
+def born_population(cfg: life.Life, keys) -> tuple[life.Organism, object]:
+    """``born`` for each key (a leading population axis on every leaf)."""
+    return jax.vmap(lambda k: life.born(cfg, k))(keys)
 
 
 # ----------------------------------------------------------------------------- rebirth
@@ -47,14 +42,14 @@ def fresh_worlds(population: int) -> int:
     return min(population, 2 + population // 16)
 
 
-def rebirth(cfg, a: life.Act):
+def rebirth(cfg: life.Life, a: life.Act):
     """Population rebirth (optimistic reset): the dead take fresh worlds, in order of their index.
 
     Fresh world r is built from the reset key of the r-th organism that died on this step, so an
     organism that dies alone gets exactly the world its single life would have got. Only if more than
     ``fresh_worlds(N)`` die on one step do some share a world (counted). Returns (obs, env_state, shared).
     """
-    env, params = world.make_env(cfg.world)
+    env, params = world.make_env(cfg.body.world)
     N = a.done.shape[0]
     R = fresh_worlds(N)
     rank = jnp.cumsum(a.done) - 1  # [N] order among the dead
@@ -75,7 +70,7 @@ def rebirth(cfg, a: life.Act):
 # ----------------------------------------------------------------------------- chunks of N lives
 
 
-def live_population(cfg, orgs: life.Organism, env_states, keys, steps: int):
+def live_population(cfg: life.Life, orgs: life.Organism, env_states, keys, steps: int):
     """``steps`` steps of N lives at once (every leaf has a leading axis N; ``keys`` is [N, 2]): organism i
     draws its randomness exactly as ``live`` does from ``keys[i]``. Records come back as [N, steps].
 
@@ -84,13 +79,15 @@ def live_population(cfg, orgs: life.Organism, env_states, keys, steps: int):
     """
     if keys.shape[0] == 1:
         one = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731
-        org, env_state, rec = life._live(life.core(cfg), one(orgs), one(env_states), keys[0], steps)
+        org, env_state, rec = life.live(cfg, one(orgs), one(env_states), keys[0], steps)
         return jax.tree.map(lambda x: x[None], (org, env_state, rec))
-    return _live_population(life.core(cfg), orgs, env_states, keys, steps)
+    return vmapped_lives(cfg, orgs, env_states, keys, steps)
 
 
 @eqx.filter_jit
-def _live_population(cfg, orgs, env_states, keys, steps: int):
+def vmapped_lives(cfg: life.Life, orgs, env_states, keys, steps: int):
+    """``live_population`` for N > 1: ``act`` and ``learn`` under ``vmap``, the population's rebirth between."""
+
     def body(carry, k):
         orgs, env_states = carry
         a = jax.vmap(lambda o, e, k: life.act(cfg, o, e, k))(orgs, env_states, k)
@@ -114,7 +111,7 @@ def threads_for(population: int, threads: int = 0) -> int:
     return max(k for k in range(1, min(population, cores) + 1) if population % k == 0)
 
 
-def live_threads(cfg, orgs: life.Organism, env_states, keys, steps: int, threads: int):
+def live_threads(cfg: life.Life, orgs: life.Organism, env_states, keys, steps: int, threads: int):
     """``live_population`` over ``threads`` equal slices of the population, each in its own host thread.
 
     XLA's CPU backend runs one small computation on about one core; slices of the population are

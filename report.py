@@ -1,13 +1,15 @@
-"""What a run leaves for people to look at: learning curves (PNG), a GIF of the agent's life, a text summary.
+"""What a run reports, in numbers: one line of metrics per chunk, the summary at its end, the progress bar,
+the text summary; and ``Log``, which writes them as the run goes (the pictures are in ``plots.py``).
 
-For a population, every figure is the mean over its organisms, with their spread (``std``) and each
-organism's own figures beside it.
+Every file has one format whatever the population's size (a population of one included): each figure is
+the mean over the organisms, with their spread (``std``, in the summary) and each organism's own figures
+beside it (``organisms``). Each figure has one name in every file (the scores are named in ``targets.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import warnings
 from pathlib import Path
 
 import jax
@@ -22,66 +24,86 @@ def load_metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
-def chunk_metrics(rec: dict, step: int, seconds: float) -> dict:
-    """Means of one chunk's per-step records, as one line of metrics.jsonl."""
-    r = {k: np.asarray(v, np.float64) for k, v in rec.items()}
-    done = r["done"] > 0
-    out = {"step": step, "steps_per_second": len(r["done"]) / max(seconds, 1e-9)}
-    for k, v in r.items():
-        if k not in ("done", "episode_length", "finite", "unlocked", "reward"):
+def load_generations(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "generations.jsonl").read_text().splitlines() if x.strip()]
+
+
+def organisms(m: dict) -> list[dict]:
+    """Each organism's figures of a metrics line (runs made before every line had them: the line itself)."""
+    return m.get("organisms", [m])
+
+
+def load_config(run: Path) -> dict:
+    """A run's config.json as {field: value} (grouped, or flat as older runs wrote it)."""
+    saved = json.loads((run / "config.json").read_text())
+    return {k: v for g in saved.values() for k, v in g.items()} if all(isinstance(v, dict) for v in saved.values()) \
+        else saved
+
+
+def chunk_metrics(rec) -> list[dict]:
+    """Each organism's figures over one chunk (``rec``: a ``life.Record`` of [N, steps] arrays): the means of
+    its per-step records; its episodes ended, their mean length, the extrinsic reward it got, the kinds of
+    achievement unlocked so far."""
+    N, n = np.shape(rec.done)
+    out = []
+    for i in range(N):
+        r = jax.tree.map(lambda x: np.asarray(x[i], np.float64), rec)
+        done = r.done > 0
+        m = {f"loss/{k}": float(v.mean()) for k, v in r.losses.items()}
+        for k, v in {**r.scores, "signal": r.signal, "rint": r.rint, "entropy": r.entropy, "adv": r.adv,
+                     "value_err": r.value_err}.items():
             ok = np.isfinite(v)  # a score is NaN on steps whose newest instance did not count
-            out[k] = float(v[ok].mean()) if ok.any() else None
-    out["episodes"] = int(done.sum())
-    out["episode_length"] = float(r["episode_length"][done].mean()) if done.any() else None
-    out["reward_ext"] = float(r["reward"].sum())
-    out["unlocked"] = int(r["unlocked"][-1])
+            m[k] = float(v[ok].mean()) if ok.any() else None
+        m.update(episodes=int(done.sum()), episode_length=float(r.episode_length[done].mean()) if done.any() else None,
+                 extrinsic_reward=float(r.reward.sum()), unlocked=int(r.unlocked[-1]))
+        out.append(m)
     return out
 
 
-def population_metrics(per: list[dict]) -> dict:
-    """One line of metrics.jsonl for a population: the mean of each figure over its organisms (those that
-    have it), and each organism's own figures under ``organisms``. A population of one is its organism."""
-    first = per[0]
-    out = {k: first[k] for k in ("step", "steps_per_second")}
-    out["organism_steps_per_second"] = first["steps_per_second"] * len(per)
-    if len(per) == 1:
-        return {**first, **out}
-    for k in first:
-        if k not in out:
-            vals = [m[k] for m in per if m.get(k) is not None]
-            mean = np.mean(vals, axis=0) if vals else None
-            out[k] = None if mean is None else mean.tolist() if np.ndim(mean) else float(mean)
-    out["organisms"] = [{k: v for k, v in m.items() if k not in ("step", "steps_per_second")} for m in per]
-    return out
+def population_metrics(per: list[dict], n: int, seconds: float) -> dict:
+    """One line of metrics.jsonl: the mean of each figure over the organisms (those that have it), and
+    each organism's own figures under ``organisms``."""
+    out = {"steps_per_second": n / max(seconds, 1e-9), "organism_steps_per_second": n * len(per) / max(seconds, 1e-9)}
+    for k in per[0]:
+        vals = [m[k] for m in per if m.get(k) is not None]
+        mean = np.mean(vals, axis=0) if vals else None
+        out[k] = None if mean is None else mean.tolist() if np.ndim(mean) else float(mean)
+    return {**out, "organisms": per}
+
+
+def headline(cfg) -> tuple[str, str]:
+    """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
+    name = cfg.learning.objectives[0]
+    first = targets.scores({s.kind for s in O.parse(O.LAYOUTS[name]) if s.target}, cfg.body.obs == "pixels")[0]
+    return f"{name}/{first.name}", f"{name}/{first.name}/{first.baseline}"
 
 
 def progress_figures(cfg, m: dict) -> dict:
-    """What the progress bar shows after each chunk (population means for a population): speed, the first
-    objective's loss and headline score, the intrinsic reward, the lives that ended in the chunk (``died``)
-    and the kinds of achievement unlocked so far."""
+    """What the progress bar shows after each chunk (population means): speed, the first objective's loss
+    and headline score, the learner's reward, the lives that ended in the chunk (``died``) and the kinds of
+    achievement unlocked so far."""
     figs = [("sps", f"{m['organism_steps_per_second']:.0f}"),
-            ("loss", f"{m.get('loss/' + cfg.objective[0]) or 0:.3f}"),
+            ("loss", f"{m.get('loss/' + cfg.learning.objectives[0]) or 0:.3f}"),
             *[(k.split("/")[-1], f"{m[k]:.3g}") for k in headline(cfg) if m.get(k) is not None],
-            ("rint", f"{m['rint'] or 0:.2f}"), ("died", f"{m['episodes']:.3g}"),
-            ("unlocked", f"{m['unlocked']:.3g}")]
-    if cfg.grow != "never":
+            ("rint", f"{m['rint'] or 0:.2f}"), ("died", f"{m['episodes']:.3g}"), ("unlocked", f"{m['unlocked']:.3g}")]
+    if cfg.growth.grow != "never":
         figs.append(("genes", f"{m['active_genes']:.3g}"))
     return dict(figs)
 
 
-def summarize(cfg, org, step: int, sps: float | None) -> dict:
-    """The run in numbers; ``prequential`` scores each objective's predictions beside honest baselines.
+# ----------------------------------------------------------------------------- the summary
 
-    ``sps``: steps/s after compiling, None if it was not timed. Prequential: every score is of a prediction
-    made before the model learned from that data. Each score's baseline is named in ``targets.py`` (majority
-    action so far and chance for actions; copying the nearest given state for states; ...).
-    """
-    spec = world.env_spec(cfg.world)
+
+def summarize(cfg, org, step: int, sps: float | None) -> dict:
+    """One organism's life in numbers; ``prequential`` scores each objective's predictions beside honest
+    baselines (each named in ``targets.py``): every score is of a prediction made before the model learned
+    from that data. ``sps``: steps/s after compiling, None if it was not timed."""
+    spec = world.env_spec(cfg.body.world)
     t = jax.tree.map(np.asarray, org.tally)
     episodes = int(t.episodes)
     rates = t.achievements / max(episodes, 1)
     prequential = {}
-    for name in cfg.objective:
+    for name in cfg.learning.objectives:
         n = float(t.scores[f"{name}/n"])
         mean = lambda k: float(t.scores[f"{name}/{k}"]) / n if n else None  # noqa: E731
         figs = {}
@@ -95,16 +117,15 @@ def summarize(cfg, org, step: int, sps: float | None) -> dict:
         "crafter_score": world.crafter_score(rates) if episodes else None,
         "achievements": dict(zip(spec.achievements, map(float, rates))),
         "actions": dict(zip(spec.action_names, map(float, t.action_counts / max(float(t.steps), 1.0)))),
-        "curiosity": cfg.curiosity,
+        "asleep": float(t.asleep) / max(float(t.steps), 1.0),
+        "curiosity": cfg.learning.curiosity,
         "prequential": prequential,
     }
 
 
 def population_summary(summaries: list[dict]) -> dict:
-    """The summary of a population: every number is the mean over its organisms; ``std`` holds the spread
-    of each, ``organisms`` each single-life summary. A population of one is its organism's summary."""
-    if len(summaries) == 1:
-        return summaries[0]
+    """The summary of a population (of any size, one included): every number is the mean over its
+    organisms; ``std`` holds the spread of each, ``organisms`` each single-life summary."""
 
     def merge(xs, reduce):
         x = xs[0]
@@ -126,273 +147,21 @@ def population_summary(summaries: list[dict]) -> dict:
     return out
 
 
-def headline(cfg) -> tuple[str, ...]:
-    """The metrics keys the progress bar shows: the first objective's first score and its baseline."""
-    name = cfg.objective[0]
-    first = targets.scores({s.kind for s in O.parse(O.LAYOUTS[name]) if s.target}, cfg.obs == "pixels")[0]
-    return f"{name}/{first.name}", f"{name}/{first.name}/{first.baseline}"
-
-
-def plots(run: Path) -> Path:
-    """``curves.png``: each objective's prequential scores beside their baselines, losses, curiosity, lives."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ms = load_metrics(run)
-    cfg = json.loads((run / "config.json").read_text())
-    step = np.array([m["step"] for m in ms])
-    population = len(ms[0].get("organisms", [None]))
-
-    def series(key, lines=ms):
-        return np.array([np.nan if m.get(key) is None else m[key] for m in lines], float)
-
-    def line(ax, key, *args, **kw):
-        """The population mean, with a band of +- one std over its organisms."""
-        ax.plot(step, series(key), *args, **kw)
-        if population > 1:
-            each = np.array([series(key, [m["organisms"][i] for m in ms]) for i in range(population)])
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # chunks where no organism ended an episode
-                mu, sd = np.nanmean(each, 0), np.nanstd(each, 0)
-            ax.fill_between(step, mu - sd, mu + sd, color=kw.get("color"), alpha=0.2, lw=0)
-
-    panels = [sc for sc in targets.all_scores() if any(k.endswith("/" + sc.name) for k in ms[0])]
-    n = len(panels) + 4
-    cols = 4
-    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.4 * ((n + cols - 1) // cols)),
-                             squeeze=False)
-    axes = axes.ravel()
-    for ax, sc in zip(axes, panels):
-        for i, name in enumerate(cfg["objective"]):
-            if f"{name}/{sc.name}" in ms[0]:
-                line(ax, f"{name}/{sc.name}", color=f"C{i}", label=name)
-                ax.plot(step, series(f"{name}/{sc.name}/{sc.baseline}"), color=f"C{i}", ls="--", alpha=0.7)
-        if sc.chance:
-            ax.axhline(sc.chance(world.env_spec(cfg["env"])), color="gray", ls=":", label="chance")
-        if not sc.higher_is_better:
-            ax.set_yscale("log")
-        ax.set_title(sc.title, fontsize=9)
-    ax = axes[len(panels)]
-    for k in ms[0]:
-        if k.startswith("loss/"):
-            line(ax, k, label=k[5:], color=f"C{len(ax.lines)}")
-    ax.set_title("losses", fontsize=9)
-    ax.set_yscale("symlog", linthresh=0.1)
-    rest = [("rint", f"intrinsic reward ({cfg.get('curiosity', 'surprise')}, normalised)", "-"),
-            ("episode_length", "episode length (lives ended in each chunk)", ".-"),
-            ("unlocked", "achievements unlocked so far", "-")]
-    for ax, (key, title, style) in zip(axes[len(panels) + 1:], rest):
-        line(ax, key, style, color="C0")
-        ax.set_title(title, fontsize=9)
-    for i, a in enumerate(axes):
-        if i >= n:
-            a.axis("off")
-            continue
-        if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=7)
-        a.set_xlabel("step")
-        a.grid(alpha=0.3)
-    pop = f", population of {population} (mean, band: +- 1 std)" if population > 1 else ""
-    return saved(fig, run / "curves.png", f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}{pop}  "
-                 "(prequential: scored before learning from the step)")
-
-
-def life_gif(cfg, org, env_state, key, path: Path, pixel_size: int = 16, zoom: int = 3) -> Path:
-    """Let the organism live on for ``cfg.gif_steps`` steps (the same step as its life: it goes on learning)
-    and render it with Craftax, ``zoom`` times larger, with the step, the action and its curiosity signal
-    under each frame."""
-    import imageio.v2 as imageio
-
-    import life
-
-    spec = world.env_spec(cfg.world)
-
-    @jax.jit
-    def rollout(org, env_state, key):
-        def body(carry, k):
-            org, env_state = carry
-            a = life.act(cfg, org, env_state, k)
-            obs, env_state = life.reborn_alone(cfg, a)
-            org, rec = life.learn(cfg, org, a, obs, env_state)
-            return (org, env_state), (a.last_state, a.action, rec["curiosity"])
-
-        return jax.lax.scan(body, (org, env_state), jax.random.split(key, cfg.gif_steps))[1]
-
-    states, actions, signal = rollout(org, env_state, key)
-    frames = world.render_frames(cfg.world, states, pixel_size)
-    frames = frames.repeat(zoom, axis=1).repeat(zoom, axis=2)
-    age = int(org.now.age)
-    captions = [f"step {age + t + 1}   {spec.action_names[int(a)] if spec.action_names else int(a)}\n"
-                f"{cfg.curiosity}: {float(s):.2f}" for t, (a, s) in enumerate(zip(actions, signal))]
-    imageio.mimsave(path, [caption(f, c) for f, c in zip(frames, captions)], duration=0.1, loop=0)
-    return path
-
-
-def caption(frame: np.ndarray, text: str) -> np.ndarray:
-    """The frame with a strip of text under it."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    h, w, _ = frame.shape
-    img = Image.new("RGB", (w, h + 52), (20, 20, 20))
-    img.paste(Image.fromarray(frame), (0, 0))
-    try:
-        font = ImageFont.load_default(size=18)
-    except TypeError:  # Pillow < 10.1 has one size
-        font = ImageFont.load_default()
-    ImageDraw.Draw(img).multiline_text((8, h + 4), text, fill=(235, 235, 235), font=font, spacing=4)
-    return np.asarray(img)
-
-
-def saved(fig, out: Path, title: str) -> Path:
-    """Title, lay out, write and close a figure."""
-    import matplotlib.pyplot as plt
-
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
-
-
-def gate_plot(run: Path) -> Path:
-    """``gates.png``: development over the life: every slot's gate (organism 0 bold, the others faint),
-    the growth events, and the number of active genes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ms = load_metrics(run)
-    step = np.array([m["step"] for m in ms])
-    each = [m.get("organisms", [m]) for m in ms]
-    N, D = len(each[0]), len(each[0][0]["gates"])
-    gates = np.array([[o["gates"] for o in e] for e in each])  # [chunks, N, D]
-    active = np.array([[o["active_genes"] for o in e] for e in each])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    for s in range(D):
-        axes[0].plot(step, gates[:, 0, s], color=f"C{s}", lw=2, label=f"slot {s}")
-        for i in range(1, N):
-            axes[0].plot(step, gates[:, i, s], color=f"C{s}", lw=0.6, alpha=0.4)
-    for m in ms:
-        for e in m.get("growth", []):
-            axes[0].axvline(e["step"], color="gray", lw=0.5, ls=":" if e["organism"] else "--")
-    axes[0].set_title("gates g of each slot (bold: organism 0; dashed: its growth events)", fontsize=9)
-    for i in range(N):
-        axes[1].plot(step, active[:, i], lw=2 if i == 0 else 0.8, alpha=1 if i == 0 else 0.5)
-    axes[1].set_title("active genes", fontsize=9)
-    axes[0].legend(fontsize=7)
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    return saved(fig, run / "gates.png", f"{run.name}: development")
-
-
-# ----------------------------------------------------------------------------- evolution
-
-
-def load_generations(run: Path) -> list[dict]:
-    return [json.loads(x) for x in (run / "generations.jsonl").read_text().splitlines() if x.strip()]
-
-
 def evolution_summary(cfg, run: Path) -> dict:
     """summary.json's ``evolution``: the fitness and the pool, generation by generation."""
-    gs = load_generations(run)
-    return {"generations": len(gs), "fitness": cfg.fitness, "inherit": cfg.inherit, "selection": cfg.selection,
+    import evolve
+
+    e, gs = cfg.evolution, load_generations(run)
+    return {"generations": len(gs), "fitness": e.fitness, "inherit": e.inherit, "selection": e.selection,
             "best": [g["best"] for g in gs], "mean": [g["mean"] for g in gs],
-            **{f"{k}_mean": [g[f"{k}_mean"] for g in gs] for k in ("survival", "prediction", "crafter")},
+            **{f"{k}_mean": [g[f"{k}_mean"] for g in gs] for k in evolve.FITNESSES},
             "lineages": [g["pool"]["lineages"] for g in gs], "spread": [g["pool"]["spread"] for g in gs],
             "genes_made": max(max(g["pool"]["ids"]) for g in gs) + 1,
             "compiles_after_first_generation": sum(g["compiles"] for g in gs[1:])}
 
 
-def evolution_plots(run: Path) -> Path:
-    """``evolution.png``: fitness per generation; the gene family tree (who split from whom, alive or
-    discarded, coloured by credit); the depth profile (where each gene was carried, and its credit there);
-    gene use over generations."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    gs = load_generations(run)
-    pool = json.loads((run / "pool.json").read_text())
-    genes = {g["id"]: g for g in pool["genes"]}
-    G = len(gs)
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-
-    ax = axes[0, 0]
-    x = np.arange(G)
-    ax.plot(x, [g["best"] for g in gs], "o-", label="best")
-    ax.plot(x, [g["mean"] for g in gs], "s-", label="mean")
-    for i in range(len(gs[0]["fitness"])):
-        ax.scatter(x, [g["fitness"][i] for g in gs], color="gray", s=6, alpha=0.5)
-    ax.set_title(f"fitness ({gs[0]['fitness_kind']}) per generation; dots: organisms", fontsize=9)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("generation")
-    ax.legend(fontsize=7)
-
-    ax = axes[0, 1]  # family tree: depth-first, children under their parent
-    children: dict = {}
-    for g in genes.values():
-        children.setdefault(g["parent"], []).append(g["id"])
-    order: list[int] = []
-
-    def visit(i):
-        order.append(i)
-        for c in sorted(children.get(i, [])):
-            visit(c)
-
-    for r in sorted(children.get(None, [])):
-        visit(r)
-    y = {i: k for k, i in enumerate(order)}
-    credits = [genes[i]["credit"] for i in order]
-    cmap, norm = plt.get_cmap("coolwarm_r"), plt.Normalize(min(credits + [-0.1]), max(credits + [0.1]))
-    for i in order:
-        g = genes[i]
-        end = g["discarded"] + 1 if g["discarded"] is not None else G  # it lived through its last generation
-        ax.plot([g["born"], end], [y[i], y[i]], color=cmap(norm(g["credit"])), lw=2.5 if g["in_pool"] else 1.2,
-                ls="-" if g["in_pool"] or g["fate"] == "split" else ":")
-        if g["parent"] is not None:
-            ax.plot([g["born"], g["born"]], [y[g["parent"]], y[i]], color="gray", lw=0.6)
-    ax.set_title("gene family tree (thick: in the pool now; dotted: discarded; colour: credit)", fontsize=9)
-    ax.set_xlabel("generation")
-    ax.set_ylabel("gene (children below their parent)")
-    ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="credit")
-
-    ax = axes[1, 0]  # depth profile
-    judged = [g for g in genes.values() if g["carried"] >= 2]
-    judged.sort(key=lambda g: (int(np.argmax(g["carried_by_bin"])), -g["credit"]))
-    if judged:
-        share = np.array([np.array(g["carried_by_bin"]) / g["carried"] for g in judged])
-        ax.imshow(share.T, aspect="auto", cmap="Greens", vmin=0, vmax=1)
-        for j, g in enumerate(judged if len(judged) <= 24 else []):  # numbers only while they fit
-            for b, name in enumerate(("early", "mid", "late")):
-                f = g["credit_by_depth"][name]
-                if g["carried_by_bin"][b]:
-                    ax.text(j, b, f"{f:+.2f}", ha="center", va="center", fontsize=5)
-        ax.set_yticks(range(3), ["early", "mid", "late"])
-        ax.set_xticks(range(len(judged)), [str(g["id"]) for g in judged], fontsize=5, rotation=90)
-    ax.set_title("depth profile: share of each gene's carriers per depth (numbers: credit there)", fontsize=9)
-
-    ax = axes[1, 1]  # gene use over generations
-    ids = sorted({i for g in gs for row in g["genomes"] for i in row})
-    use = np.zeros((len(ids), G))
-    for t, g in enumerate(gs):
-        for row in g["genomes"]:
-            for i in row:
-                use[ids.index(i), t] += 1
-    ax.imshow(use, aspect="auto", cmap="Blues", interpolation="nearest")
-    ax.set_yticks(range(len(ids)), [str(i) for i in ids], fontsize=5)
-    ax.set_xlabel("generation")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_title("gene use: carriers per generation", fontsize=9)
-    return saved(fig, run / "evolution.png", f"{run.name}: evolution of a pool of {len(pool['pool'])} genes")
-
-
 def describe(run: Path, summary: dict) -> str:
-    pop = summary.get("population", 1)
+    pop = summary["population"]
     whose = f"  (population of {pop}: every figure is the mean over its organisms)" if pop > 1 else ""
     sps = summary["steps_per_second"]
     speed = "speed not timed: one chunk, compiling included" if sps is None else \
@@ -411,3 +180,100 @@ def describe(run: Path, summary: dict) -> str:
     got = {k: v for k, v in summary["achievements"].items() if v > 0}
     lines.append("achievements: " + (", ".join(f"{k} {v:.0%}" for k, v in got.items()) or "none yet"))
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the run's files, as it goes
+
+
+def kept_lines(path: Path, keep) -> None:
+    """Rewrite a .jsonl file with only the lines ``keep`` accepts (a resumed run drops what came after its
+    checkpoint)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    path.write_text("".join(ln + "\n" for ln in lines if ln.strip() and keep(json.loads(ln))))
+
+
+def earlier_speed(run: Path) -> float | None:
+    """The steps/s of the run's summary so far (None if none): kept when this call timed no chunk after its
+    first (which includes compiling), so a short resumption does not erase the figure."""
+    try:
+        return json.loads((run / "summary.json").read_text())["steps_per_second"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class Log:
+    """What a run writes as it goes: config.json, metrics.jsonl (a line per chunk), generations.jsonl and
+    pool.json (a line per generation), the progress bar; and at its end summary.json, the plots, the GIF."""
+
+    def __init__(self, cfg, run: Path, step: int, progress: bool):
+        from tqdm import tqdm
+
+        self.cfg, self.run, self.progress = cfg, run, progress
+        (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        resume = cfg.run.resume
+        kept_lines(run / "metrics.jsonl", lambda m: resume and m["step"] <= step)
+        if cfg.evolution.evolving:
+            kept_lines(run / "generations.jsonl", lambda m: resume and m["generation"] < step // cfg.run.steps)
+        N = cfg.run.population
+        self.bar = tqdm(total=cfg.total_steps, initial=step, unit="step", desc=f"{N} lives" if N > 1 else None,
+                        disable=not progress, dynamic_ncols=True)  # a step of the bar is a step of every life
+        self.timed_steps, self.timed_seconds, self.first = 0, 0.0, True
+
+    def chunk(self, per: list[dict], step: int, n: int, seconds: float, generation: int, events: list,
+              stack) -> None:
+        """One chunk of ``n`` steps lived in ``seconds``, up to ``step``: its line of metrics.jsonl, the bar."""
+        if not self.first:  # the first chunk includes compilation
+            self.timed_steps, self.timed_seconds = self.timed_steps + n, self.timed_seconds + seconds
+        self.first = False
+        for p, gates, active in zip(per, np.asarray(stack.gates), np.asarray(stack.active)):
+            p["gates"], p["active_genes"] = [round(float(x), 5) for x in gates], int(active.sum())
+        m = {"step": step, **population_metrics(per, n, seconds)}
+        if events:
+            m["growth"] = events
+        if self.cfg.evolution.evolving:
+            m["generation"] = generation
+        with open(self.run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(m) + "\n")
+        self.bar.update(n)
+        self.bar.set_postfix({**({"gen": generation} if self.cfg.evolution.evolving else {}),
+                              **progress_figures(self.cfg, m)})
+
+    def generation(self, line: dict, ledger) -> None:
+        """The end of a generation: its line of generations.jsonl, and the pool as it is now."""
+        import evolve
+
+        with open(self.run / "generations.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+        (self.run / "pool.json").write_text(json.dumps(evolve.pool_json(ledger), indent=1) + "\n")
+        if self.progress:
+            self.bar.write(f"generation {line['generation']}: {self.cfg.evolution.fitness} best {line['best']:.3g} "
+                           f"mean {line['mean']:.3g}; pool {line['pool']['lineages']} lineages, spread "
+                           f"{line['pool']['spread']:.3f}")
+
+    def finish(self, lives) -> dict:
+        """summary.json, the plots, the GIF and the text summary of the run's end; returns the summary."""
+        import plots
+
+        cfg, run = self.cfg, self.run
+        self.bar.close()
+        sps = self.timed_steps / self.timed_seconds if self.timed_seconds else \
+            earlier_speed(run) if cfg.run.resume else None
+        steps = cfg.run.steps if cfg.evolution.evolving else lives.step
+        summary = population_summary([summarize(cfg, jax.tree.map(lambda x: x[i], lives.orgs), steps, sps)
+                                      for i in range(cfg.run.population)])
+        if cfg.evolution.evolving:
+            summary["evolution"] = evolution_summary(cfg, run)
+        (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plots.curves(run)
+        if cfg.evolution.evolving:
+            plots.evolution(run)
+        if cfg.growth.grow != "never":
+            plots.gates(run)
+        if cfg.run.gif_steps:
+            i = cfg.run.gif_organism
+            pick = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+            plots.life_gif(cfg.life, cfg.run.gif_steps, pick(lives.orgs), pick(lives.env_states), lives.keys[i],
+                           run / "life.gif")
+        if self.progress:
+            print(describe(run, summary))
+        return summary

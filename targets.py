@@ -18,17 +18,17 @@ Every score is prequential: made on the newest instance before the model learns 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from curiosity import random_features
 from model import Model, Obs, padded_view, place_centres, place_log_code
-from novelty import random_features
 
 PIXEL_VAR = 0.01  # pixel predictions are Gaussian with this variance (std 0.1 per channel)
 HIDE_RATE = 0.25  # fraction of cells hidden in a masked state

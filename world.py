@@ -11,11 +11,15 @@ whole new world on every step (about 10x slower) and throws it away.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from craftax.craftax import constants as FULL  # imported here: Craftax makes arrays at import, never in a trace
+from craftax.craftax_classic import constants as CLASSIC
+from craftax.craftax_env import make_craftax_env_from_name
 from jaxtyping import Array, Float, Int
 
 OUT_OF_BOUNDS = 1  # BlockType.OUT_OF_BOUNDS.value in both games
@@ -51,29 +55,28 @@ class EnvSpec:
 
 def env_spec(name: str) -> EnvSpec:
     if name in ("Craftax-Classic-Symbolic-v1", "Craftax-Classic-Pixels-v1"):
-        from craftax.craftax_classic import constants as C
-
+        C = CLASSIC
         px = C.BLOCK_PIXEL_SIZE_AGENT  # pixels: the 7x9 view and 2 inventory rows, 7 pixels per cell
         image = (C.OBS_DIM[1] * px, (C.OBS_DIM[0] + C.INVENTORY_OBS_HEIGHT) * px, 3) if "Pixels" in name else None
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), 0, 4, False, 22, 17,
                        tuple(a.name.lower() for a in C.Achievement), (64, 64), image,
                        tuple(a.name.lower() for a in C.Action), n_inventory=12)
     if name == "Craftax-Symbolic-v1":
-        from craftax.craftax import constants as C
-
+        C = FULL
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), len(C.ItemType), 40, True, 51,
                        len(C.Action), tuple(a.name.lower() for a in C.Achievement), (48, 48),
                        action_names=tuple(a.name.lower() for a in C.Action), n_inventory=22)
     raise ValueError(f"unknown env {name!r}; choose one of {', '.join(ENVS)}")
 
 
+@functools.lru_cache(maxsize=None)
 def make_env(name: str):
-    """The env without auto-reset, and its default params."""
-    from craftax.craftax_env import make_craftax_env_from_name
-
+    """The env without auto-reset, and its default params: made once, eagerly (a pixel env loads textures,
+    which must be arrays, not tracers of whichever function first asked for the env)."""
     env_spec(name)  # clear error for unknown names
-    env = make_craftax_env_from_name(name, auto_reset=False)
-    return env, env.default_params
+    with jax.ensure_compile_time_eval():
+        env = make_craftax_env_from_name(name, auto_reset=False)
+        return env, env.default_params
 
 
 # ----------------------------------------------------------------------------- tokenizer

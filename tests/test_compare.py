@@ -4,7 +4,6 @@ a row stopped mid-life going on from its checkpoint.
 In this process, with the tiny body of test_population in chunks of 100 steps, so that the row stopped at
 step 100 and its resumption reuse the rows' compiled chunk."""
 
-import dataclasses
 import json
 
 import tyro
@@ -16,9 +15,10 @@ import train
 
 def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_stopped_ones(tmp_path):
     args = ["objectives", "--steps", "200", "--seeds", "4", "--run-dir", str(tmp_path), "--objectives",
-            "inverse_dynamics", "--no-extras", "--no-fresh"]
+            "inverse_dynamics", "--no-extras", "--no-fresh", "--d-model", "32", "--n-heads", "2", "--layers", "1",
+            "--slots", "2", "--window", "4", "--chunk", "100"]  # the body of test_population; a stop below, at a chunk
     c = tyro.cli(compare.Compare, args=args)  # the command line, as `python compare.py ...` reads it
-    c = dataclasses.replace(c, base=dataclasses.replace(TINY, gif_steps=0, chunk=100))  # the stop below, at a chunk
+    assert c.base.life == TINY.replace(chunk=100).life and c.steps == 200
     compare.main(c)
     table = (tmp_path / "compare.md").read_text()
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| run")]
@@ -36,7 +36,7 @@ def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_
     whole = json.loads(summary.read_text())
     for f in summary.parent.iterdir():
         f.unlink()
-    train.train(compare.config(dataclasses.replace(c, steps=100), compare.objective_rows(c)[0]), False)
+    train.train(compare.config(c.at(steps=100), compare.objective_rows(c)[0]), False)
     summary.unlink()
     compare.run_all(c)
     again = json.loads(summary.read_text())

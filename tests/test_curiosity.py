@@ -1,7 +1,6 @@
 """Curiosity that senses no reward: the extrinsic reward never reaches the learner; novelty is higher for
 what is new; the curiosity study runs end to end."""
 
-import dataclasses
 import functools
 from functools import partial
 
@@ -14,28 +13,27 @@ import pytest
 
 import compare
 import compare_curiosity
+import curiosity as C
 import life
-import novelty
 import objectives as O
 import targets
 import train
 import world
 from model import Model
 
-TINY = train.Config(d_model=16, n_heads=2, layers=1, chunk=50, gif_steps=0, window=4)
+TINY = train.Config.of(d_model=16, n_heads=2, layers=1, chunk=50, gif_steps=0, window=4)
 SENSES_NO_REWARD = tuple(n for n in O.LAYOUTS if all(s.kind != "r" for s in O.parse(O.LAYOUTS[n])))
 # the ways loss_fn turns experience into the signal: the surprise of an objective (surprise, forward, inverse,
 # icm, rnd: one code path, here with every objective that senses no reward) and the two episodic bonuses;
 # learning progress differences two of those surprises (test_train runs it through train.py)
-CURIOSITIES = ("icm", "count", "e3b")
+CURIOSITIES = ("icm", "count", "e3b", "effects")
 
 
 @functools.cache
 def walk():
     """One real world under random actions: its first state, then 13 steps (each act and the world after
     it), compiled once for every config below."""
-    cfg = dataclasses.replace(TINY, policy="random")
-    world.make_env(cfg.world)  # Craftax makes arrays at import: import it outside the trace
+    cfg = TINY.replace(policy="random").life
     first = jax.jit(life.new_world, static_argnums=0)(cfg, jax.random.PRNGKey(3))
 
     @jax.jit
@@ -53,6 +51,7 @@ def walk():
 def learned_twice(cfg):
     """An organism lives 12 real steps; then its next update is made twice: as it is, and with every
     extrinsic reward in its window and of its newest step changed. Returns both (organism, record)."""
+    cfg = cfg.life
     first, steps = walk()
     org = jax.jit(lambda k: life.new_organism(cfg, life.new_model(cfg, k), first))(jax.random.PRNGKey(0))
     learn = jax.jit(partial(life.learn, cfg))
@@ -69,23 +68,28 @@ def same(a, b) -> bool:
     return len(la) == len(lb) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(la, lb))
 
 
-@pytest.mark.parametrize("curiosity", CURIOSITIES)
-def test_the_extrinsic_reward_never_reaches_the_learner(curiosity):
+@pytest.mark.parametrize("curiosity, learner", [(c, "window") for c in CURIOSITIES] + [("effects", "stream")])
+def test_the_extrinsic_reward_never_reaches_the_learner(curiosity, learner):
     """Changing every reward the organism senses leaves its update bit-identical, for every objective that
-    does not predict rewards (all at once, with ICM's surprise) and every kind of curiosity signal."""
+    does not predict rewards (all at once, with ICM's surprise), every kind of curiosity signal and both
+    learners: every curiosity but the oracle control."""
     objective = SENSES_NO_REWARD if curiosity == "icm" else ("inverse_dynamics",)
-    cfg = dataclasses.replace(TINY, objective=objective, curiosity=curiosity)
+    cfg = TINY.replace(objective=objective, curiosity=curiosity, learner=learner, ac_hidden=8)
     (org, rec), (org2, rec2) = learned_twice(cfg)
-    assert same(org.model, org2.model) and same(org.opt_state, org2.opt_state)
+    assert same(org.model, org2.model) and same(org.opt_state, org2.opt_state) and same(org.traces, org2.traces)
     assert same((org.ret, org.ret_moments, org.episodic, org.features), (org2.ret, org2.ret_moments, org2.episodic,
                                                                           org2.features))
-    assert rec["curiosity"] == rec2["curiosity"] and rec["reward"] != rec2["reward"]
+    assert rec.signal == rec2.signal and rec.reward != rec2.reward
 
 
-def test_a_reward_layout_does_sense_the_reward():
-    """The control: the reward objective's update changes when the rewards do (the test above can fail)."""
-    (org, _), (org2, _) = learned_twice(dataclasses.replace(TINY, objective=("inverse_dynamics", "reward")))
+@pytest.mark.parametrize("change", [dict(objective=("inverse_dynamics", "reward")), dict(curiosity="oracle")])
+def test_a_reward_layout_and_the_oracle_do_sense_the_reward(change):
+    """The controls: the reward objective's update changes when the rewards do, and so does the oracle's,
+    whose reward is Craftax's own (the test above can fail)."""
+    (org, rec), (org2, rec2) = learned_twice(TINY.replace(**change))
     assert not same(org.model, org2.model)
+    if "curiosity" in change:
+        assert rec2.signal == rec.signal + 3.0  # the newest step's extrinsic reward is its signal
 
 
 def frames(transitions):
@@ -93,25 +97,25 @@ def frames(transitions):
     win, _ = transitions
     spec = world.env_spec("Craftax-Classic-Symbolic-v1")
     obs = win.next_obs
-    buckets = np.asarray(jax.vmap(partial(novelty.view_bucket, spec))(obs))
+    buckets = np.asarray(jax.vmap(partial(C.view_bucket, spec))(obs))
     return spec, obs, buckets
 
 
 def test_counts_pay_less_for_a_view_seen_many_times_and_forget_at_death(transitions):
     spec, obs, buckets = frames(transitions)
     new = int(np.flatnonzero(buckets != buckets[0])[0])  # the walk reached another view
-    counts = novelty.new_episodic("count", 16)
+    counts = C.CURIOSITIES["count"].memory(16)
     for _ in range(9):
-        _, counts = novelty.count_bonus(counts, jnp.asarray(buckets[0]), jnp.array(False))
-    again, counts = novelty.count_bonus(counts, jnp.asarray(buckets[0]), jnp.array(False))
-    fresh, counts = novelty.count_bonus(counts, jnp.asarray(buckets[new]), jnp.array(True))
+        _, counts = C.count_bonus(counts, jnp.asarray(buckets[0]), jnp.array(False))
+    again, counts = C.count_bonus(counts, jnp.asarray(buckets[0]), jnp.array(False))
+    fresh, counts = C.count_bonus(counts, jnp.asarray(buckets[new]), jnp.array(True))
     assert np.isclose(again, 1 / np.sqrt(10)) and fresh == 1.0 and float(counts.sum()) == 0.0  # death clears it
     # a cow walking through the view, or hunger, is not a new view; a new tool is
     first = jax.tree.map(lambda x: x[0], obs)
     mob = eqx.tree_at(lambda o: o.mob, first, (first.mob + 1) % (spec.n_mob + 1))
     hungry = eqx.tree_at(lambda o: o.status, first, first.status.at[13].add(-0.3))
     tool = eqx.tree_at(lambda o: o.status, first, first.status.at[6].set(0.1))
-    hashed = [int(novelty.view_bucket(spec, o)) for o in (mob, hungry, tool)]
+    hashed = [int(C.view_bucket(spec, o)) for o in (mob, hungry, tool)]
     assert hashed[:2] == [buckets[0]] * 2 and hashed[2] != buckets[0]
 
 
@@ -125,17 +129,17 @@ def test_the_elliptical_bonus_pays_less_for_familiar_features(transitions):
     batch = O.make_batch(("inverse_dynamics",), 4, model.n_patches)
     win, now = transitions
     small = jax.tree.map(lambda x: x[:4], win)
-    stats = novelty.new_feature_stats(model.n_patches + 1, 32)
+    stats = C.new_feature_stats(model.n_patches + 1, 32)
     feature = jax.jit(lambda now: O.forward(model, batch, small, now, stats).z[-1, -1] / np.sqrt(32))
     phis = [feature(jax.tree.map(lambda x, i=i: x[i], obs)) for i in (0, new)]
-    cinv = novelty.new_episodic("e3b", 32)
-    first, cinv = novelty.elliptical_bonus(cinv, phis[0], jnp.array(False))
+    cinv = C.CURIOSITIES["e3b"].memory(32)
+    first, cinv = C.elliptical_bonus(cinv, phis[0], jnp.array(False))
     for _ in range(9):
-        again, cinv = novelty.elliptical_bonus(cinv, phis[0], jnp.array(False))
-    fresh, _ = novelty.elliptical_bonus(cinv, phis[1], jnp.array(False))
+        again, cinv = C.elliptical_bonus(cinv, phis[0], jnp.array(False))
+    fresh, _ = C.elliptical_bonus(cinv, phis[1], jnp.array(False))
     assert again < 0.2 * first and fresh > 2 * again
-    _, reset = novelty.elliptical_bonus(cinv, phis[1], jnp.array(True))
-    assert np.allclose(reset, novelty.new_episodic("e3b", 32))
+    _, reset = C.elliptical_bonus(cinv, phis[1], jnp.array(True))
+    assert np.allclose(reset, C.CURIOSITIES["e3b"].memory(32))
 
 
 def test_rnd_error_falls_on_a_state_it_learns_and_stays_high_on_a_new_one(transitions):
@@ -175,36 +179,42 @@ def test_rnd_error_falls_on_a_state_it_learns_and_stays_high_on_a_new_one(transi
 
 
 def test_a_curiosity_brings_the_objectives_it_needs_and_bad_arms_are_refused(tmp_path):
-    cfg = train.Config(curiosity="icm", weights=(2.0,))
-    assert cfg.objective == ("inverse_dynamics", "latent_inverse", "latent_forward") and cfg.weights == (2.0, 1.0, 1.0)
-    assert train.Config(curiosity="rnd").objective == ("inverse_dynamics", "rnd")
-    assert train.Config(curiosity="count").objective == ("inverse_dynamics",)
+    icm = train.Config.of(curiosity="icm", weights=(2.0,)).learning
+    assert icm.objectives == ("inverse_dynamics", "latent_inverse", "latent_forward")
+    assert icm.loss_weights == (2.0, 1.0, 1.0) and icm.curious == "latent_forward"
+    assert train.Config.of(curiosity="rnd").learning.objectives == ("inverse_dynamics", "rnd")
+    assert train.Config.of(curiosity="count").learning.objectives == ("inverse_dynamics",)
+    assert train.Config.of(curiosity="icm").replace(window=8).life.mind.bptt == 7  # sizes are worked out afresh
     with pytest.raises(ValueError, match="unknown arm 'nope'"):
-        compare.main(compare.Compare(what="curiosity", arms=("random", "nope"), run_dir=str(tmp_path)))
+        compare.main(compare.Compare(what="curiosity", arms=("random", "nope"),
+                                     base=TINY.replace(run_dir=str(tmp_path))))
 
 
 def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
     """compare.py curiosity on a tiny budget: the screen, the long stage of the random policy and the default,
-    the tables (score +- s.e., distance from random, achievements) and the curves. (Both arms share their
-    compiled chunks with test_compare and test_population; the finalists' choice is tested below.)"""
+    the tables (score +- s.e., distance from random, sleep, achievements, the action mix) and the curves. (Both
+    arms share their compiled chunks with test_compare and test_population; the finalists' choice is tested
+    below.)"""
     from test_population import TINY as BODY
 
-    c = compare.Compare(what="curiosity", steps=200, long=400, seeds=4, arms=("random", "surprise"),
-                        finalists=0, fresh=False, run_dir=str(tmp_path), base=BODY)
+    c = compare.Compare(what="curiosity", long=400, seeds=4, arms=("random", "effects"), finalists=1, fresh=False,
+                        base=BODY.replace(steps=200, run_dir=str(tmp_path)))
     text = compare.main(c).read_text()
     stages = text.split("## ")[1:]
     assert [s.split(":")[0] for s in stages] == ["Screen", "Long lives"]
     rows = lambda s: [ln.split("|")[1].strip() for ln in s.splitlines() if ln.startswith("| ") and "---" not in ln]  # noqa: E731
     screen = rows(stages[0].split("Each achievement")[0])
-    assert screen[1:] == ["random policy (inverse_dynamics)", "surprise of inverse_dynamics (default)"]
+    assert screen[1:] == ["random policy", "effects (default)"]
     assert rows(stages[1].split("Each achievement")[0])[1:] == screen[1:]
     assert "± " in text and "| – |" in text  # standard errors; the random policy is not compared with itself
+    assert "steps asleep %" in text and "The action mix" in text and "| noop |" in text
     assert (tmp_path / "curiosity-screen.png").stat().st_size > 0 and (tmp_path / "curiosity-long.png").exists()
-    assert (tmp_path / "long-400" / "surprise-of-inverse-dynamics-default" / "summary.json").exists()
+    assert (tmp_path / "long-400" / "effects-default" / "summary.json").exists()
 
 
-def test_the_long_stage_takes_the_random_policy_the_default_and_the_best_others():
-    c = compare.Compare(what="curiosity", finalists=2, base=TINY)
+def test_the_long_stage_takes_the_random_policy_the_oracle_the_default_and_the_best_others():
+    c = compare.Compare(what="curiosity", finalists=3, base=TINY)
     screen = {a: [{"crafter_score": x}, {"crafter_score": x + 0.1}]
-              for a, x in [("random", 1.7), ("surprise", 1.9), ("count", 1.2), ("rnd", 1.5), ("e3b", 0.1)]}
-    assert compare_curiosity.finalists(c, screen) == ["random", "surprise", "rnd", "count"]
+              for a, x in [("random", 1.7), ("oracle", 2.5), ("effects", 1.0), ("count", 1.2), ("rnd", 1.5),
+                           ("e3b", 0.1), ("oracle-window", 3.0)]}
+    assert compare_curiosity.finalists(c, screen) == ["random", "oracle", "effects", "rnd", "count"]

@@ -4,7 +4,6 @@ the triggers (plateau, schedule, gap), resume across a growth event, no recompil
 The body is test_evolution's (d=32, 3 genes in 4 slots, a population of 2): every function compiles once.
 """
 
-import dataclasses
 import json
 
 import equinox as eqx
@@ -19,9 +18,8 @@ import objectives as O
 import optim
 import population
 import train
-import world
 
-DEV = dataclasses.replace(EVO, generations=1, grow="plateau", plateau_span=32, grow_gap=64, plateau_drop=0.5,
+DEV = EVO.replace(generations=1, grow="plateau", plateau_span=32, grow_gap=64, plateau_drop=0.5,
                           steps=192)
 
 
@@ -29,18 +27,17 @@ DEV = dataclasses.replace(EVO, generations=1, grow="plateau", plateau_span=32, g
 def young():
     """Two organisms (3 genes in 4 slots) after 64 steps of life: a real window, moments and counts."""
     keys, k_born = train.first_keys(DEV)
-    orgs, states = population.born_population(DEV, k_born)
-    orgs, states, _ = population.live_threads(DEV, orgs, states, keys, 32, population.threads_for(DEV.population))
-    orgs, states, _ = population.live_threads(DEV, orgs, states, keys + 1, 32, population.threads_for(DEV.population))
+    orgs, states = population.born_population(DEV.life, k_born)
+    orgs, states, _ = population.live_threads(DEV.life, orgs, states, keys, 32, population.threads_for(2))
+    orgs, states, _ = population.live_threads(DEV.life, orgs, states, keys + 1, 32, population.threads_for(2))
     return orgs, states, keys
 
 
 @eqx.filter_jit
 def outputs(cfg, org):
     """Every output of the model on the organism's window: all tokens' final features and the loss."""
-    batch = life.batch_for(cfg, world.env_spec(cfg.world))
-    seen = O.forward(org.model, batch, org.window, org.now)
-    return seen, life.world_model_loss(org.model, cfg, batch, org.window, org.now)[0]
+    seen = O.forward(org.model, cfg.batch, org.window, org.now)
+    return seen, life.world_model_loss(org.model, cfg, org.window, org.now, life.prior_of(org.tally))[0]
 
 
 def one(tree, i=0):
@@ -50,12 +47,11 @@ def one(tree, i=0):
 @pytest.mark.parametrize("gene", ["copy", "fresh"])
 def test_a_gene_inserted_at_any_depth_leaves_every_output_bit_identical(young, gene):
     orgs, *_ = young
-    cfg = dataclasses.replace(DEV, grow_gene=gene)
-    before = outputs(cfg, one(orgs))
+    before = outputs(DEV.life, one(orgs))
     for k in range(4):  # below gene 0, between 0 and 1, between 1 and 2, above gene 2
-        grown = develop.grow(cfg, orgs, np.array([True, False]), np.array([k, k]), jax.random.PRNGKey(k))
+        grown = develop.grow(DEV.life, gene, orgs, np.array([True, False]), np.array([k, k]), jax.random.PRNGKey(k))
         g = one(grown)
-        assert leaves_equal(outputs(cfg, g), before), k
+        assert leaves_equal(outputs(DEV.life, g), before), k
         assert list(np.asarray(g.model.stack.active)) == [True] * 4
         assert float(g.model.stack.gates[k]) == 0.0
         old, new = one(orgs).model.stack, g.model.stack
@@ -70,7 +66,7 @@ def test_a_gene_inserted_at_any_depth_leaves_every_output_bit_identical(young, g
 
 def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(young):
     orgs, states, keys = young
-    grown = develop.grow(DEV, orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
+    grown = develop.grow(DEV.life, "copy", orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
     adam = one(grown.opt_state.slots[0])  # ScaleByAdamState of organism 0: count [D], mu, nu [D, n]
     old = one(orgs.opt_state.slots[0])
     assert list(np.asarray(adam.count)) == [64, 0, 64, 64]
@@ -78,35 +74,36 @@ def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(yo
     np.testing.assert_array_equal(adam.mu[2], old.mu[1])  # moved up with its gene
     # one more update: the new gate moves by lr (Adam's first step is lr * sign(g)), not by the ~3 lr that a
     # bias correction meant for 64 steps of history would give
+    lr = DEV.learning.lr
     step = eqx.filter_jit(eqx.filter_vmap(lambda m, o: optim.update(m, jax.tree.map(
-        lambda x: 0.01 + 0 * x, eqx.filter(m, eqx.is_inexact_array)), o, lr=DEV.lr, max_grad_norm=DEV.max_grad_norm)))
+        lambda x: 0.01 + 0 * x, eqx.filter(m, eqx.is_inexact_array)), o, lr=lr, max_grad_norm=100.0)))
     model, opt = step(grown.model, grown.opt_state)
     moved = np.abs(np.asarray(model.stack.gates[:, 1] - grown.model.stack.gates[:, 1]))
-    np.testing.assert_allclose(moved, DEV.lr, rtol=1e-5)
+    np.testing.assert_allclose(moved, lr, rtol=1e-5)
     assert list(np.asarray(one(opt.slots[0]).count)) == [65, 1, 65, 65]
 
 
 def test_a_new_gate_opens_within_a_few_hundred_steps_without_recompiling(young):
     orgs, states, keys = young
-    grown = develop.grow(DEV, orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
+    grown = develop.grow(DEV.life, "copy", orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
     before = train.COMPILES[0]
     for c in range(10):  # 320 steps, in the chunks the other tests compiled
-        grown, states, _ = population.live_threads(DEV, grown, states, keys + 10 + c, 32,
-                                                   population.threads_for(DEV.population))
+        grown, states, _ = population.live_threads(DEV.life, grown, states, keys + 10 + c, 32,
+                                                   population.threads_for(2))
     assert train.COMPILES[0] == before  # a grown body is the same shapes: nothing compiles
     gates = np.abs(np.asarray(grown.model.stack.gates[:, 1]))
-    assert np.all(gates > 5 * DEV.lr), gates  # the gate left 0 by more than a few Adam steps
+    assert np.all(gates > 5 * DEV.learning.lr), gates  # the gate left 0 by more than a few Adam steps
     copy = one(grown.model.stack.genes, 1)  # and with g != 0 the gene's own weights learn
     assert not leaves_equal(copy, one(orgs.model.stack.genes, 0))
 
 
 def test_a_plateau_triggers_growth_and_a_falling_loss_does_not():
-    cfg = dataclasses.replace(DEV, chunk=100, plateau_span=200, grow_gap=600, plateau_drop=0.01, slots=6)
-    growth = develop.Growth(2, 3)
+    cfg = DEV.replace(plateau_span=200, grow_gap=600, plateau_drop=0.01).growth
+    growth = develop.Development(2, 3)
     active = np.array([3, 3])
     grew = []
     for c in range(1, 21):  # organism 0: flat at 2.0; organism 1: falling 2% per chunk
-        mask, k, why = develop.decide(cfg, growth, 100 * c, 100, [2.0, 2.0 * 0.98**c], active)
+        mask, k, why = develop.decide(cfg, 6, 100, growth, 100 * c, 100, [2.0, 2.0 * 0.98**c], active)
         grew.append(list(mask))
         active = active + mask
     steps = [100 * (c + 1) for c, m in enumerate(grew) if m[0]]
@@ -116,14 +113,14 @@ def test_a_plateau_triggers_growth_and_a_falling_loss_does_not():
 
 
 def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
-    whole = train.train(dataclasses.replace(DEV, run_dir=str(tmp_path / "whole")), progress=False)
-    part = dataclasses.replace(DEV, run_dir=str(tmp_path / "part"), steps=96)
+    whole = train.train(DEV.replace(run_dir=str(tmp_path / "whole")), progress=False)
+    part = DEV.replace(run_dir=str(tmp_path / "part"), steps=96)
     train.train(part, progress=False)
-    train.train(dataclasses.replace(part, steps=DEV.steps, resume=True), progress=False)
+    train.train(part.replace(steps=DEV.run.steps, resume=True), progress=False)
     lines = {r: [json.loads(x) for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
              for r in ("whole", "part")}
     events = [e for m in lines["whole"] for e in m.get("growth", [])]
-    assert events and events[0]["step"] <= 96 < DEV.steps  # the run was resumed after a growth event
+    assert events and events[0]["step"] <= 96 < DEV.run.steps  # the run was resumed after a growth event
     assert [m.get("growth") for m in lines["part"]] == [m.get("growth") for m in lines["whole"]]
     assert [m["organisms"][0]["gates"] for m in lines["part"]] == [m["organisms"][0]["gates"] for m in lines["whole"]]
     x, y = ((tmp_path / r / "checkpoint.eqx").read_bytes().split(b"\n", 1)[1] for r in ("whole", "part"))
@@ -138,4 +135,4 @@ def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
 ])
 def test_bad_development_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):
-        train.validate(dataclasses.replace(DEV, **change))
+        train.validate(DEV.replace(**change))

@@ -4,7 +4,6 @@ One tiny body (d=32, 3 genes in 4 slots) and one tiny population of 2 serve ever
 test_development.py, so each function compiles once.
 """
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -25,8 +24,23 @@ import population
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
-EVO = train.Config(d_model=32, n_heads=2, layers=3, slots=4, window=4, chunk=32, steps=64, population=2,
-                   generations=3, pool=6, turnover=1, checkpoint_every=32, gif_steps=0)
+# the window learner: its policy loss trains the genes too, so a grown gate opens within the tests' budget
+EVO = train.Config.of(d_model=32, n_heads=2, layers=3, slots=4, window=4, chunk=32, steps=64, population=2,
+                      generations=3, pool=6, turnover=1, checkpoint_every=32, gif_steps=0, learner="window",
+                      curiosity="surprise", gamma=0.95, lam=0.9)
+
+
+P, N, LAYERS = 6, 2, 3  # EVO's pool, population and expressed genes
+
+
+def new_pool(cfg, key):
+    """A fresh pool and its ledger for a config."""
+    ledger = evolve.new_ledger(cfg.evolution.pool_size(cfg.life.body.layers))
+    return evolve.new_pool(cfg.life, key, len(ledger.ids)), ledger
+
+
+def end_of_life(cfg, *args):
+    return evolve.end_of_life(cfg.life, cfg.evolution, *args)
 
 
 def leaves_equal(a, b) -> bool:
@@ -41,20 +55,20 @@ def trunk_leaves(model):
 @pytest.fixture(scope="session")
 def lived():
     """A pool, two newborns drawn from it, and the same two after 32 steps of life."""
-    pool, ledger = evolve.new_pool(EVO, jax.random.PRNGKey(3))
+    pool, ledger = new_pool(EVO, jax.random.PRNGKey(3))
     keys, k_born = train.first_keys(EVO)
-    newborns, states = population.born_population(EVO, k_born)
-    genomes = evolve.draw(EVO, ledger, np.random.default_rng(0), EVO.population)
+    newborns, states = population.born_population(EVO.life, k_born)
+    genomes = evolve.draw("evolve", LAYERS, ledger, np.random.default_rng(0), N)
     orgs = evolve.birth(newborns, pool, jnp.asarray(genomes))
-    after, _, _ = population.live_threads(EVO, orgs, states, keys, 32, population.threads_for(EVO.population))
+    after, _, _ = population.live_threads(EVO.life, orgs, states, keys, 32, population.threads_for(N))
     return pool, ledger, genomes, newborns, orgs, after
 
 
 def test_birth_puts_exactly_the_chosen_pool_genes_into_the_slots(lived):
     pool, _, genomes, newborns, orgs, _ = lived
-    for i in range(EVO.population):
-        assert len(set(genomes[i])) == EVO.layers  # no gene twice in one genome
-        for s in range(EVO.layers):
+    for i in range(N):
+        assert len(set(genomes[i])) == LAYERS  # no gene twice in one genome
+        for s in range(LAYERS):
             assert leaves_equal(jax.tree.map(lambda g: g[i, s], orgs.model.stack.genes),
                                 jax.tree.map(lambda g: g[genomes[i, s]], pool.genes))
         mine = jax.tree.map(lambda x: x[i], orgs.model)
@@ -66,11 +80,11 @@ def test_birth_puts_exactly_the_chosen_pool_genes_into_the_slots(lived):
 
 def test_knocking_out_an_active_gene_changes_the_loss_and_an_inactive_one_does_not(lived):
     *_, after = lived
-    knock = np.asarray(evolve.knockout(EVO, after))
-    assert knock.shape == (EVO.population, EVO.slots) and np.all(knock[:, :3] != 0)
+    knock = np.asarray(evolve.knockout(EVO.life, after))
+    assert knock.shape == (N, 4) and np.all(knock[:, :3] != 0)
     np.testing.assert_array_equal(knock[:, 3], 0.0)  # the free slot
     off = eqx.tree_at(lambda o: o.model.stack.active, after, after.model.stack.active.at[:, 1].set(False))
-    knock_off = np.asarray(evolve.knockout(EVO, off))
+    knock_off = np.asarray(evolve.knockout(EVO.life, off))
     np.testing.assert_array_equal(knock_off[:, 1], 0.0)
     assert np.all(knock_off[:, [0, 2]] != 0)
 
@@ -81,21 +95,21 @@ def fresh_ledger(ledger):
 
 def test_the_control_leaves_the_pool_bit_identical(lived):
     pool, ledger, genomes, *_, after = lived
-    cfg = dataclasses.replace(EVO, selection="none")
+    cfg = EVO.replace(selection="none")
     ledger = fresh_ledger(ledger)
-    new, ledger, line = evolve.end_of_life(cfg, pool, ledger, genomes, after, jax.random.PRNGKey(0))
-    assert leaves_equal(new, pool) and line["pool"]["ids"] == list(range(EVO.pool))
-    assert sum(g["carried"] for g in ledger.genes.values()) == EVO.population * EVO.layers  # still credited
+    new, ledger, line = end_of_life(cfg, pool, ledger, genomes, after, jax.random.PRNGKey(0))
+    assert leaves_equal(new, pool) and line["pool"]["ids"] == list(range(P))
+    assert sum(g["carried"] for g in ledger.genes.values()) == N * LAYERS  # still credited
 
 
 def test_lamarckian_writes_back_exactly_the_fittest_carriers_learned_weights(lived):
     pool, ledger, genomes, *_, after = lived
-    cfg = dataclasses.replace(EVO, inherit="lamarckian", turnover=0)
-    f = evolve.fitness(cfg, after)[cfg.fitness]
-    new, *_ = evolve.end_of_life(cfg, pool, fresh_ledger(ledger), genomes, after, jax.random.PRNGKey(0))
+    cfg = EVO.replace(inherit="lamarckian", turnover=0)
+    f = evolve.fitness(after)[cfg.evolution.fitness]
+    new, *_ = end_of_life(cfg, pool, fresh_ledger(ledger), genomes, after, jax.random.PRNGKey(0))
     best = int(np.argmax(f))
-    for p in range(EVO.pool):
-        carriers = [(i, s) for i in range(EVO.population) for s in range(EVO.layers) if genomes[i, s] == p]
+    for p in range(P):
+        carriers = [(i, s) for i in range(N) for s in range(LAYERS) if genomes[i, s] == p]
         got = jax.tree.map(lambda g: g[p], new.genes)
         if not carriers:
             assert leaves_equal(got, jax.tree.map(lambda g: g[p], pool.genes))
@@ -109,40 +123,39 @@ def test_lamarckian_writes_back_exactly_the_fittest_carriers_learned_weights(liv
 
 def test_genes_grown_in_life_move_the_genome_but_never_enter_the_pool(lived):
     pool, ledger, genomes, *_, after = lived
-    grown = develop.grow(EVO, after, np.ones(2, bool), np.array([1, 1]), jax.random.PRNGKey(0))
+    grown = develop.grow(EVO.life, "copy", after, np.ones(2, bool), np.array([1, 1]), jax.random.PRNGKey(0))
     placed = np.array([[0, 2, 3]] * 2)  # the genome's second and third genes moved up one slot
-    cfg = dataclasses.replace(EVO, inherit="lamarckian", turnover=0)
-    new, *_ = evolve.end_of_life(cfg, pool, fresh_ledger(ledger), genomes, grown, jax.random.PRNGKey(0), placed)
-    f = evolve.fitness(cfg, grown)[cfg.fitness]
+    cfg = EVO.replace(inherit="lamarckian", turnover=0)
+    new, *_ = end_of_life(cfg, pool, fresh_ledger(ledger), genomes, grown, jax.random.PRNGKey(0), placed)
+    f = evolve.fitness(grown)[cfg.evolution.fitness]
     for p in set(genomes.ravel()):
         i, s = max(((i, s) for i in range(2) for s in range(3) if genomes[i, s] == p), key=lambda c: (f[c[0]], -c[0]))
         assert leaves_equal(jax.tree.map(lambda g: g[p], new.genes),
                             jax.tree.map(lambda g: g[i, placed[i, s]], grown.model.stack.genes))
-    darwinian = dataclasses.replace(EVO, turnover=0)
-    same, *_ = evolve.end_of_life(darwinian, pool, fresh_ledger(ledger), genomes, grown, jax.random.PRNGKey(0), placed)
+    darwinian = EVO.replace(turnover=0)
+    same, *_ = end_of_life(darwinian, pool, fresh_ledger(ledger), genomes, grown, jax.random.PRNGKey(0), placed)
     assert leaves_equal(same.genes, pool.genes)
 
 
 def test_a_gene_grown_from_the_pool_is_exactly_the_drawn_pool_gene(lived):
     pool, ledger, *_, after = lived
-    cfg = dataclasses.replace(EVO, grow="plateau", grow_gene="pool")
     k = np.array([1, 3])  # in the middle of one organism's genes, above the other's
-    given = evolve.donors(cfg, ledger, pool, np.random.default_rng(0), k, np.array([3, 3]))
-    grown = develop.grow(cfg, after, np.ones(2, bool), k, jax.random.PRNGKey(0), given)
+    given = evolve.donors(ledger, pool, np.random.default_rng(0), k, np.array([3, 3]))
+    grown = develop.grow(EVO.life, "pool", after, np.ones(2, bool), k, jax.random.PRNGKey(0), given)
     for i in range(2):
         new = jax.tree.map(lambda g: g[i, k[i]], grown.model.stack.genes)
         assert leaves_equal(new, jax.tree.map(lambda g: g[i], given))
-        assert any(leaves_equal(new, jax.tree.map(lambda g: g[p], pool.genes)) for p in range(EVO.pool))
+        assert any(leaves_equal(new, jax.tree.map(lambda g: g[p], pool.genes)) for p in range(P))
         assert float(grown.model.stack.gates[i, k[i]]) == 0.0
 
 
 def test_a_split_makes_two_new_genes_that_differ_by_the_mutation_only():
-    pool, ledger = evolve.new_pool(EVO, jax.random.PRNGKey(0))
+    pool, ledger = new_pool(EVO, jax.random.PRNGKey(0))
     for p, rec in enumerate(ledger.genes.values()):  # every gene judged; position 4 best, position 1 worst
         rec.update(carried=2, carried_by_bin=[2, 0, 0], rank_sum=[{4: 0.8, 1: -0.8}.get(p, 0.1 * p - 0.3), 0, 0])
     old = list(ledger.ids)
-    new, discarded, splits = evolve.select(EVO, pool, ledger, jax.random.PRNGKey(1))
-    assert discarded == [old[1]] and len(ledger.ids) == EVO.pool
+    new, discarded, splits = evolve.select(EVO.evolution, pool, ledger, jax.random.PRNGKey(1))
+    assert discarded == [old[1]] and len(ledger.ids) == P
     (parent, a, b), = splits
     assert parent == old[4] and ledger.ids[4] == a and ledger.ids[1] == b
     assert a not in old and b not in old and a != b
@@ -154,23 +167,23 @@ def test_a_split_makes_two_new_genes_that_differ_by_the_mutation_only():
         x, y = np.asarray(x), np.asarray(y)
         rms = np.sqrt(np.mean(y**2))
         if rms > 0:  # the mutant: the parent plus noise of about mutation x RMS
-            assert 0.3 * EVO.mutation < np.std(x - y) / rms < 3 * EVO.mutation
+            assert 0.3 * EVO.evolution.mutation < np.std(x - y) / rms < 3 * EVO.evolution.mutation
     for p in (0, 2, 3, 5):
         assert leaves_equal(gene(new.genes, p), gene(pool.genes, p)) and ledger.ids[p] == old[p]
 
 
 def test_a_planted_fitness_lets_one_genes_descendants_take_over():
-    cfg = dataclasses.replace(EVO, population=8, pool=12, turnover=2)
-    pool, ledger = evolve.new_pool(cfg, jax.random.PRNGKey(0))
+    cfg = EVO.replace(population=8, pool=12, turnover=2)
+    pool, ledger = new_pool(cfg, jax.random.PRNGKey(0))
     favoured, rng = ledger.ids[5], np.random.default_rng(0)
     share = []
     for g in range(8):
-        genomes = evolve.draw(cfg, ledger, rng, cfg.population)
+        genomes = evolve.draw("evolve", LAYERS, ledger, rng, 8)
         # fitness: how many descendants of the favoured gene the genome carries (plus a little noise)
         f = np.array([sum(evolve.root(ledger, ledger.ids[p]) == favoured for p in row) for row in genomes],
-                     float) + 0.01 * rng.random(cfg.population)
+                     float) + 0.01 * rng.random(8)
         evolve.record(ledger, genomes, f, np.zeros((8, 3)), np.ones((8, 3)))
-        pool, _, _ = evolve.select(cfg, pool, ledger, jax.random.PRNGKey(g))
+        pool, _, _ = evolve.select(cfg.evolution, pool, ledger, jax.random.PRNGKey(g))
         ledger.generation += 1
         share.append(np.mean([evolve.root(ledger, i) == favoured for i in ledger.ids]))
     assert share[-1] >= 0.5, share  # from 1 gene in 12
@@ -181,13 +194,13 @@ def evolutions(tmp_path_factory):
     """The same 3-generation evolution run uninterrupted; as 2 generations extended to 3 by --resume; and
     stopped mid-life in generation 1, then resumed."""
     d = tmp_path_factory.mktemp("evolution")
-    whole = dataclasses.replace(EVO, run_dir=str(d / "whole"))
+    whole = EVO.replace(run_dir=str(d / "whole"))
     train.train(whole, progress=False)
-    extended = dataclasses.replace(EVO, run_dir=str(d / "extended"), generations=2)
+    extended = EVO.replace(run_dir=str(d / "extended"), generations=2)
     train.train(extended, progress=False)
-    train.train(dataclasses.replace(extended, generations=3, resume=True), progress=False)
+    train.train(extended.replace(generations=3, resume=True), progress=False)
 
-    stopped = dataclasses.replace(EVO, run_dir=str(d / "stopped"))
+    stopped = EVO.replace(run_dir=str(d / "stopped"))
     real, calls = population.live_threads, [0]
 
     def stop_on_fourth_chunk(*args):
@@ -202,8 +215,8 @@ def evolutions(tmp_path_factory):
             train.train(stopped, progress=False)
     finally:
         population.live_threads = real
-    mid = json.loads(open(Path(stopped.run_dir) / "checkpoint.eqx", "rb").readline())["step"]
-    train.train(dataclasses.replace(stopped, resume=True), progress=False)
+    mid = json.loads(open(Path(stopped.run.run_dir) / "checkpoint.eqx", "rb").readline())["step"]
+    train.train(stopped.replace(resume=True), progress=False)
     return d, mid
 
 
@@ -213,10 +226,10 @@ def test_an_evolution_writes_its_files_and_compiles_nothing_after_its_first_gene
     gens = [json.loads(x) for x in (run / "generations.jsonl").read_text().splitlines()]
     assert [g["generation"] for g in gens] == [0, 1, 2]
     assert [g["compiles"] for g in gens[1:]] == [0, 0]
-    assert all(len(g["genomes"]) == EVO.population and len(g["genomes"][0]) == EVO.layers for g in gens)
+    assert all(len(g["genomes"]) == N and len(g["genomes"][0]) == LAYERS for g in gens)
     pool = json.loads((run / "pool.json").read_text())
     splits = sum(len(g["pool"]["splits"]) for g in gens)
-    assert splits >= 1 and len(pool["pool"]) == EVO.pool and len(pool["genes"]) == EVO.pool + 2 * splits
+    assert splits >= 1 and len(pool["pool"]) == P and len(pool["genes"]) == P + 2 * splits
     ids = [g["id"] for g in pool["genes"]]
     assert len(set(ids)) == len(ids)  # an id is never reused
     split = [g for g in pool["genes"] if g["fate"] == "split"]
@@ -232,7 +245,7 @@ def test_an_evolution_writes_its_files_and_compiles_nothing_after_its_first_gene
 
 def test_resume_continues_the_evolution_exactly(evolutions):
     d, mid = evolutions
-    assert mid % EVO.steps != 0  # the stopped run was resumed from the middle of a life
+    assert mid % EVO.run.steps != 0  # the stopped run was resumed from the middle of a life
     whole = (d / "whole" / "generations.jsonl").read_text()
     for other in ("extended", "stopped"):
         for a, b in zip(whole.splitlines(), (d / other / "generations.jsonl").read_text().splitlines(),
@@ -247,40 +260,39 @@ def test_resume_continues_the_evolution_exactly(evolutions):
 
 def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evolutions, tmp_path):
     d, _ = evolutions
-    cfg = dataclasses.replace(EVO, generations=1, steps=32, seed=50, init_from=str(d / "whole"))
-    like = train.state_like(dataclasses.replace(EVO, init_from=""))
-    _, (_, _, _, pool) = evolve.load_checkpoint(d / "whole" / "checkpoint.eqx", EVO, like, ("run_dir",))
+    cfg = EVO.replace(generations=1, steps=32, seed=50, init_from=str(d / "whole"))
+    _, (_, _, _, pool), _ = train.load_run(EVO, d / "whole" / "checkpoint.eqx", free=("run_dir",))
     keys, k_born = train.first_keys(cfg)
-    orgs, states = population.born_population(cfg, k_born)
-    founded = evolve.founders(cfg, orgs, states, train.state_like)
-    for i in range(cfg.population):
-        for s in range(cfg.layers):
+    orgs, states = population.born_population(cfg.life, k_born)
+    founded = train.founders(cfg, orgs)
+    for i in range(N):
+        for s in range(LAYERS):
             mine = jax.tree.map(lambda g: g[i, s], founded.model.stack.genes)
-            assert any(leaves_equal(mine, jax.tree.map(lambda g: g[p], pool.genes)) for p in range(EVO.pool))
+            assert any(leaves_equal(mine, jax.tree.map(lambda g: g[p], pool.genes)) for p in range(P))
         for a, b in zip(trunk_leaves(jax.tree.map(lambda x: x[i], founded.model)), trunk_leaves(pool.trunk)):
             np.testing.assert_array_equal(a, b)
     # from a run without evolution: its organisms' weights
-    plain = dataclasses.replace(cfg, init_from="", run_dir=str(tmp_path / "plain"))
+    plain = cfg.replace(init_from="", run_dir=str(tmp_path / "plain"))
     train.train(plain, progress=False)
-    like = train.state_like(plain)
-    _, (saved, *_) = evolve.load_checkpoint(Path(plain.run_dir) / "checkpoint.eqx", plain, like)
-    again = evolve.founders(dataclasses.replace(cfg, init_from=plain.run_dir), orgs, states, train.state_like)
+    _, (saved, *_), _ = train.load_run(plain, Path(plain.run.run_dir) / "checkpoint.eqx", free=())
+    again = train.founders(cfg.replace(init_from=plain.run.run_dir), orgs)
     assert leaves_equal(again.model, saved.model)
     assert leaves_equal(again.opt_state, orgs.opt_state)  # a fresh optimizer
-    summary = train.train(dataclasses.replace(cfg, run_dir=str(tmp_path / "judged")), progress=False)
+    summary = train.train(cfg.replace(run_dir=str(tmp_path / "judged")), progress=False)
     assert summary["population"] == 2 and summary["steps"] == 32
 
 
 def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_path):
-    c = compare.Compare(what="evolution", steps=32, generations=2, population=2, seeds=1, fresh=False,
-                        run_dir=str(tmp_path), base=dataclasses.replace(EVO, generations=1, population=1))
+    c = compare.Compare(what="evolution", seeds=1, fresh=False,
+                        base=EVO.replace(steps=32, generations=2, population=2, run_dir=str(tmp_path)))
     compare.main(c)
     table = (tmp_path / "evolution.md").read_text()
     rows = [ln.split("|")[1].strip() for ln in table.splitlines() if ln.startswith("| ") and "arm" not in ln]
     assert rows == list(compare_evolution.ARMS) * 2  # the table, then the answers to the design's questions
     assert (tmp_path / "evolution.png").stat().st_size > 0
     judged = json.loads((tmp_path / "darwinian-s0-judged" / "config.json").read_text())
-    assert judged["init_from"].endswith("darwinian-s0") and judged["seed"] == compare_evolution.JUDGE_SEED
+    assert judged["evolution"]["init_from"].endswith("darwinian-s0")
+    assert judged["run"]["seed"] == compare_evolution.JUDGE_SEED
 
 
 @pytest.mark.parametrize("change, message", [
@@ -291,14 +303,14 @@ def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_pa
 ])
 def test_bad_evolution_values_are_one_line_errors(change, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        train.validate(dataclasses.replace(EVO, **change))
+        train.validate(EVO.replace(**change))
 
 
 def test_a_resumed_evolution_cannot_change_the_length_of_a_life(evolutions, tmp_path):
     d, _ = evolutions
     shutil.copytree(d / "whole", tmp_path / "run")
     with pytest.raises(ValueError, match="steps"):
-        train.train(dataclasses.replace(EVO, run_dir=str(tmp_path / "run"), steps=128, resume=True), progress=False)
+        train.train(EVO.replace(run_dir=str(tmp_path / "run"), steps=128, resume=True), progress=False)
     out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--generations", "2", "--pool", "2"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and out.stderr.strip().splitlines()[-1].startswith("error: --pool 2 is smaller")

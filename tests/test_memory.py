@@ -1,6 +1,5 @@
 """Memory and thinking: truncated backprop, no leaks for any layout, a recall task, resume, bad values."""
 
-import dataclasses
 
 import equinox as eqx
 import jax
@@ -145,7 +144,7 @@ def recall_task(model, n, key, L=4):
             rows = jnp.stack([m, m])
         seen = O.forward(model, batch, win, at(L - 1), None, rows)
         out = targets.target_loss(model, batch.plans[0], seen, batch.ranges[0], win, np.array([0]))
-        return out["loss"][0], out["recall_acc"][0]
+        return out["loss"][0], out["recall_cell_accuracy"][0]
 
     return jax.vmap(one)(frames)
 
@@ -179,14 +178,14 @@ def test_memory_solves_a_recall_task_that_the_window_cannot():
     assert without < chance + 0.1, without
 
 
-MEM = train.Config(d_model=32, n_heads=2, layers=1, chunk=100, gif_steps=0, memory=2, think=2,
+MEM = train.Config.of(d_model=32, n_heads=2, layers=1, chunk=100, gif_steps=0, memory=2, think=2,
                    objective=("inverse_dynamics", "recall"), recall_delay=6)
 
 
 def test_memory_and_the_delay_line_resume_exactly(tmp_path):
     """A run with memory, thoughts and the recall probe, stopped and resumed, equals the uninterrupted run
     (which also writes its GIF: the rollout carries the memory and the delay line)."""
-    whole = dataclasses.replace(MEM, steps=300, run_dir=str(tmp_path / "whole"), gif_steps=8)
+    whole = MEM.replace(steps=300, run_dir=str(tmp_path / "whole"), gif_steps=8)
     s, (org, *_) = resumed_equals_whole(tmp_path, whole, 200)
     assert float(jnp.abs(org.memory).max()) > 0 and org.delay.block.shape[1] == 6  # carried, and in the checkpoint
     assert (tmp_path / "whole" / "life.gif").stat().st_size > 0
@@ -207,4 +206,4 @@ def test_memory_and_the_delay_line_resume_exactly(tmp_path):
 ])
 def test_bad_memory_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):
-        train.validate(dataclasses.replace(MEM, **change))
+        train.validate(MEM.replace(**change))

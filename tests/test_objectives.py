@@ -1,6 +1,7 @@
 """Every objective can learn: each overfits a fixed set of real transitions."""
 
-import dataclasses
+
+import json
 
 import equinox as eqx
 import jax
@@ -9,20 +10,15 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+import curiosity as C
 import learner
 import life
-import novelty
 import objectives as O
+import plots
 import targets
 import train
 import world
 from model import Model
-
-
-def test_config_lists_every_layout():
-    from typing import get_args
-
-    assert set(get_args(train.Objective)) == set(O.LAYOUTS)
 
 
 def fit(model, objectives, win, now, steps=500, lr=3e-3):
@@ -87,7 +83,7 @@ def test_pixel_objectives_overfit_real_frames():
     assert np.all(np.isfinite(curves))
     for i, name in enumerate(names):
         assert curves[-10:, i].mean() < 0.1 * curves[0, i], (name, curves[0, i], curves[-10:, i].mean())
-    buckets = jax.vmap(lambda o: novelty.view_bucket(spec, o))(win.next_obs)
+    buckets = jax.vmap(lambda o: C.view_bucket(spec, o))(win.next_obs)
     assert len(set(np.asarray(buckets).tolist())) > 1
 
 
@@ -95,15 +91,15 @@ def test_a_multi_objective_update_is_the_weighted_sum_of_single_ones(transitions
     """Layouts of different lengths (padded together) and passes: the gradient of the mix is the weighted sum."""
     win, now = transitions
     win = jax.tree.map(lambda x: x[:8], win)
-    cfg = train.Config(d_model=32, n_heads=2, layers=1, window=8)
-    spec = world.env_spec(cfg.world)
+    cfg = train.Config.of(d_model=32, n_heads=2, layers=1, window=8)
+    spec = world.env_spec(cfg.body.world)
     model = Model(spec, d=32, n_heads=2, layers=1, slots=2, mlp_ratio=2, patch=(4, 9), cell_dim=8,
                   key=jax.random.PRNGKey(3))
+    prior = targets.Prior(majority=jnp.array(0), mean_reward=jnp.array(0.0))
 
     def grad(objectives, weights):
-        c = dataclasses.replace(cfg, objective=objectives, weights=weights)
-        batch = life.batch_for(c, spec)
-        g = eqx.filter_jit(eqx.filter_grad(lambda m: life.world_model_loss(m, c, batch, win, now)[0]))(model)
+        c = cfg.replace(objective=objectives, weights=weights).life
+        g = eqx.filter_jit(eqx.filter_grad(lambda m: life.world_model_loss(m, c, win, now, prior)[0]))(model)
         return ravel_pytree(eqx.filter(g, eqx.is_inexact_array))[0]
 
     names, weights = ("forward_dynamics", "latent_inverse", "trajectory_reward"), (1.0, 0.5, 2.0)
@@ -138,11 +134,38 @@ def test_a_layout_that_cannot_host_the_policy_gets_a_bare_policy_sequence(transi
     assert batch.plans[0].readout is None and batch.readout == model.n_patches
     assert len(batch.policy_rows) == T + 1 and batch.policy_rows.min() >= batch.ranges[0][1]
     h = jax.jit(lambda m: O.forward(m, batch, win, now).h)(model)
-    loss, aux = learner.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, win.rint, gamma=0.9, lam=0.9,
-                                    clip=0.2, ent_coef=0.01, value_coef=0.5)
+    loss, aux = learner.actor_critic_loss(model, h[batch.policy_rows, batch.readout], win, win.rint, gamma=0.9,
+                                          lam=0.9, clip=0.2, ent_coef=0.01, value_coef=0.5)
     assert np.isfinite(float(loss)) and aux["logits"].shape == (spec.n_actions,)
     # the policy sequence on the current observation sees nothing but it
     now2 = eqx.tree_at(lambda o: o.block, now, (now.block + 1) % 18)
     h2 = jax.jit(lambda m: O.forward(m, batch, win, now2).h)(model)
     assert not np.allclose(np.asarray(h[batch.policy_rows[-1]]), np.asarray(h2[batch.policy_rows[-1]]))
     np.testing.assert_array_equal(np.asarray(h[batch.policy_rows[:-1]]), np.asarray(h2[batch.policy_rows[:-1]]))
+
+
+def test_a_new_kind_of_target_is_one_entry_in_the_registry(tmp_path):
+    """A toy kind registered here (the energy of the next state, from a head of its own) and a layout that
+    predicts it: it trains, and it appears in the losses, the metrics, the summary and the plot."""
+
+    def energy_loss(q):
+        pred = jax.vmap(q.model.heads["e"])(q.h[:, 0])[:, 0]
+        energy, before = q.state(q.t).status[:, 15], q.state(q.t - 1).status[:, 15]
+        err = (pred - energy) ** 2
+        return err, 0.5 * err, err, (before - energy) ** 2
+
+    targets.register(targets.Kind("e", ("energy",), False, True, True, loss=energy_loss, head=1, score=targets.Score(
+        "energy_squared_error", "as_before", False, "energy: squared error (dashed: as before)", "the energy before")))
+    O.LAYOUTS["energy"] = "s0 a0 ; e1"
+    try:
+        cfg = train.Config.of(objective=("inverse_dynamics", "energy"), d_model=16, n_heads=2, layers=1, steps=200,
+                              chunk=100, gif_steps=0, run_dir=str(tmp_path / "toy"))
+        summary = train.train(cfg, progress=False)
+        fig = summary["prequential"]["energy"]["energy_squared_error"]
+        assert fig["baseline_is"] == "the energy before" and np.isfinite(fig["model"]) and fig["as_before"] >= 0
+        line = json.loads((tmp_path / "toy" / "metrics.jsonl").read_text().splitlines()[-1])
+        assert np.isfinite(line["loss/energy"]) and "energy/energy_squared_error/as_before" in line
+        assert "energy: squared error (dashed: as before)" in [sc.title for sc in plots.score_panels(line)]
+        assert (tmp_path / "toy" / "curves.png").stat().st_size > 0
+    finally:
+        del targets.KINDS["e"], O.LAYOUTS["energy"]

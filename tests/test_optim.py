@@ -11,17 +11,18 @@ import life
 import optim
 import train
 
-CFG = train.Config(d_model=16, n_heads=2, layers=2, slots=3, gif_steps=0)
+CFG = train.Config.of(d_model=16, n_heads=2, layers=2, slots=3, gif_steps=0, learner="window")  # all of it Adam's
 
 
 @pytest.mark.parametrize("max_norm", [1e6, 0.5])  # never clipped, always clipped
 def test_the_update_is_the_optax_chain_it_stands_for(max_norm):
-    model = life.new_model(CFG, jax.random.PRNGKey(0))
+    model = life.new_model(CFG.life, jax.random.PRNGKey(0))
     params = eqx.filter(model, eqx.is_inexact_array)
-    chain = optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(CFG.lr))
-    state, opt = chain.init(params), optim.init(model, CFG.lr)
+    lr = CFG.learning.lr
+    chain = optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(lr))
+    state, opt = chain.init(params), optim.init(model, lr)
     ours, theirs = model, params
-    update = eqx.filter_jit(lambda m, g, o: optim.update(m, g, o, lr=CFG.lr, max_grad_norm=max_norm))
+    update = eqx.filter_jit(lambda m, g, o: optim.update(m, g, o, lr=lr, max_grad_norm=max_norm))
     for i in range(3):
         grads = jax.tree.map(lambda x: jax.random.normal(jax.random.PRNGKey(i), x.shape), params)
         ours, opt = update(ours, grads, opt)
@@ -34,8 +35,8 @@ def test_the_update_is_the_optax_chain_it_stands_for(max_norm):
 
 
 def test_the_actor_critic_is_not_adams():
-    cfg = train.Config(d_model=16, n_heads=2, layers=1, gif_steps=0, learner="stream", ac_hidden=8)
-    model = life.new_model(cfg, jax.random.PRNGKey(0))
+    cfg = train.Config.of(d_model=16, n_heads=2, layers=1, gif_steps=0, learner="stream", ac_hidden=8)
+    model = life.new_model(cfg.life, jax.random.PRNGKey(0))
     grads = jax.tree.map(jnp.ones_like, eqx.filter(model, eqx.is_inexact_array))
     new, _ = optim.update(model, grads, optim.init(model, 1e-3), lr=1e-3, max_grad_norm=100.0)
     for a, b in zip(jax.tree.leaves(model.ac), jax.tree.leaves(new.ac)):

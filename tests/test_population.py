@@ -1,7 +1,6 @@
 """Populations: N organisms vmapped in one chunk equal N single lives; rebirth under vmap; sharding over
 devices; resume; the command line."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -17,52 +16,53 @@ import population
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = train.Config(d_model=32, n_heads=2, layers=1, slots=2, window=4, chunk=200, gif_steps=0)
+TINY = train.Config.of(d_model=32, n_heads=2, layers=1, slots=2, window=4, chunk=200, gif_steps=0)
 STEPS = 400
 
 
 @pytest.fixture(scope="session")
 def three_lives():
     """A population of 3 living 400 steps in one vmapped chunk, and the same 3 seeds living alone."""
-    cfg = dataclasses.replace(TINY, population=3)
+    cfg = TINY.replace(population=3)
     keys, k_born = train.first_keys(cfg)
-    orgs, states = population.born_population(cfg, k_born)
+    orgs, states = population.born_population(cfg.life, k_born)
     born_maps = np.asarray(states.map)
-    together = jax.device_get(population.live_population(cfg, orgs, states, keys, STEPS))
+    together = jax.device_get(population.live_population(cfg.life, orgs, states, keys, STEPS))
     alone = []
     for i in range(3):
-        org, es = life.born(TINY, k_born[i])
-        alone.append(jax.device_get(life.live(TINY, org, es, keys[i], STEPS)))
+        org, es = life.born(TINY.life, k_born[i])
+        alone.append(jax.device_get(life.live(TINY.life, org, es, keys[i], STEPS)))
     return together, alone, born_maps
 
 
 def test_a_population_member_equals_the_same_seed_living_alone(three_lives):
     (orgs, states, rec), alone, _ = three_lives
-    assert rec["done"].shape == (3, STEPS)
+    assert rec.done.shape == (3, STEPS)
     for i, (org, es, r) in enumerate(alone):
         mine = train.pick(orgs, i)
         # the same lives: same deaths, same worlds, same actions (an organism dying alone on a step is reborn
         # into exactly the world its single life makes)
-        np.testing.assert_array_equal(rec["done"][i], r["done"])
+        np.testing.assert_array_equal(rec.done[i], r.done)
         np.testing.assert_array_equal(states.map[i], es.map)
         np.testing.assert_array_equal(mine.window.action, org.window.action)
-        for k in ("curiosity", f"{TINY.objective[0]}/action_acc", "episode_length"):
-            np.testing.assert_allclose(rec[k][i], r[k], rtol=1e-3, atol=1e-4, equal_nan=True)
+        for a, b in [(rec.signal[i], r.signal), (rec.episode_length[i], r.episode_length),
+                     *[(rec.scores[k][i], r.scores[k]) for k in r.scores]]:
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, equal_nan=True)
         for a, b in zip(jax.tree.leaves(mine.model), jax.tree.leaves(org.model)):
             # 400 online updates batched differently drift by float rounding only
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4)
-    assert rec["done"].sum() >= 1, "no organism died: the rebirth was not exercised"
+    assert rec.done.sum() >= 1, "no organism died: the rebirth was not exercised"
 
 
 def test_death_under_vmap_keeps_weights_and_age_and_brings_a_new_world(three_lives):
     (orgs, states, rec), _, born_maps = three_lives
-    dead = [i for i in range(3) if rec["done"][i].any()]
+    dead = [i for i in range(3) if rec.done[i].any()]
     assert dead
     for i in dead:
-        last_death = int(np.flatnonzero(rec["done"][i])[-1])
+        last_death = int(np.flatnonzero(rec.done[i])[-1])
         assert int(orgs.now.age[i]) == STEPS  # age runs on through deaths
         assert int(orgs.life[i]) == STEPS - 1 - last_death  # the episode counter restarted at the death
-        assert int(orgs.tally.episodes[i]) == rec["done"][i].sum()
+        assert int(orgs.tally.episodes[i]) == rec.done[i].sum()
         assert float(orgs.tally.shared_rebirths[i]) == 0.0  # never more deaths on one step than fresh worlds
         assert (np.asarray(states.map[i]) != born_maps[i]).any()  # a new world, not the one it was born in
     # the weights are kept: they equal those of the single life, which never resets them (test above)
@@ -73,7 +73,7 @@ def population_run(tmp_path_factory):
     """train.py's loop with a population of 4, 400 steps, in this (one-device) process: in as many host
     threads as ``population.threads_for`` gives (2 on a 2-core machine)."""
     d = tmp_path_factory.mktemp("pop")
-    cfg = dataclasses.replace(TINY, population=4, steps=STEPS, run_dir=str(d / "whole"))
+    cfg = TINY.replace(population=4, steps=STEPS, run_dir=str(d / "whole"))
     return cfg, train.train(cfg, progress=False)
 
 
@@ -84,18 +84,17 @@ def metrics(run: Path) -> list[dict]:
 
 
 def checkpoint(cfg, run: Path):
-    keys, k_born = train.first_keys(cfg)
-    like = (*population.born_population(cfg, k_born), keys)
-    return train.load_checkpoint(run / "checkpoint.eqx", cfg, like, life.RUN_FIELDS)
+    step, state, _ = train.load_run(cfg, run / "checkpoint.eqx")
+    return step, state
 
 
 def test_population_resume_equals_an_uninterrupted_run(population_run, tmp_path):
     whole, _ = population_run
-    part = dataclasses.replace(whole, steps=STEPS // 2, run_dir=str(tmp_path / "part"))
+    part = whole.replace(steps=STEPS // 2, run_dir=str(tmp_path / "part"))
     train.train(part, progress=False)
-    train.train(dataclasses.replace(part, steps=STEPS, resume=True), progress=False)
-    assert metrics(Path(whole.run_dir)) == metrics(tmp_path / "part")
-    (_, a), (_, b) = checkpoint(whole, Path(whole.run_dir)), checkpoint(whole, tmp_path / "part")
+    train.train(part.replace(steps=STEPS, resume=True), progress=False)
+    assert metrics(Path(whole.run.run_dir)) == metrics(tmp_path / "part")
+    (_, a), (_, b) = checkpoint(whole, Path(whole.run.run_dir)), checkpoint(whole, tmp_path / "part")
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -127,12 +126,12 @@ def test_cli_population_sharded_over_two_devices_equals_the_unsharded_run(popula
         assert sharded["crafter_score"] == pytest.approx(np.mean(scores))
     assert all(len(m["organisms"]) == 4 for m in metrics(run))
     # the same lives as the unsharded run in this process (one device)
-    a, b = metrics(run), metrics(Path(whole.run_dir))
+    a, b = metrics(run), metrics(Path(whole.run.run_dir))
     assert [m["episodes"] for m in a] == [m["episodes"] for m in b]
     for x, y in zip(a, b):
-        for k in ("curiosity", "loss/policy", "rint"):
+        for k in ("signal", "loss/inverse_dynamics", "rint", "entropy"):
             np.testing.assert_allclose(x[k], y[k], rtol=1e-3, atol=1e-5)
-    (_, sa), (_, sb) = checkpoint(whole, run), checkpoint(whole, Path(whole.run_dir))
+    (_, sa), (_, sb) = checkpoint(whole, run), checkpoint(whole, Path(whole.run.run_dir))
     for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb)):
         np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=1e-3, atol=1e-4)
     assert summary["organisms"][0]["episodes"] == sharded["organisms"][0]["episodes"]

@@ -1,6 +1,5 @@
 """The online loop end to end: learning, purity (vmap), resume, bad input, and the command line."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -13,58 +12,58 @@ import pytest
 
 import life
 import objectives as O
-import population
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = train.Config(chunk=500, gif_steps=0)  # the default body; one compile shared by the tests below
+CFG = train.Config.of(chunk=500, gif_steps=0)  # the default body; one compile shared by the tests below
 
 
 @pytest.fixture(scope="session")
 def online_run():
-    org, env_state = life.born(CFG, jax.random.PRNGKey(0))
+    org, env_state = life.born(CFG.life, jax.random.PRNGKey(0))
     key, records = jax.random.PRNGKey(1), []
     for _ in range(8):
         key, k = jax.random.split(key)
-        org, env_state, rec = life.live(CFG, org, env_state, k, CFG.chunk)
+        org, env_state, rec = life.live(CFG.life, org, env_state, k, CFG.run.chunk)
         records.append(jax.device_get(rec))
-    return org, {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+    return org, jax.tree.map(lambda *xs: np.concatenate(xs), *records)
 
 
 def test_online_run_is_finite_and_beats_chance(online_run):
     org, rec = online_run
-    assert rec["finite"].all()
-    for k, v in rec.items():
-        if k.startswith("loss/"):
-            assert np.isfinite(v).all(), k
-    acc = rec["inverse_dynamics/action_acc"]
+    assert rec.finite.all()
+    for k, v in rec.losses.items():
+        assert np.isfinite(v).all(), k
+    acc = rec.scores["inverse_dynamics/action_accuracy"]
     late = acc[len(acc) // 2:]
+    late = late[np.isfinite(late)]  # asleep, the action was not the animal's: not scored
     chance = 1 / 17
     margin = 3 * np.sqrt(chance * (1 - chance) / len(late))  # three standard errors above chance
     assert late.mean() > chance + margin, late.mean()
     assert int(org.tally.episodes) > 0  # lives ended and it was reborn
-    assert float(org.tally.scores["inverse_dynamics/n"]) == len(rec["done"])  # one-step layout: every step counts
+    # a one-step layout counts every step but those the animal slept through (its action was not its own)
+    assert len(rec.done) / 2 < float(org.tally.scores["inverse_dynamics/n"]) < len(rec.done)
 
 
 def test_a_new_organism_has_the_types_of_a_living_one(online_run):
     """Born and lived-in organisms have the same leaf types (weak types included): no chunk recompiles."""
     org, _ = online_run
-    fresh, _ = life.born(CFG, jax.random.PRNGKey(0))
+    fresh, _ = life.born(CFG.life, jax.random.PRNGKey(0))
     for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(org)):
         assert (a.shape, a.dtype, a.aval.weak_type) == (b.shape, b.dtype, b.aval.weak_type)
 
 
 def test_vmapped_organisms_equal_separate_runs():
-    cfg = CFG  # the separate runs reuse the compile of the online run
+    cfg = CFG.life  # the separate runs reuse the compile of the online run
     keys = jax.random.split(jax.random.PRNGKey(5), 2)
     pairs = [life.born(cfg, k) for k in keys]
     step_keys = jax.random.split(jax.random.PRNGKey(6), 2)
-    alone = [life.live(cfg, org, es, k, cfg.chunk) for (org, es), k in zip(pairs, step_keys)]
+    alone = [life.live(cfg, org, es, k, CFG.run.chunk) for (org, es), k in zip(pairs, step_keys)]
     orgs, states = jax.tree.map(lambda *x: np.stack(x), *pairs)
-    together = jax.vmap(lambda o, e, k: life.live(cfg, o, e, k, cfg.chunk))(orgs, states, step_keys)
+    together = jax.vmap(lambda o, e, k: life.live(cfg, o, e, k, CFG.run.chunk))(orgs, states, step_keys)
     for i in range(2):
         mine = jax.tree.map(lambda x: x[i], together)
-        np.testing.assert_array_equal(mine[2]["done"], alone[i][2]["done"])
+        np.testing.assert_array_equal(mine[2].done, alone[i][2].done)
         np.testing.assert_array_equal(mine[0].window.action, alone[i][0].window.action)
         np.testing.assert_array_equal(mine[1].map, alone[i][1].map)
         for a, b in zip(jax.tree.leaves(mine[0].model), jax.tree.leaves(alone[i][0].model)):
@@ -76,22 +75,20 @@ def resumed_equals_whole(tmp_path, whole, stop: int):
     """Run ``whole`` in tmp_path/whole, and again in tmp_path/part stopped after ``stop`` steps and resumed:
     the same metrics (speed aside) and bit-identical checkpoints. Returns (whole's summary, its state)."""
     summary = train.train(whole, progress=False)
-    part = dataclasses.replace(whole, steps=stop, run_dir=str(tmp_path / "part"))
+    part = whole.replace(steps=stop, run_dir=str(tmp_path / "part"))
     train.train(part, progress=False)
-    train.train(dataclasses.replace(part, steps=whole.steps, resume=True), progress=False)
+    train.train(part.replace(steps=whole.run.steps, resume=True), progress=False)
 
     def metrics(run):
         lines = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
         return [{k: v for k, v in m.items() if "steps_per_second" not in k} for m in lines]
 
     assert metrics("whole") == metrics("part")
-    keys = jax.random.split(jax.random.PRNGKey(0), 1)  # a single life is a population of one
-    like = (*population.born_population(whole, keys), keys)
-    _, a = train.load_checkpoint(tmp_path / "whole" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
-    _, b = train.load_checkpoint(tmp_path / "part" / "checkpoint.eqx", whole, like, life.RUN_FIELDS)
+    _, a, _ = train.load_run(whole, tmp_path / "whole" / "checkpoint.eqx")
+    _, b, _ = train.load_run(whole, tmp_path / "part" / "checkpoint.eqx")
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert json.loads((tmp_path / "part" / "summary.json").read_text())["steps"] == whole.steps
+    assert json.loads((tmp_path / "part" / "summary.json").read_text())["steps"] == whole.run.steps
     return summary, a
 
 
@@ -103,28 +100,28 @@ def strict_json(path: Path) -> dict:
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
-    resumed_equals_whole(tmp_path, dataclasses.replace(CFG, steps=1000, run_dir=str(tmp_path / "whole")), 500)
+    resumed_equals_whole(tmp_path, CFG.replace(steps=1000, run_dir=str(tmp_path / "whole")), 500)
     assert strict_json(tmp_path / "whole" / "summary.json")["steps_per_second"] > 0  # its second chunk was timed
     # each call of the stopped run lived one chunk (compiling included): its speed is null, not NaN
     assert strict_json(tmp_path / "part" / "summary.json")["steps_per_second"] is None
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
-    cfg = dataclasses.replace(CFG, steps=500, run_dir=str(tmp_path / "r"), resume=True)
+    cfg = CFG.replace(steps=500, run_dir=str(tmp_path / "r"), resume=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train.train(cfg, progress=False)
     assert not (tmp_path / "r").exists()  # a failed resumption leaves nothing behind
-    train.train(dataclasses.replace(cfg, resume=False), progress=False)
+    train.train(cfg.replace(resume=False), progress=False)
     with pytest.raises(ValueError, match="beyond this run's end"):  # --steps below the checkpoint's step
-        train.train(dataclasses.replace(cfg, steps=400), progress=False)
+        train.train(cfg.replace(steps=400), progress=False)
     with pytest.raises(FileExistsError, match="--resume"):
-        train.train(dataclasses.replace(cfg, resume=False), progress=False)
+        train.train(cfg.replace(resume=False), progress=False)
     with pytest.raises(ValueError, match="different config"):
-        train.train(dataclasses.replace(cfg, d_model=32, steps=1000), progress=False)
+        train.train(cfg.replace(d_model=32, steps=1000), progress=False)
     ckpt = tmp_path / "r" / "checkpoint.eqx"
     ckpt.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])
     with pytest.raises(ValueError, match="corrupt"):
-        train.train(dataclasses.replace(cfg, steps=1000), progress=False)
+        train.train(cfg.replace(steps=1000), progress=False)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -132,7 +129,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(d_model=30, n_heads=4), "--d-model"), (dict(weights=(1.0, 2.0)), "--weights"),
     (dict(env="Craftax-Nope-v0"), "unknown env"), (dict(env="Craftax-Classic-Pixels-v1"), "for pixels: --obs pixels"),
     (dict(window=1), "two instances of each layout"),
-    (dict(curiosity="icm", weights=(1.0, 2.0)), "--weights has 2 values for 3 objectives"),
+    (dict(curiosity="icm", weights=(1.0, 2.0)), "--weights has 2 values for the 1 of --objective"),
     (dict(obs="pixels", objective=("masked_state",)), "masked_state needs --obs symbolic"),
     (dict(obs="pixels", env="Craftax-Symbolic-v1"), "--obs pixels is available for Craftax-Classic"),
     (dict(objective=("two_state_prefix",), window=3), "--window must be at least 4"),
@@ -140,13 +137,17 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(curiosity="rnd", objective=("rnd", "rnd")), "twice"),
     (dict(layers=9, slots=4), "--layers must be between"), (dict(resume=True), "--resume needs --run-dir"),
     (dict(population=0), "--population must be at least 1"), (dict(population=4, threads=3), "--threads"),
+    (dict(max_grad_norm=0.0), "--max-grad-norm must be positive"), (dict(max_grad_norm=-1.0), "--max-grad-norm"),
+    (dict(clip=-0.2), "--clip must lie in"), (dict(ent_coef=-1.0), "--ent-coef cannot be negative"),
+    (dict(value_coef=-0.5), "--value-coef cannot be negative"), (dict(ac_lr=0.0), "--ac-lr must be positive"),
+    (dict(kappa_policy=0.0), "--kappa-policy"), (dict(gamma=1.5), "--gamma"), (dict(lr=0.0), "--lr"),
 ])
 def test_bad_config_values_are_rejected(change, message):
     with pytest.raises(ValueError, match=message):
-        train.validate(dataclasses.replace(CFG, **change))
+        train.validate(CFG.replace(**change))
 
 
-ALL = train.Config(d_model=32, n_heads=2, layers=1, steps=300, chunk=150, gif_steps=0)
+ALL = train.Config.of(d_model=32, n_heads=2, layers=1, steps=300, chunk=150, gif_steps=0)
 
 
 def assert_scored(summary, objectives):
@@ -154,6 +155,8 @@ def assert_scored(summary, objectives):
     assert set(summary["prequential"]) == set(objectives)
     for name, figs in summary["prequential"].items():
         unscored = 10 + (summary["episodes"] + 1) * 8 * (name == "recall")  # the probe waits --recall-delay steps
+        if any(s.kind == "a" and s.target for s in O.parse(O.LAYOUTS[name])):  # asleep, no action is the animal's
+            unscored += summary["asleep"] * summary["steps"] * 2  # (a two-action layout may lose two per step)
         assert figs["scored"] >= summary["steps"] - unscored, name
         scores = [(k, v) for k, v in figs.items() if isinstance(v, dict)]
         assert scores, name
@@ -163,12 +166,12 @@ def assert_scored(summary, objectives):
 
 def test_pixels_run_through_train_with_learning_progress_curiosity(tmp_path):
     names = ("autoencoder", "forward_dynamics", "location")
-    cfg = dataclasses.replace(ALL, obs="pixels", objective=names, curiosity="progress", run_dir=str(tmp_path / "px"))
+    cfg = ALL.replace(obs="pixels", objective=names, curiosity="progress", run_dir=str(tmp_path / "px"))
     summary = train.train(cfg, progress=False)
     assert_scored(summary, names)
     assert "pixel_mse" in summary["prequential"]["autoencoder"]
     metrics = [json.loads(x) for x in (tmp_path / "px" / "metrics.jsonl").read_text().splitlines()]
-    assert any(abs(m["curiosity"]) > 0 for m in metrics)  # learning progress is a signal, not zeros
+    assert any(abs(m["signal"]) > 0 for m in metrics)  # learning progress is a signal, not zeros
 
 
 def run_cli(*args, cwd=ROOT, timeout=600):
@@ -180,6 +183,8 @@ def run_cli(*args, cwd=ROOT, timeout=600):
 @pytest.mark.parametrize("args, message", [  # the rest of the checks are tested in-process (above)
     (["--steps", "-5"], "--steps must be positive"),
     (["--env", "Craftax-Nope-v0"], "unknown env"),
+    (["--objective", "dreaming"], "unknown objective 'dreaming'"),
+    (["--max-grad-norm", "0"], "--max-grad-norm must be positive"),
 ])
 def test_cli_bad_values_fail_in_one_line(args, message):
     out = run_cli(*args, timeout=120)
@@ -188,10 +193,7 @@ def test_cli_bad_values_fail_in_one_line(args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
 
 
-def test_cli_unknown_objective_is_refused_by_the_parser():
-    out = run_cli("--objective", "dreaming", timeout=120)
-    assert out.returncode != 0
-    assert "invalid choice" in out.stderr + out.stdout and "Traceback" not in out.stderr
+
 
 
 def test_train_py_end_to_end_runs_every_objective_and_writes_the_run_directory(tmp_path):
@@ -215,5 +217,5 @@ def test_train_py_end_to_end_runs_every_objective_and_writes_the_run_directory(t
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 2
     assert all(np.isfinite(m[f"loss/{n}"]) for m in metrics for n in names)
-    assert any(abs(m["curiosity"]) > 0 for m in metrics)
+    assert any(abs(m["signal"]) > 0 for m in metrics)
     assert "Crafter score" in out.stdout

@@ -1,6 +1,21 @@
-"""Novelty: intrinsic rewards that pay for *new* experience, not for experience that stays unpredictable.
+"""Curiosity: what the animal finds rewarding. One registry (``CURIOSITIES``) of intrinsic rewards, each with
+the objectives it needs and how it turns one step's experience into a signal; adding a curiosity is one
+``register(Curiosity(...))`` here. Below it, the mechanics of the novelty signals.
 
-Surprise fools itself: an action with no visible effect (``do`` facing grass, crafting with nothing to
+The registry (``--curiosity``):
+
+- ``surprise``, ``forward``, ``inverse``: -log p of an objective's targets on the newest step (the first
+  objective's, forward_dynamics', inverse_dynamics');
+- ``progress``: how much one update lowered the first objective's surprise on the same data (learning
+  progress; paid one step late);
+- ``icm``: latent_forward's error in the model's standardised features (shaped by latent_inverse);
+- ``rnd``, ``count``, ``e3b``: novelty (below);
+- ``effects``: 1 / sqrt(times this change of inventory and vitals happened in this life): novelty of what
+  the animal's actions do to it, not of what it sees;
+- ``oracle``: a CONTROL, never the animal: Craftax's own reward (achievements and health) through the same
+  learner, to judge the learner apart from any curiosity.
+
+Novelty. Surprise fools itself: an action with no visible effect (``do`` facing grass, crafting with nothing to
 craft) is as hard to tell from a no-op as the no-op itself, so inverse-dynamics surprise pays for it
 forever. The signals here shrink as the same thing is met again:
 
@@ -25,6 +40,8 @@ how this state differs from the usual one. ICM's ``z`` tokens and E3B's phi both
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jax
@@ -42,7 +59,6 @@ INVENTORY_LEVELS = 16  # amounts an inventory slot is hashed at (more count as t
 E3B_RIDGE = 0.1  # lambda of C = lambda I + sum phi phi'
 FEATURE_HORIZON = 1000  # steps the running feature statistics average over (1/n before that)
 VITALS = 4  # health, food, drink, energy: the status values right after the inventory, in both games
-EPISODIC = ("count", "e3b", "effects", "oracle")  # curiosities that need no objective of their own
 
 
 @lru_cache(maxsize=None)
@@ -132,15 +148,6 @@ def effect_bonus(counts: Float[Array, " K"], bucket: Int[Array, ""], changed: Bo
     return jnp.where(changed, bonus, 0.0), counts
 
 
-def new_episodic(curiosity: str, d: int) -> Float[Array, "..."]:
-    """The episodic memory a curiosity keeps over one life: counts per bucket, C^-1, or nothing."""
-    if curiosity in ("count", "effects"):
-        return jnp.zeros(2**HASH_BITS, jnp.float32)
-    if curiosity == "e3b":
-        return jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE
-    return jnp.zeros((0,), jnp.float32)
-
-
 def count_bonus(counts: Float[Array, " K"], bucket: Int[Array, ""], done: Bool[Array, ""]):
     """(1 / sqrt(visits of this bucket, this one included), the table after it; cleared when a life ends)."""
     counts = counts.at[bucket].add(1.0)
@@ -179,3 +186,95 @@ def update_feature_stats(stats: Float[Array, "2 n d"], z: Float[Array, "n d"], a
     mean = mean + rate * delta
     var = (1 - rate) * (var + rate * delta**2)
     return jnp.stack([mean, var])
+
+
+# ----------------------------------------------------------------------------- the registry
+
+HELP = ("the intrinsic reward: 'surprise' = -log p of the first objective's targets on the newest step; 'forward' / "
+        "'inverse' = the surprise of forward_dynamics / inverse_dynamics; 'progress' = how much one update lowered "
+        "the first objective's surprise (learning progress); 'icm' = latent_forward's error in the model's "
+        "standardised features; 'rnd' = the error of predicting a fixed random network's embedding of the state; "
+        "'count' = 1/sqrt(visits of this view in this life); 'e3b' = an elliptical episodic bonus in the model's "
+        "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this life); a "
+        "curiosity adds the objectives it needs. 'oracle' is a CONTROL, not the animal: Craftax's own reward "
+        "through the same learner (curiosity.py)")
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a curiosity may read of one step (after the model's forward pass, before its update)."""
+
+    spec: EnvSpec
+    win: object  # objectives.Window: the newest transition is its last row
+    surprise: Float[Array, " n"]  # the curious objective's surprise on each of its window instances (newest last)
+    ok: Bool[Array, " n"]  # which of those instances counted
+    last_surprise: Float[Array, " 2"]  # [surprise, counted] of last step's newest instance (learning progress)
+    episodic: Float[Array, "..."]  # this life's memory of the curiosity (counts, C^-1, or empty)
+    phi: Float[Array, " d"]  # the model's standardised features of the newest outcome (scaled by 1/sqrt(d))
+
+
+@dataclass(frozen=True)
+class Curiosity:
+    name: str
+    signal: Callable  # Step -> (signal, episodic memory after it, row of the window it pays: -1 newest, -2)
+    needs: tuple[str, ...] = ()  # objectives it brings (added to --objective); the last one's surprise is read
+    memory: Callable = lambda d: jnp.zeros((0,), jnp.float32)  # d -> the episodic memory a life starts with
+    features: bool = False  # reads the model's standardised features (keeps their running statistics)
+    control: bool = False  # not a curiosity: the environment's reward (the oracle)
+
+
+CURIOSITIES: dict[str, Curiosity] = {}
+
+
+def register(c: Curiosity) -> Curiosity:
+    CURIOSITIES[c.name] = c
+    return c
+
+
+def newest(x):
+    return jax.tree.map(lambda v: v[-1], x)
+
+
+def surprise_signal(s: Step):
+    return jnp.where(s.ok[-1], s.surprise[-1], 0.0), s.episodic, -1
+
+
+def progress_signal(s: Step):
+    """The same instance, one update later: its surprise dropped by this much (paid to the step before)."""
+    return jnp.where(s.ok[-2] & (s.last_surprise[1] > 0), s.last_surprise[0] - s.surprise[-2], 0.0), s.episodic, -2
+
+
+def count_signal(s: Step):
+    signal, memory = count_bonus(s.episodic, view_bucket(s.spec, newest(s.win.next_obs)), s.win.done[-1])
+    return signal, memory, -1
+
+
+def e3b_signal(s: Step):
+    signal, memory = elliptical_bonus(s.episodic, s.phi, s.win.done[-1])
+    return signal, memory, -1
+
+
+def effects_signal(s: Step):
+    bucket, changed = effect_bucket(s.spec, newest(s.win.obs), newest(s.win.next_obs))
+    signal, memory = effect_bonus(s.episodic, bucket, changed, s.win.done[-1])
+    return signal, memory, -1
+
+
+def oracle_signal(s: Step):
+    return s.win.reward[-1], s.episodic, -1
+
+
+def counts(d: int):
+    return jnp.zeros(2**HASH_BITS, jnp.float32)
+
+
+register(Curiosity("surprise", surprise_signal))
+register(Curiosity("forward", surprise_signal, needs=("forward_dynamics",)))
+register(Curiosity("inverse", surprise_signal, needs=("inverse_dynamics",)))
+register(Curiosity("progress", progress_signal))
+register(Curiosity("icm", surprise_signal, needs=("latent_inverse", "latent_forward")))
+register(Curiosity("rnd", surprise_signal, needs=("rnd",)))
+register(Curiosity("count", count_signal, memory=counts))
+register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True))
+register(Curiosity("effects", effects_signal, memory=counts))
+register(Curiosity("oracle", oracle_signal, control=True))

@@ -1,0 +1,138 @@
+"""The learner: stream AC(lambda) against a hand computation, steps the animal did not choose, effect novelty."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import curiosity as C
+import learner
+import objectives as O
+import world
+from model import ActorCritic
+
+GAMMA, LAM, LR, KAPPA_PI, KAPPA_V, ENT = 0.9, 0.8, 0.5, 3.0, 2.0, 0.1
+
+
+def linear_ac(n: int, actions: int) -> ActorCritic:
+    """An actor and a critic with no hidden layer: logits = W s + b, V = w s + c, all weights random."""
+    ac = ActorCritic(n, actions, hidden=1, depth=0, key=jax.random.PRNGKey(0))
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    return eqx.tree_at(lambda a: (a.actor.layers[0].weight, a.critic.layers[0].weight), ac,
+                       (jax.random.normal(k1, (actions, n)), jax.random.normal(k2, (1, n))))
+
+
+def by_hand(ac: ActorCritic, chain):
+    """The same steps in numpy, from the formulas: z <- gamma lam z + grad; delta; alpha' = alpha /
+    max(1, alpha kappa max(|delta|, 1) |z|_1); w <- w + alpha' delta z; traces zeroed at a life's end; the
+    actor's gradient is that of log pi(a|s) + c sign(delta) H(pi(s)), and nothing when the action was not chosen."""
+    W, b = np.array(ac.actor.layers[0].weight, np.float64), np.array(ac.actor.layers[0].bias, np.float64)
+    w, c = np.array(ac.critic.layers[0].weight[0], np.float64), float(ac.critic.layers[0].bias[0])
+    zW, zb, zw, zc = np.zeros_like(W), np.zeros_like(b), np.zeros_like(w), 0.0
+    for s, a, r, s2, done, chosen in chain:
+        delta = r + GAMMA * (1 - done) * (w @ s2 + c) - (w @ s + c)
+        zw, zc = GAMMA * LAM * zw + s, GAMMA * LAM * zc + 1.0
+        logits = W @ s + b
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        logp = np.log(p)
+        # d/dlogits of log p[a] is onehot - p; of H = -sum p log p it is -p * (log p + H)
+        g = np.eye(len(p))[a] - p + ENT * np.sign(delta) * (-p * (logp - np.sum(p * logp)))
+        g = g * chosen
+        zW, zb = GAMMA * LAM * zW + np.outer(g, s), GAMMA * LAM * zb + g
+        for kappa, zs in ((KAPPA_PI, (zW, zb)), (KAPPA_V, (zw, np.array([zc])))):
+            norm = sum(np.abs(z).sum() for z in zs)
+            step = LR / max(1.0, LR * kappa * max(abs(delta), 1.0) * norm)
+            if kappa == KAPPA_PI:
+                W, b = W + step * delta * zW, b + step * delta * zb
+            else:
+                w, c = w + step * delta * zw, c + step * delta * zc
+        if done:
+            zW, zb, zw, zc = 0 * zW, 0 * zb, 0 * zw, 0.0
+    return W, b, w, c
+
+
+def test_stream_ac_matches_a_hand_computation_on_a_tiny_chain():
+    """Five steps of a 4-feature, 3-action chain (a reward, a life's end, an asleep step), against numpy."""
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(6, 4))
+    chain = [(states[t], t % 3, [0.0, 1.0, 0.0, -0.5, 2.0][t], states[t + 1], t == 2, t != 3) for t in range(5)]
+    ac = linear_ac(4, 3)
+    traces = learner.zeros_like(ac)
+    step = jax.jit(lambda ac, z, s, a, r, s2, d, ch: learner.update(
+        ac, z, s, s2, a, r, d, ch, gamma=GAMMA, lam=LAM, lr=LR, kappa_actor=KAPPA_PI, kappa_critic=KAPPA_V,
+        ent_coef=ENT))
+    for s, a, r, s2, done, chosen in chain:
+        ac, traces, _ = step(ac, traces, jnp.asarray(s, jnp.float32), jnp.asarray(a), jnp.asarray(r, jnp.float32),
+                             jnp.asarray(s2, jnp.float32), jnp.asarray(done), jnp.asarray(chosen))
+    W, b, w, c = by_hand(linear_ac(4, 3), chain)
+    np.testing.assert_allclose(ac.actor.layers[0].weight, W, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ac.actor.layers[0].bias, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ac.critic.layers[0].weight[0], w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ac.critic.layers[0].bias[0], c, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(W, np.array(linear_ac(4, 3).actor.layers[0].weight))  # it learned
+
+
+def test_a_step_the_game_overrode_reaches_no_policy_gradient_and_no_action_target(transitions):
+    """Asleep, Craftax steps noop whatever was chosen: the actor's trace only decays (from an empty trace, the
+    actor stays as it was while the critic learns), the window learner's policy gradient is zero, and no
+    layout predicts that action."""
+    ac, s, s2 = linear_ac(4, 3), jnp.ones(4), jnp.zeros(4)
+    new, traces, u = learner.update(ac, learner.zeros_like(ac), s, s2, jnp.asarray(1), jnp.asarray(1.0),
+                                    jnp.asarray(False), jnp.asarray(False), gamma=GAMMA, lam=LAM, lr=LR,
+                                    kappa_actor=KAPPA_PI, kappa_critic=KAPPA_V, ent_coef=ENT)
+    assert float(u.delta) != 0
+    for x, y in zip(jax.tree.leaves(new.actor), jax.tree.leaves(ac.actor)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(new.critic.layers[0].weight, ac.critic.layers[0].weight)
+    assert all(float(jnp.abs(z).sum()) == 0 for z in jax.tree.leaves(traces.actor))
+
+    win, now = transitions
+    win = jax.tree.map(lambda x: x[:4], win)
+    asleep = eqx.tree_at(lambda w: w.chosen, win, jnp.array([True, False, True, False]), is_leaf=lambda x: x is None)
+    for name in ("inverse_dynamics", "trajectory"):  # an action target at the asleep step: the instance is out
+        plan = O.make_plan(name, O.LAYOUTS[name], 2)
+        st = O.starts(plan, 4)
+        ok, ok_asleep = (np.asarray(O.instance_valid(plan, w, st)) for w in (win, asleep))
+        covers = [any(not asleep.chosen[s + t.time] for t, _ in plan.targets if t.kind == "a") for s in st]
+        assert list(ok_asleep) == [o and not cov for o, cov in zip(ok, covers)] and any(covers)
+    forward = O.make_plan("forward_dynamics", O.LAYOUTS["forward_dynamics"], 2)  # a given action still counts
+    assert list(np.asarray(O.instance_valid(forward, asleep, O.starts(forward, 4)))) == \
+        list(np.asarray(O.instance_valid(forward, win, O.starts(forward, 4))))
+
+    class Heads(eqx.Module):  # the window learner's heads, on fixed features
+        policy_head: eqx.nn.Linear
+        value_head: eqx.nn.Linear
+
+    heads = Heads(eqx.nn.Linear(8, 17, key=jax.random.PRNGKey(0)),
+                  eqx.nn.Linear(8, "scalar", key=jax.random.PRNGKey(1)))
+    h = jax.random.normal(jax.random.PRNGKey(2), (5, 8))
+    rint = jnp.array([1.0, -2.0, 0.5, 3.0])
+    never = eqx.tree_at(lambda w: w.chosen, win, jnp.zeros(4, bool), is_leaf=lambda x: x is None)
+
+    def policy_grad(w):
+        loss = lambda m: learner.actor_critic_loss(m, h, w, rint, gamma=0.9, lam=0.9, clip=0.2, ent_coef=0.0,  # noqa: E731
+                                                   value_coef=0.5)[0]
+        return jax.grad(loss)(heads).policy_head.weight
+
+    assert float(jnp.abs(policy_grad(never)).sum()) == 0.0 and float(jnp.abs(policy_grad(win)).sum()) > 0
+
+
+def test_effect_novelty_pays_less_for_a_familiar_effect_nothing_for_no_effect_and_forgets_at_death(transitions):
+    win, _ = transitions
+    spec = world.env_spec("Craftax-Classic-Symbolic-v1")
+    before = jax.tree.map(lambda x: x[0], win.obs)
+    wood = eqx.tree_at(lambda o: o.status, before, before.status.at[0].add(0.1))  # one more wood
+    drink = eqx.tree_at(lambda o: o.status, before, before.status.at[14].add(0.1))  # drank
+    bucket, changed = C.effect_bucket(spec, before, wood)
+    assert bool(changed) and int(C.effect_bucket(spec, before, drink)[0]) != int(bucket)
+    still, nothing = C.effect_bucket(spec, before, before)
+    counts = C.CURIOSITIES["effects"].memory(16)
+    pays = []
+    for _ in range(4):
+        bonus, counts = C.effect_bonus(counts, bucket, changed, jnp.asarray(False))
+        pays.append(float(bonus))
+    np.testing.assert_allclose(pays, 1 / np.sqrt([1, 2, 3, 4]), rtol=1e-6)  # the familiar pays less and less
+    new, counts = C.effect_bonus(counts, *C.effect_bucket(spec, before, drink), jnp.asarray(False))
+    idle, counts = C.effect_bonus(counts, still, nothing, jnp.asarray(True))
+    assert float(new) == 1.0 and not bool(nothing) and float(idle) == 0.0 and float(counts.sum()) == 0.0
