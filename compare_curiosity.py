@@ -75,9 +75,11 @@ def row(c, arm: str) -> Row:
     return Row(a.label, c.base.learning.objective, policy=a.policy, curiosity=a.curiosity, body=a.body)
 
 
-def stage(c, steps: int, arms: list[str], name: str) -> dict[str, list[dict]]:
-    """Run (or reuse) each arm at ``steps``: {arm: each organism's summary, with the row's run dir}."""
-    sub = c.at(steps=steps, run_dir=str(Path(c.run_dir) / f"{name}-{steps}"))
+def stage(c, steps: int, arms: list[str]) -> dict[str, list[dict]]:
+    """Run (or reuse) each arm at ``steps``: {arm: each organism's summary, with the row's run dir}. Rows live
+    in D/<steps>/<arm>, whichever stage asked for them: a long row run earlier (as a screen at the long
+    budget) is reused."""
+    sub = c.at(steps=steps, run_dir=str(Path(c.run_dir) / str(steps)))
     rows = [row(c, a) for a in arms]
     results = compare.run_all(sub, rows)
     return {a: [{**s, "run_dir": compare.config(sub, r).run.run_dir} for s in results[r.name]]
@@ -212,8 +214,8 @@ def main(c) -> Path:
                          "--finalists >= 0")
     d = Path(c.run_dir)
     t0 = time.time()
-    screen = stage(c, c.steps, list(c.arms), "screen")
-    long = stage(c, c.long, finalists(c, screen), "long") if c.long else {}
+    screen = stage(c, c.steps, list(c.arms))
+    long = stage(c, c.long, finalists(c, screen)) if c.long else {}
     b = c.base.life
     text = ["# Curiosity compared: which reward-free animal beats the random policy, beside the oracle control?", "",
             f"{b.body.world}; body d={b.body.d_model}, {b.body.layers} genes, window {b.mind.window}; world model: "

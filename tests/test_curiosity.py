@@ -209,7 +209,7 @@ def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
     assert "± " in text and "| – |" in text  # standard errors; the random policy is not compared with itself
     assert "steps asleep %" in text and "The action mix" in text and "| noop |" in text
     assert (tmp_path / "curiosity-screen.png").stat().st_size > 0 and (tmp_path / "curiosity-long.png").exists()
-    assert (tmp_path / "long-400" / "effects-default" / "summary.json").exists()
+    assert (tmp_path / "400" / "effects-default" / "summary.json").exists()
 
 
 def test_the_long_stage_takes_the_random_policy_the_oracle_the_default_and_the_best_others():
