@@ -8,7 +8,9 @@ Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-u
 timed over ``--steps`` steps, long enough that its organisms die several times (rebirths are paid), and
 it runs in as many host threads as ``train.py`` would use (``population.threads_for``) and again in one; the
 one-thread step is broken down into env, rebirths, model (forward + backward + bookkeeping) and
-optimizer. The last line is one JSON object: env_sps, agent_sps, ratio (agent / env), multi_sps (the
+optimizer. The last line is one JSON object: env_sps, agent_sps, ratio (agent / env), old_default_sps
+(one organism with the settings the defaults replaced: window learner, surprise, gamma 0.95) and
+default_vs_old (agent / that), multi_sps (the
 default multi-objective mix, ``train.MIX``), multi_ratio (multi / agent), population_sps
 (organism-steps/s), population_ratio (population / agent, the same process), population_threads,
 population_one_thread_sps, slots_sps (the population with half its gene slots inactive) and slots_ratio
@@ -92,6 +94,7 @@ def main(b: Bench) -> dict:
 
     env_compile, env_s = timed(lambda: env_only(state, jax.random.PRNGKey(1)), b.repeats)
     agent_compile, agent_s = time_one(cfg, b)
+    old_compile, old_s = time_one(cfg.replace(**OLD_DEFAULT), b)  # the settings the defaults replaced
     multi = cfg.replace(**train.MIX)
     multi_compile, multi_s = time_one(multi, b)
     minds = {name: time_one(cfg.replace(**change), b) for name, change in MINDS.items()}  # memory.py, thoughts
@@ -116,6 +119,7 @@ def main(b: Bench) -> dict:
     pop_sps, one_sps, slots_sps = N * b.steps / pop_s, N * b.steps / one_s, N * b.steps / slots_s
     rows = [("env alone (scan, cond reset, random actions)", env_sps, env_compile),
             (f"agent: {describe(cfg)}", agent_sps, agent_compile),
+            (f"agent, old default settings: {describe(cfg.replace(**OLD_DEFAULT))}", b.steps / old_s, old_compile),
             (f"agent, mix: {'+'.join(multi.learning.objective)} (weights {' '.join(map(str, multi.learning.weights))})",
              multi_sps, multi_compile),
             *[(f"agent with {name}", b.steps / t, comp) for name, (comp, t) in minds.items()],
@@ -142,6 +146,7 @@ def main(b: Bench) -> dict:
     print(f"\nbetween two generations of {N} (credit, knockouts, lamarckian write-back, selection, births): "
           f"{between_s:.3f} s; a life of {LIFE} steps: {life_s:.1f} s; share of a generation: {100 * share:.2f}%")
     result = {"env_sps": round(env_sps, 1), "agent_sps": round(agent_sps, 1), "ratio": round(agent_sps / env_sps, 4),
+              "old_default_sps": round(b.steps / old_s, 1), "default_vs_old": round(old_s / agent_s, 4),
               "multi_sps": round(multi_sps, 1), "multi_ratio": round(multi_sps / agent_sps, 4),
               "population_sps": round(pop_sps, 1), "population_ratio": round(pop_sps / agent_sps, 4),
               "population_threads": threads, "population_one_thread_sps": round(one_sps, 1),
@@ -158,6 +163,7 @@ def main(b: Bench) -> dict:
     return result
 
 
+OLD_DEFAULT = dict(learner="window", curiosity="surprise", gamma=0.95)  # the defaults before the stream learner
 MINDS = {"memory 4 (bptt 3)": dict(memory=4), "think 2 (pause)": dict(think=2),
          "think 2 (recurrent)": dict(think=2, think_mode="recurrent")}
 MIND_KEYS = {"memory 4 (bptt 3)": "memory", "think 2 (pause)": "think", "think 2 (recurrent)": "think_recurrent"}

@@ -1,8 +1,8 @@
 """compare.py end to end on a tiny budget: each row a population of seeds; the table, the plot, reused runs,
 a row stopped mid-life going on from its checkpoint.
 
-In this process, with the tiny body of test_population in chunks of 100 steps, so that the row stopped at
-step 100 and its resumption reuse the rows' compiled chunk."""
+In this process, with the tiny body of test_population in its chunks of 200 steps (the rows, the row stopped
+at step 200 and its resumption share one compiled chunk with test_population and the curiosity study)."""
 
 import json
 
@@ -14,11 +14,11 @@ import train
 
 
 def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_stopped_ones(tmp_path):
-    args = ["objectives", "--steps", "200", "--seeds", "4", "--run-dir", str(tmp_path), "--objectives",
+    args = ["objectives", "--steps", "400", "--seeds", "4", "--run-dir", str(tmp_path), "--objectives",
             "inverse_dynamics", "--no-extras", "--no-fresh", "--d-model", "32", "--n-heads", "2", "--layers", "1",
-            "--slots", "2", "--window", "4", "--chunk", "100"]  # the body of test_population; a stop below, at a chunk
+            "--slots", "2", "--window", "4", "--chunk", "200"]  # the body of test_population; a stop below, at a chunk
     c = tyro.cli(compare.Compare, args=args)  # the command line, as `python compare.py ...` reads it
-    assert c.base.life == TINY.replace(chunk=100).life and c.steps == 200
+    assert c.base.life == TINY.life and c.steps == 400
     compare.main(c)
     table = (tmp_path / "compare.md").read_text()
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| run")]
@@ -32,13 +32,13 @@ def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_
     assert summary.stat().st_mtime == before and len(results) == 2
     assert [len(v) for v in results.values()] == [4, 4]  # each row: one population, one summary per seed
 
-    # a row stopped mid-life (a checkpoint at step 100, no summary) goes on from there to the same end
+    # a row stopped mid-life (a checkpoint at step 200, no summary) goes on from there to the same end
     whole = json.loads(summary.read_text())
     for f in summary.parent.iterdir():
         f.unlink()
-    train.train(compare.config(c.at(steps=100), compare.objective_rows(c)[0]), False)
+    train.train(compare.config(c.at(steps=200), compare.objective_rows(c)[0]), False)
     summary.unlink()
     compare.run_all(c)
     again = json.loads(summary.read_text())
     key = lambda s: [(o["steps"], o["episodes"], o["achievements"], o["crafter_score"]) for o in s["organisms"]]  # noqa: E731
-    assert again["steps"] == 200 and key(again) == key(whole)
+    assert again["steps"] == 400 and key(again) == key(whole)

@@ -26,7 +26,6 @@ SENSES_NO_REWARD = tuple(n for n in O.LAYOUTS if all(s.kind != "r" for s in O.pa
 # the ways loss_fn turns experience into the signal: the surprise of an objective (surprise, forward, inverse,
 # icm, rnd: one code path, here with every objective that senses no reward) and the two episodic bonuses;
 # learning progress differences two of those surprises (test_train runs it through train.py)
-CURIOSITIES = ("icm", "count", "e3b", "effects")
 
 
 @functools.cache
@@ -68,7 +67,8 @@ def same(a, b) -> bool:
     return len(la) == len(lb) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(la, lb))
 
 
-@pytest.mark.parametrize("curiosity, learner", [(c, "window") for c in CURIOSITIES] + [("effects", "stream")])
+@pytest.mark.parametrize("curiosity, learner", [("icm", "window"), ("count", "window"), ("e3b", "window"),
+                                               ("effects", "stream")])
 def test_the_extrinsic_reward_never_reaches_the_learner(curiosity, learner):
     """Changing every reward the organism senses leaves its update bit-identical, for every objective that
     does not predict rewards (all at once, with ICM's surprise), every kind of curiosity signal and both
@@ -82,14 +82,13 @@ def test_the_extrinsic_reward_never_reaches_the_learner(curiosity, learner):
     assert rec.signal == rec2.signal and rec.reward != rec2.reward
 
 
-@pytest.mark.parametrize("change", [dict(objective=("inverse_dynamics", "reward")), dict(curiosity="oracle")])
-def test_a_reward_layout_and_the_oracle_do_sense_the_reward(change):
-    """The controls: the reward objective's update changes when the rewards do, and so does the oracle's,
-    whose reward is Craftax's own (the test above can fail)."""
-    (org, rec), (org2, rec2) = learned_twice(TINY.replace(**change))
-    assert not same(org.model, org2.model)
-    if "curiosity" in change:
-        assert rec2.signal == rec.signal + 3.0  # the newest step's extrinsic reward is its signal
+def test_a_reward_layout_and_the_oracle_do_sense_the_reward():
+    """The controls (the test above can fail): a reward objective's update changes when the rewards do, and
+    the oracle's signal is Craftax's own reward."""
+    (org, rec), (org2, rec2) = learned_twice(TINY.replace(objective=("inverse_dynamics", "reward"), curiosity="oracle",
+                                                          ac_hidden=8))
+    assert not same(org.model, org2.model) and not same(org.traces, org2.traces)
+    assert rec2.signal == rec.signal + 3.0  # the newest step's extrinsic reward is its signal
 
 
 def frames(transitions):

@@ -183,12 +183,10 @@ MEM = train.Config.of(d_model=32, n_heads=2, layers=1, chunk=100, gif_steps=0, m
 
 
 def test_memory_and_the_delay_line_resume_exactly(tmp_path):
-    """A run with memory, thoughts and the recall probe, stopped and resumed, equals the uninterrupted run
-    (which also writes its GIF: the rollout carries the memory and the delay line)."""
-    whole = MEM.replace(steps=300, run_dir=str(tmp_path / "whole"), gif_steps=8)
+    """A run with memory, thoughts and the recall probe, stopped and resumed, equals the uninterrupted run."""
+    whole = MEM.replace(steps=300, run_dir=str(tmp_path / "whole"))
     s, (org, *_) = resumed_equals_whole(tmp_path, whole, 200)
     assert float(jnp.abs(org.memory).max()) > 0 and org.delay.block.shape[1] == 6  # carried, and in the checkpoint
-    assert (tmp_path / "whole" / "life.gif").stat().st_size > 0
     recall = s["prequential"]["recall"]
     assert recall["scored"] > 200 and 0 <= recall["recall_cell_accuracy"]["model"] <= 1
     # compare.py memory's table of what memory buys, on this run's summary (as two seeds of two rows)

@@ -20,24 +20,37 @@ TINY = train.Config.of(d_model=32, n_heads=2, layers=1, slots=2, window=4, chunk
 STEPS = 400
 
 
+N = 2  # the organisms of the vmapped population below (and of each thread of the population of 4)
+
+
 @pytest.fixture(scope="session")
-def three_lives():
-    """A population of 3 living 400 steps in one vmapped chunk, and the same 3 seeds living alone."""
-    cfg = TINY.replace(population=3)
+def two_lives():
+    """A population of 2 living 400 steps in two vmapped chunks of 200, and the same 2 seeds living alone
+    (the chunks compiled here serve train.py's population of 4 in 2 threads, compare.py and test_train)."""
+    cfg = TINY.replace(population=N)
     keys, k_born = train.first_keys(cfg)
     orgs, states = population.born_population(cfg.life, k_born)
     born_maps = np.asarray(states.map)
-    together = jax.device_get(population.live_population(cfg.life, orgs, states, keys, STEPS))
+    chunks = [jax.vmap(jax.random.split)(keys)[:, i] for i in range(2)]
+    recs = []
+    for k in chunks:
+        orgs, states, rec = jax.device_get(population.live_population(cfg.life, orgs, states, k, STEPS // 2))
+        recs.append(rec)
+    together = (orgs, states, jax.tree.map(lambda *x: np.concatenate(x, axis=1), *recs))
     alone = []
-    for i in range(3):
+    for i in range(N):
         org, es = life.born(TINY.life, k_born[i])
-        alone.append(jax.device_get(life.live(TINY.life, org, es, keys[i], STEPS)))
+        parts = []
+        for k in chunks:
+            org, es, rec = jax.device_get(life.live(TINY.life, org, es, k[i], STEPS // 2))
+            parts.append(rec)
+        alone.append((org, es, jax.tree.map(lambda *x: np.concatenate(x), *parts)))
     return together, alone, born_maps
 
 
-def test_a_population_member_equals_the_same_seed_living_alone(three_lives):
-    (orgs, states, rec), alone, _ = three_lives
-    assert rec.done.shape == (3, STEPS)
+def test_a_population_member_equals_the_same_seed_living_alone(two_lives):
+    (orgs, states, rec), alone, _ = two_lives
+    assert rec.done.shape == (N, STEPS)
     for i, (org, es, r) in enumerate(alone):
         mine = train.pick(orgs, i)
         # the same lives: same deaths, same worlds, same actions (an organism dying alone on a step is reborn
@@ -54,9 +67,9 @@ def test_a_population_member_equals_the_same_seed_living_alone(three_lives):
     assert rec.done.sum() >= 1, "no organism died: the rebirth was not exercised"
 
 
-def test_death_under_vmap_keeps_weights_and_age_and_brings_a_new_world(three_lives):
-    (orgs, states, rec), _, born_maps = three_lives
-    dead = [i for i in range(3) if rec.done[i].any()]
+def test_death_under_vmap_keeps_weights_and_age_and_brings_a_new_world(two_lives):
+    (orgs, states, rec), _, born_maps = two_lives
+    dead = [i for i in range(N) if rec.done[i].any()]
     assert dead
     for i in dead:
         last_death = int(np.flatnonzero(rec.done[i])[-1])

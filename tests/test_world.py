@@ -20,9 +20,9 @@ def test_tokenizer_matches_the_map_around_the_player(name):
         def body(state, k):
             k_a, k_s = jax.random.split(k)
             a = jax.random.randint(k_a, (), 0, spec.n_actions)
-            nxt, last, _, _, _, state = world.step(env, params, state, a, k_s)
+            nxt, state, _, _ = world.advance(env, params, state, a, k_s)  # no rebirth: a dead world stays dead
             tok = world.tokenize(spec, nxt)
-            return state, (tok["block"], tok["mob"], tok["status"], world.local_map(spec, last))
+            return state, (tok["block"], tok["mob"], tok["status"], world.local_map(spec, state))
 
         return jax.lax.scan(body, state, jax.random.split(key, 40))[1]
 
