@@ -10,8 +10,8 @@ The registry (``--curiosity``):
   progress; paid one step late);
 - ``icm``: latent_forward's error in the model's standardised features (shaped by latent_inverse);
 - ``rnd``, ``count``, ``e3b``: novelty (below);
-- ``effects``: 1 / sqrt(times this change of inventory and vitals happened in this life): novelty of what
-  the animal's actions do to it, not of what it sees;
+- ``effects``: 1 / sqrt(times this change of inventory and vitals happened in this episode, cleared at
+  death): novelty of what the animal's actions do to it, not of what it sees;
 - ``oracle``: a CONTROL, never the animal: Craftax's own reward (achievements and health) through the same
   learner, to judge the learner apart from any curiosity.
 
@@ -142,7 +142,7 @@ def effect_bucket(spec: EnvSpec, before: Obs, after: Obs) -> tuple[Int[Array, ""
 
 def effect_bonus(counts: Float[Array, " K"], bucket: Int[Array, ""], changed: Bool[Array, ""],
                  done: Bool[Array, ""]):
-    """``count_bonus`` over effects: 1 / sqrt(times this effect happened in this life); nothing for a
+    """``count_bonus`` over effects: 1 / sqrt(times this effect happened in this episode); nothing for a
     transition that changed nothing."""
     bonus, counts = count_bonus(counts, bucket, done)
     return jnp.where(changed, bonus, 0.0), counts
@@ -195,7 +195,7 @@ HELP = ("the intrinsic reward: 'surprise' = -log p of the first objective's targ
         "the first objective's surprise (learning progress); 'icm' = latent_forward's error in the model's "
         "standardised features; 'rnd' = the error of predicting a fixed random network's embedding of the state; "
         "'count' = 1/sqrt(visits of this view in this life); 'e3b' = an elliptical episodic bonus in the model's "
-        "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this life); a "
+        "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this episode); a "
         "curiosity adds the objectives it needs. 'oracle' is a CONTROL, not the animal: Craftax's own reward "
         "through the same learner (curiosity.py)")
 
