@@ -108,8 +108,8 @@ class Compare:
         return self.base.run.steps
 
     @property
-    def run_dir(self) -> str:
-        return self.base.run.run_dir
+    def run_dir(self) -> str:  # a base built without one (Compare(base=cfg) in code) must not write into the cwd
+        return self.base.run.run_dir or "runs/compare"
 
     def at(self, **fields) -> Compare:
         """This comparison with some of its runs' flags changed (``steps=...``, ``run_dir=...``)."""
