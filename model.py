@@ -154,7 +154,7 @@ class MindParams(eqx.Module):
         self.debrief_emb = 0.02 * jax.random.normal(k2, (memory, d))
         self.think_emb = 0.02 * jax.random.normal(k3, (think, d))
         gate = eqx.nn.Linear(d, d, key=k4)
-        self.gate = eqx.tree_at(lambda g: g.bias, gate, jnp.full(d, GATE_BIAS))
+        self.gate = eqx.tree_at(lambda g: g.bias, gate, jnp.full(d, GATE_BIAS, jnp.float32))
 
     @property
     def slots(self) -> int:

@@ -57,6 +57,17 @@ def test_a_new_organism_has_the_types_of_a_living_one(online_run):
         assert (a.shape, a.dtype, a.aval.weak_type) == (b.shape, b.dtype, b.aval.weak_type)
 
 
+@pytest.mark.parametrize("change", [dict(), dict(memory=2, think=2, objective=("inverse_dynamics", "recall")),
+                                    dict(obs="pixels", curiosity="progress"), dict(learner="window", curiosity="rnd"),
+                                    dict(curiosity="e3b"), dict(curiosity="icm"), dict(curiosity="count")])
+def test_no_newborn_leaf_is_weakly_typed(change):
+    """A weakly typed leaf at birth becomes strong after one chunk, so the second chunk of every life (and a
+    resumed one) would compile the whole step again (a memory gate's bias once cost the suite 40 s so)."""
+    born = jax.eval_shape(lambda k: life.born(CFG.replace(**change).life, k), jax.random.PRNGKey(0))
+    weak = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(born)[0] if x.weak_type]
+    assert not weak, weak
+
+
 def resumed_equals_whole(tmp_path, whole, stop: int):
     """Run ``whole`` in tmp_path/whole, and again in tmp_path/part stopped after ``stop`` steps and resumed:
     the same metrics (speed aside) and bit-identical checkpoints. Returns (whole's summary, its state)."""
