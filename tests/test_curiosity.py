@@ -52,7 +52,8 @@ def learned_twice(cfg):
     extrinsic reward in its window and of its newest step changed. Returns both (organism, record)."""
     cfg = cfg.life
     first, steps = walk()
-    org = jax.jit(lambda k: life.new_organism(cfg, life.new_model(cfg, k), first))(jax.random.PRNGKey(0))
+    model = life.new_model(cfg, jax.random.PRNGKey(0))  # op by op: each op compiles once for all configs here
+    org = jax.jit(lambda m: life.new_organism(cfg, m, first))(model)
     learn = jax.jit(partial(life.learn, cfg))
     for a, obs, env_state in steps[:-1]:
         org, _ = learn(org, a, obs, env_state)
