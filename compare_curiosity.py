@@ -63,11 +63,14 @@ ARMS = {
     "progress-window": Arm("progress, window learner", curiosity="progress", body=WINDOW),
     "effects-window": Arm("effects, window learner", body=WINDOW),
     "oracle-window": Arm("oracle, window learner (control)", curiosity="oracle", body=WINDOW),
+    "oracle-entropy": Arm("oracle, entropy target 1.5 nats (control)", curiosity="oracle",
+                          body=STREAM + (("entropy_target", 1.5),)),
+    "effects-entropy": Arm("effects, entropy target 1.5 nats", body=STREAM + (("entropy_target", 1.5),)),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count")  # the arms screened when --arms is empty
 DEFAULT = "effects"
-CONTROLS = (RANDOM, ORACLE, "oracle-window")  # not the animal: no reward-free finalist
+CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-entropy")  # not the animal: no reward-free finalist
 
 
 def row(c, arm: str) -> Row:

@@ -21,6 +21,10 @@ pieces, as they are here:
   alpha' = alpha / max(1, alpha kappa max(|delta|, 1) ||z||_1), so no single step can overshoot its own
   TD error however large the trace.
 
+``--entropy-target`` (off by default) adapts the entropy coefficient c at every step, log c <- log c +
+ENTROPY_RATE (target - H), so that the policy's entropy is held near the target instead of falling where a
+fixed c lets it (the oracle control's policy narrows to 0.94 nats and unlearns: docs/curiosity.md).
+
 A step the animal did not choose (asleep, Craftax steps ``noop`` whatever the policy said) adds nothing to
 the actor's trace: the trace decays through it, so the reward it leads to is credited to the decision
 that started the sleep, not to an action the game ignored.
@@ -71,7 +75,10 @@ class Learning:
     clip: float = 0.2
     """--learner window: PPO ratio clip"""
     ent_coef: float = 0.01
-    """entropy bonus of the policy"""
+    """entropy bonus of the policy (with --entropy-target: where the adapted coefficient starts)"""
+    entropy_target: float = 0.0
+    """--learner stream: hold the policy's entropy near this many nats by adapting the entropy coefficient at
+    every step (log c <- log c + ENTROPY_RATE (target - entropy)); 0: the coefficient stays --ent-coef"""
     value_coef: float = 0.5
     """--learner window: weight of the value loss"""
     ac_hidden: int = 128
@@ -118,6 +125,10 @@ class Learning:
             (0 <= self.gamma <= 1 and 0 <= self.lam <= 1, "--gamma and --lam must lie in [0, 1]"),
             (0 < self.clip < 1, f"--clip must lie in (0, 1), got {self.clip}"),
             (self.ent_coef >= 0, f"--ent-coef cannot be negative (it would reward certainty), got {self.ent_coef}"),
+            (self.entropy_target >= 0, f"--entropy-target cannot be negative, got {self.entropy_target}"),
+            (self.entropy_target == 0 or (self.learner == "stream" and self.policy == "learned" and self.ent_coef > 0),
+             "--entropy-target adapts the stream learner's entropy coefficient: it needs --learner stream, "
+             "a learned policy and a positive --ent-coef to start from"),
             (self.value_coef >= 0, f"--value-coef cannot be negative, got {self.value_coef}"),
             (self.ac_hidden >= 1 and self.ac_depth >= 0, "--ac-hidden must be positive and --ac-depth not negative"),
             (self.ac_lr > 0, f"--ac-lr must be positive, got {self.ac_lr}"),
@@ -128,6 +139,16 @@ class Learning:
 
 
 # ----------------------------------------------------------------------------- the stream learner
+
+ENTROPY_RATE = 1e-3  # --entropy-target: how fast log c follows the entropy's gap (per nat, per step)
+ENTROPY_COEF_RANGE = (1e-4, 1.0)  # where the adapted coefficient stays
+
+
+def adapt_entropy_coef(coef: Float[Array, ""], entropy: Float[Array, ""], target: float) -> Float[Array, ""]:
+    """--entropy-target: the coefficient after one step, larger when the policy's entropy is below the
+    target, smaller above it (multiplicatively, so it never changes sign), within ENTROPY_COEF_RANGE."""
+    return jnp.clip(coef * jnp.exp(ENTROPY_RATE * (target - entropy)), *ENTROPY_COEF_RANGE)
+
 
 
 def zeros_like(ac: ActorCritic) -> ActorCritic:
@@ -158,7 +179,7 @@ class Update(eqx.Module):
 def update(ac: ActorCritic, traces: ActorCritic, phi: Float[Array, " n"], phi_next: Float[Array, " n"],
            action: Int[Array, ""], reward: Float[Array, ""], done: Bool[Array, ""], chosen: Bool[Array, ""], *,
            gamma: float, lam: float, lr: float, kappa_actor: float, kappa_critic: float,
-           ent_coef: float) -> tuple[ActorCritic, ActorCritic, Update]:
+           ent_coef: float | Float[Array, ""]) -> tuple[ActorCritic, ActorCritic, Update]:
     """One stream AC(lambda) step on the transition (phi, action, reward, phi_next, done): the new
     actor-critic and traces (zeroed if ``done``). ``chosen`` False: the game overrode the action, so the
     actor's trace only decays."""

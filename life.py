@@ -106,6 +106,7 @@ class Organism(eqx.Module):
     memory: jax.Array | None = None  # [M, d] what ``now`` reads from memory (memory.py); None: no memory
     delay: Obs | None = None  # [D] the last --recall-delay frames: the recall probe's delay line (its loss reads it)
     traces: ActorCritic | None = None  # the stream learner's eligibility traces, shaped like ``model.ac`` (learner.py)
+    ent_coef: jax.Array | None = None  # --entropy-target: the adapted entropy coefficient; None: --ent-coef, fixed
 
 
 class Act(eqx.Module):
@@ -137,6 +138,7 @@ class Record(eqx.Module):
     episode_length: jax.Array  # the life's length if it ended on this step, else 0
     unlocked: jax.Array  # kinds of achievement unlocked so far
     finite: jax.Array  # the loss was finite
+    ent_coef: jax.Array  # the entropy coefficient after this step (--ent-coef; --entropy-target adapts it)
 
 
 def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
@@ -196,7 +198,8 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
                     episodic=cfg.curiosity.memory(d),
                     features=C.new_feature_stats(n_patches(spec, cfg.body.patch) + 1, d),
                     tally=tally, memory=mem.blank(m.memory, d) if m.memory else None, delay=delay,
-                    traces=learner.zeros_like(model.ac) if model.ac is not None else None)
+                    traces=learner.zeros_like(model.ac) if model.ac is not None else None,
+                    ent_coef=jnp.asarray(cfg.learning.ent_coef, jnp.float32) if cfg.learning.entropy_target else None)
 
 
 @eqx.filter_jit
@@ -340,13 +343,15 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
         features = C.update_feature_stats(features, out.z_now, now.age)
     model, opt_state = optim.update(org.model, grads, org.opt_state, lr=lrn.lr, max_grad_norm=lrn.max_grad_norm)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
-    done, traces = a.done, org.traces
+    done, traces, coef = a.done, org.traces, org.ent_coef
     reward = out.signal * scale  # what the learner gets (learning progress: the step before's, one step late)
     if cfg.stream:  # s_t (the newest window row) and s_t+1 (now), as the transformer sees them
         phi, phi_next = out.features
         ac, traces, u = learner.update(model.ac, traces, phi, phi_next, a.action, reward, done, a.chosen,
                                        gamma=lrn.gamma, lam=lrn.lam, lr=lrn.ac_lr, kappa_actor=lrn.kappa_policy,
-                                       kappa_critic=lrn.kappa_value, ent_coef=lrn.ent_coef)
+                                       kappa_critic=lrn.kappa_value, ent_coef=lrn.ent_coef if coef is None else coef)
+        if coef is not None:
+            coef = learner.adapt_entropy_coef(coef, u.entropy, lrn.entropy_target)
         model = eqx.tree_at(lambda m: m.ac, model, ac)
         out = eqx.tree_at(lambda o: (o.logits, o.entropy, o.adv, o.value_err), out,
                           (ac.logits(phi_next), u.entropy, jnp.abs(u.delta), u.delta**2))
@@ -373,10 +378,11 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
                    logits=jax.lax.stop_gradient(out.logits), life=jnp.where(done, 0, life), ret=ret,
                    ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=out.newest_surprise,
                    episodic=out.episodic, features=org.features if features is None else features,
-                   tally=tally, memory=out.memory_now, delay=delay, traces=traces)
+                   tally=tally, memory=out.memory_now, delay=delay, traces=traces, ent_coef=coef)
     return org, Record(losses=out.losses, scores=scores, signal=out.signal, rint=reward,
                        entropy=out.entropy, adv=out.adv, value_err=out.value_err, reward=a.reward, done=done,
-                       episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(), finite=finite)
+                       episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(), finite=finite,
+                       ent_coef=jnp.asarray(lrn.ent_coef, jnp.float32) if coef is None else coef)
 
 
 def reborn_alone(cfg: Life, a: Act):

@@ -51,7 +51,7 @@ def chunk_metrics(rec) -> list[dict]:
         done = r.done > 0
         m = {f"loss/{k}": float(v.mean()) for k, v in r.losses.items()}
         for k, v in {**r.scores, "signal": r.signal, "rint": r.rint, "entropy": r.entropy, "adv": r.adv,
-                     "value_err": r.value_err}.items():
+                     "value_err": r.value_err, "ent_coef": r.ent_coef}.items():
             ok = np.isfinite(v)  # a score is NaN on steps whose newest instance did not count
             m[k] = float(v[ok].mean()) if ok.any() else None
         m.update(episodes=int(done.sum()), episode_length=float(r.episode_length[done].mean()) if done.any() else None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -145,6 +146,9 @@ def validate(cfg: Config) -> None:
     c.body.check()
     cfg.run.check()
     c.learning.check()
+    if c.learning.entropy_target >= math.log(c.spec.n_actions):
+        raise ValueError(f"--entropy-target must lie below the uniform policy's entropy, ln {c.spec.n_actions} = "
+                         f"{math.log(c.spec.n_actions):.2f} nats, got {c.learning.entropy_target}")
     span = max(O.make_plan(n, O.LAYOUTS[n], 1).span for n in c.objectives)
     c.mind.check(c.objectives, span)
     if cfg.body.obs == "pixels" and "masked_state" in c.objectives:

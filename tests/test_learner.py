@@ -136,3 +136,20 @@ def test_effect_novelty_pays_less_for_a_familiar_effect_nothing_for_no_effect_an
     new, counts = C.effect_bonus(counts, *C.effect_bucket(spec, before, drink), jnp.asarray(False))
     idle, counts = C.effect_bonus(counts, still, nothing, jnp.asarray(True))
     assert float(new) == 1.0 and not bool(nothing) and float(idle) == 0.0 and float(counts.sum()) == 0.0
+
+
+def test_an_entropy_target_moves_the_coefficient_towards_it_and_the_life_carries_it():
+    """--entropy-target: the coefficient grows while the policy is more certain than the target, shrinks
+    while it is less, never changes sign or leaves its range; in a real life it is carried, used and logged."""
+    from test_curiosity import TINY, learned_twice
+
+    c = jnp.asarray(0.01)
+    up, down = (learner.adapt_entropy_coef(c, jnp.asarray(h), 1.5) for h in (0.5, 2.5))
+    assert float(down) < 0.01 < float(up) and np.isclose(float(up) * float(down), 0.01**2)
+    lo, hi = learner.ENTROPY_COEF_RANGE
+    assert np.isclose(float(learner.adapt_entropy_coef(jnp.asarray(hi), jnp.asarray(0.0), 2.0)), hi, rtol=1e-6)
+    assert np.isclose(float(learner.adapt_entropy_coef(jnp.asarray(lo), jnp.asarray(2.8), 0.1)), lo, rtol=1e-6)
+    (org, rec), _ = learned_twice(TINY.replace(entropy_target=1.0, ac_hidden=8))  # a new policy is near uniform
+    assert 0 < float(org.ent_coef) < 0.01 and float(rec.ent_coef) == float(org.ent_coef)
+    (fixed, rec), _ = learned_twice(TINY.replace(ac_hidden=8))
+    assert fixed.ent_coef is None and np.isclose(float(rec.ent_coef), 0.01)
