@@ -150,7 +150,6 @@ def adapt_entropy_coef(coef: Float[Array, ""], entropy: Float[Array, ""], target
     return jnp.clip(coef * jnp.exp(ENTROPY_RATE * (target - entropy)), *ENTROPY_COEF_RANGE)
 
 
-
 def zeros_like(ac: ActorCritic) -> ActorCritic:
     """Empty eligibility traces, one per weight of the actor and the critic."""
     return jax.tree.map(jnp.zeros_like, eqx.filter(ac, eqx.is_inexact_array))
