@@ -2,7 +2,7 @@
 a row stopped mid-life going on from its checkpoint.
 
 In this process, with the tiny body of test_population in its chunks of 200 steps (the rows, the row stopped
-at step 200 and its resumption share one compiled chunk with test_population and the curiosity study)."""
+at step 200 and its resumption share one compiled chunk)."""
 
 import json
 

@@ -192,9 +192,9 @@ def test_a_curiosity_brings_the_objectives_it_needs_and_bad_arms_are_refused(tmp
 
 def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
     """compare.py curiosity on a tiny budget: the screen, the long stage of the random policy and the default,
-    the tables (score +- s.e., distance from random, sleep, achievements, the action mix) and the curves. (Both
-    arms share their compiled chunks with test_compare and test_population; the finalists' choice is tested
-    below.)"""
+    the tables (score +- s.e., distance from random, sleep, achievements, the action mix) and the curves. (The
+    default arm shares its compiled chunks with test_population's tiny population, not with test_compare,
+    whose rows use the surprise curiosity; the finalists' choice is tested below.)"""
     from test_population import TINY as BODY
 
     c = compare.Compare(what="curiosity", long=400, seeds=4, arms=("random", "effects"), finalists=1, fresh=False,
