@@ -229,7 +229,7 @@ def between_generations(cfg, b: Bench) -> float:
 
     def once():
         mine = evolve.Ledger.from_json(json.loads(json.dumps(ledger.to_json())))
-        new, mine, _ = evolve.end_of_life(c, cfg.evolution, pool, mine, genomes, orgs, jax.random.PRNGKey(1))
+        new, mine, _, _ = evolve.end_of_life(c, cfg.evolution, pool, mine, genomes, orgs, jax.random.PRNGKey(1))
         nxt = evolve.draw("evolve", layers, mine, np.random.default_rng(1), N)
         born, _ = population.born_population(c, k_born)
         return evolve.birth(born, new, jnp.asarray(nxt))

@@ -17,8 +17,9 @@ table of growth (genes at the end, insertions, gates, steps to reach a given sur
 memory off and on, and thinking 0, 2 and 4 tokens, pause and recurrent, beside the random policy: the same
 table (the recall probe's row is the test of memory; its baseline, the view now).
 
-``evolution`` (``compare_evolution.py``) races darwinian and lamarckian evolution against the
-no-selection control and judges each arm's final pool on fresh seeds; ``curiosity``
+``evolution`` (``compare_evolution.py``) races darwinian selection of genes, darwinian and lamarckian
+selection of genes and instincts, and the no-selection control, and judges each arm's final pool and
+instincts on fresh seeds; ``curiosity``
 (``compare_curiosity.py``) screens every intrinsic reward against the random policy, then lives the best
 long.
 """
@@ -73,9 +74,9 @@ class Compare:
 
     what: tyro.conf.Positional[Literal["objectives", "evolution", "development", "curiosity", "memory"]] = "objectives"
     """which comparison: objectives (every objective, the mixes, curiosity variants, the random policy);
-    evolution (darwinian, lamarckian, no-selection control); development (growing bodies against fixed ones);
-    curiosity (every intrinsic reward against the random policy: a screen, then long lives); memory (memory
-    off and on, thinking 0 / 2 / 4, pause and recurrent, on the recall probe)"""
+    evolution (genes; genes and instincts, darwinian and lamarckian; no-selection control); development
+    (growing bodies against fixed ones); curiosity (every intrinsic reward against the random policy: a screen,
+    then long lives); memory (memory off and on, thinking 0 / 2 / 4, pause and recurrent, on the recall probe)"""
     seeds: int = 4
     """objectives: organisms per row (seeds 0..K-1, living as one population); evolution: independent
     evolutions per arm; the table shows mean +- std"""

@@ -1,10 +1,13 @@
-"""``python compare.py evolution``: does selection over a gene pool make better learners than no selection?
+"""``python compare.py evolution``: does selection make better learners than no selection?
 
-Three arms at one budget: darwinian and lamarckian evolution, and the control (the same pool, births and
-lives, no selection). Each arm is an evolution of ``--generations`` lives of ``--steps`` steps by a
-population of ``--population``, once per seed (``--seeds``; one fresh process per seed runs its three
-arms, which share compiled code). Each arm's final pool is then judged on seeds and worlds no evolution
-saw (``train.py --init-from``: one new population drawn from it, living one life). Writes
+Four arms at one budget: darwinian selection of the genes alone; darwinian and lamarckian selection of
+genes and instincts (instincts.py: the learner's own numbers); and the control (the same pool, births and
+lives, no selection: genomes drawn uniformly, instincts from their prior every generation). Each arm is an
+evolution of ``--generations`` lives of ``--steps`` steps by a population of ``--population``, once per seed
+(``--seeds``: independent evolutions; one fresh process per seed runs its arms, which share compiled code).
+Each arm's final pool and instincts are then judged on seeds and worlds no evolution saw (``train.py
+--init-from``: one new population drawn from it, living one life). Every judged figure is a mean over the
+seeds with its standard error across them (organisms that share a pool are not independent). Writes
 ``D/evolution.md`` (the table, and the design's open questions answered from each final pool: do genes
 settle at one depth, do split halves drift apart, does splitting pay) and ``D/evolution.png``. Finished
 runs are reused.
@@ -23,9 +26,11 @@ import numpy as np
 import train
 from compare import fresh_process, pm, slug
 
-ARMS = {"darwinian": dict(inherit="darwinian", selection="evolve"),
-        "lamarckian": dict(inherit="lamarckian", selection="evolve"),
-        "control (no selection)": dict(inherit="darwinian", selection="none")}
+ARMS = {"darwinian, genes": dict(inherit="darwinian", selection="evolve", evolve="genes"),
+        "darwinian, genes and instincts": dict(inherit="darwinian", selection="evolve", evolve="both"),
+        "lamarckian, genes and instincts": dict(inherit="lamarckian", selection="evolve", evolve="both"),
+        "control (no selection)": dict(inherit="darwinian", selection="none", evolve="both")}
+CONTROL = "control (no selection)"
 JUDGE_SEED = 10_000  # judged lives use seeds no evolution lived on
 
 
@@ -80,7 +85,7 @@ def main(c) -> Path:
         for _, evo, _ in configs(c, seed):
             train.validate(evo)
     results: dict[str, list[dict]] = {arm: [] for arm in ARMS}
-    for seed in tqdm(range(c.seeds), unit="seed", desc="evolution: 3 arms per seed"):
+    for seed in tqdm(range(c.seeds), unit="seed", desc=f"evolution: {len(ARMS)} arms per seed"):
         got = fresh_process(evolve_seed, c, seed) if c.fresh else evolve_seed(c, seed)
         for arm, r in got.items():
             results[arm].append(r)
@@ -102,37 +107,66 @@ def judged_figures(r: dict) -> dict[str, list]:
                          for s in ss]}
 
 
+def seed_means(rs: list[dict], key: str) -> list[float]:
+    """One judged figure per independent evolution (the mean over its judged organisms)."""
+    return [float(np.mean([x for x in judged_figures(r)[key] if x is not None])) for r in rs]
+
+
+def mean_se(v) -> tuple[float, float]:
+    v = np.asarray(v, np.float64)
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
 def table(c, results: dict[str, list[dict]]) -> str:
     import jax
+
+    import instincts
 
     base = base_config(c)
     b, e, kind = base.life, base.evolution, base.evolution.fitness
     G, N = e.generations, base.run.population
-    lines = [f"| arm | {kind}: last generation, best / mean | {kind}: mean over all generations | "
-             "judged on fresh seeds: Crafter score % | mean episode length | prequential surprise (nats) | "
-             "inverse accuracy | pool at the end: lineages / spread |", "|---|---|---|---|---|---|---|---|"]
+    ctrl = seed_means(results[CONTROL], "crafter") if CONTROL in results else None
+    lines = [f"| arm | {kind}: last generation, best / mean | {kind}: spread / one life's noise | "
+             "judged on fresh seeds: Crafter score % | vs control (s.e.) | mean episode length | "
+             "prequential surprise (nats) | inverse accuracy | instincts at the end (mean: "
+             + ", ".join(instincts.NAMES) + ") | pool at the end: lineages / spread |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for arm, rs in results.items():
         evo = [r["evolution"]["evolution"] for r in rs]
-        j = [judged_figures(r) for r in rs]
-        flat = {k: [x for f in j for x in f[k]] for k in j[0]}
-        se = lambda v: f"{np.mean(v):.2f} ± {np.std(v) / np.sqrt(max(len(v) - 1, 1)):.2f}"  # noqa: E731
+        fmt = lambda v, f="{:.2f}": "{} ± {}".format(*(f.format(x) for x in mean_se(v)))  # noqa: E731
+        crafter = seed_means(rs, "crafter")
+        gap = "–"
+        if ctrl is not None and arm != CONTROL and len(crafter) > 1:
+            (m, s), (mc, sc) = mean_se(crafter), mean_se(ctrl)
+            gap = f"{(m - mc) / np.hypot(s, sc):+.1f}" if np.hypot(s, sc) > 0 else "–"
+        snr = [x for e_ in evo for x in e_.get("signal_to_noise", []) if x is not None]
+        noise = [x for e_ in evo for x in e_.get("noise", []) if x is not None]
+        spread = [x for e_ in evo for x in e_.get("fitness_spread", []) if x is not None]
+        inst = [e_["instincts"][-1] for e_ in evo if e_.get("instincts")]
+        chosen = ", ".join(f"{np.mean([i[n] for i in inst]):.3g}" for n in instincts.NAMES) if inst else "flags"
         lines.append(
             f"| {arm} | {pm([e['best'][-1] for e in evo], '{:.3g}')} / {pm([e['mean'][-1] for e in evo], '{:.3g}')} "
-            f"| {pm([np.mean(e['mean']) for e in evo], '{:.3g}')} | {se(flat['crafter'])} "
-            f"| {pm(flat['length'], '{:.0f}')} | {pm(flat['surprise'], '{:.3f}')} | {pm(flat['accuracy'])} "
+            f"| {np.mean(spread) if spread else float('nan'):.3g} / {np.mean(noise) if noise else float('nan'):.3g} "
+            f"(s/n {np.mean(snr) if snr else float('nan'):.2f}) | {fmt(crafter)} | {gap} "
+            f"| {fmt(seed_means(rs, 'length'), '{:.0f}')} | {fmt(seed_means(rs, 'surprise'), '{:.3f}')} "
+            f"| {fmt(seed_means(rs, 'accuracy'), '{:.3f}')} | {chosen} "
             f"| {pm([e['lineages'][-1] for e in evo], '{:.1f}')} / {pm([e['spread'][-1] for e in evo], '{:.3f}')} |")
     return "\n".join([
-        f"# Evolution compared: {c.seeds} seed(s) x {G} generations x {N} organisms, "
+        f"# Evolution compared: {c.seeds} independent evolution(s) per arm x {G} generations x {N} organisms, "
         f"lives of {c.steps} steps",
         "",
         f"{b.body.world}; body d={b.body.d_model}, {b.body.layers} genes in {b.body.slots} slots, window "
         f"{b.mind.window}; fitness {kind}; pool {e.pool_size(b.body.layers)}, turnover {e.turnover}, mutation "
         f"{e.mutation}; "
         f"{platform.machine()} {jax.devices()[0].platform}, jax {jax.__version__}; {time.strftime('%Y-%m-%d')}.",
-        "Best / mean: the selected lives themselves (mean +- std over the seeds). Judged: each arm's final pool "
-        f"draws one new population of {N} (--init-from), which lives one life of {c.steps} steps on "
-        "seeds and worlds no evolution saw; Crafter score as mean +- standard error over all judged organisms, the "
-        "rest mean +- std. Surprise: the world model's prequential -log p per scored step (lower is better).",
+        "Best / mean: the selected lives themselves (mean +- std over the evolutions). Spread / noise: the fitness's "
+        "standard deviation between the organisms of a generation beside one life's sampling error (evolve.noise), "
+        "means over generations and evolutions; s/n their ratio (below ~1 selection mostly sees luck). Judged: "
+        f"each arm's final pool and instincts give one new population of {N} (--init-from), which lives one life "
+        f"of {c.steps} steps on seeds and worlds no evolution saw; each judged figure is the mean over the "
+        "evolutions of their judged populations' means, +- its standard error across the evolutions; vs control: "
+        "the Crafter score's difference in standard errors of the difference. Surprise: the world model's "
+        "prequential -log p per scored step (lower is better).",
         "", *lines, ""])
 
 
@@ -174,31 +208,46 @@ def answers(c) -> str:
 
 
 def plot(results: dict[str, list[dict]], out: Path) -> None:
+    """Fitness per generation with one life's sampling error as a band; the pool's spread; the judged Crafter
+    score and surprise (dots: independent evolutions, bar: their mean, line: +- standard error); and what
+    evolution chose: each instinct's final mean, placed within its prior's range (0: low end, 1: high end)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    import instincts
+
+    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
     for k, (arm, rs) in enumerate(results.items()):
         evo = [r["evolution"]["evolution"] for r in rs]
-        G = len(evo[0]["best"])
-        for key, ax, style in (("best", axes[0], "-"), ("mean", axes[0], "--"), ("spread", axes[1], "-")):
-            v = np.array([e[key] for e in evo])
-            ax.plot(np.arange(G), v.mean(0), style, color=f"C{k}", label=f"{arm} {key}" if ax is axes[0] else arm)
-            if len(v) > 1:
-                ax.fill_between(np.arange(G), v.min(0), v.max(0), color=f"C{k}", alpha=0.12, lw=0)
-        j = judged_figures(rs[0]) if len(rs) == 1 else {
-            key: [x for r in rs for x in judged_figures(r)[key]] for key in judged_figures(rs[0])}
+        G, x = len(evo[0]["best"]), np.arange(len(evo[0]["best"]))
+        mean = np.array([e["mean"] for e in evo]).mean(0)
+        axes[0].plot(x, mean, "-", color=f"C{k}", label=arm)
+        axes[0].plot(x, np.array([e["best"] for e in evo]).mean(0), ":", color=f"C{k}")
+        noise = np.array([[n if n is not None else np.nan for n in e.get("noise", [None] * G)] for e in evo])
+        axes[0].fill_between(x, mean - np.nanmean(noise, 0), mean + np.nanmean(noise, 0), color=f"C{k}", alpha=0.12,
+                             lw=0)
+        axes[1].plot(x, np.array([e["spread"] for e in evo]).mean(0), color=f"C{k}")
         for ax, key in ((axes[2], "crafter"), (axes[3], "surprise")):
-            ax.scatter(j[key], [k] * len(j[key]), color=f"C{k}", s=12)
-            ax.barh(k, np.mean(j[key]), color=f"C{k}", alpha=0.3)
+            v = seed_means(rs, key)
+            m, se = mean_se(v)
+            ax.scatter(v, [k] * len(v), color=f"C{k}", s=14)
+            ax.barh(k, m, color=f"C{k}", alpha=0.3, xerr=None if np.isnan(se) else se)
+        inst = [e["instincts"][-1] for e in evo if e.get("instincts")]
+        for j, r in enumerate(instincts.TABLE):
+            if inst:
+                lo, hi, v = (instincts.to_space(r, z) for z in (r.low, r.high, np.mean([i[r.name] for i in inst])))
+                axes[4].scatter((v - lo) / (hi - lo), j + 0.12 * (k - 1.5), color=f"C{k}", s=18)
     kind = results[next(iter(results))][0]["evolution"]["evolution"]["fitness"]
-    axes[0].set_title(f"fitness ({kind}) per generation: best (solid), mean (dashed)", fontsize=9)
+    axes[0].set_title(f"fitness ({kind}): mean (band: one life's sampling error), best (dotted)", fontsize=9)
     axes[1].set_title("pool diversity (spread) per generation", fontsize=9)
-    axes[2].set_title("judged on fresh seeds: Crafter score %", fontsize=9)
+    axes[2].set_title("judged on fresh seeds: Crafter score % (± s.e. over evolutions)", fontsize=9)
     axes[3].set_title("judged: prequential surprise (lower is better)", fontsize=9)
-    for ax in axes[2:]:
+    axes[4].set_title("instincts at the end: place in the prior's range", fontsize=9)
+    axes[4].set_yticks(range(len(instincts.TABLE)), instincts.NAMES, fontsize=8)
+    axes[4].set_xlim(-0.05, 1.05)
+    for ax in axes[2:4]:
         ax.set_yticks(range(len(results)), list(results), fontsize=8)
     axes[0].legend(fontsize=6)
     for ax in axes[:2]:

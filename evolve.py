@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import instincts
 import life
 import world
 from genes import Gene, express
@@ -76,6 +77,37 @@ def crafter(t, life_now: np.ndarray) -> np.ndarray:
 FITNESSES: dict[str, Callable] = {"survival": survival, "prediction": prediction, "crafter": crafter}
 
 
+def noise(t, life_now: np.ndarray) -> dict[str, np.ndarray]:
+    """Each fitness's sampling error per organism ([N] each): how far it would move if the same organism lived
+    its life again in another world. survival: the standard error of a mean of episode lengths; crafter: the
+    delta method on each achievement's success rate (binomial over the episodes); prediction: the standard
+    error of a mean over the scored steps (a lower bound: neighbouring steps are correlated)."""
+    n = t.episodes + 1
+    mean = (t.length_sum + life_now) / n
+    var = np.maximum((t.length_sq + life_now**2) / n - mean**2, 0.0)
+    out = {"survival": np.sqrt(var / n)}
+    pred = 0.0
+    for name, q in t.surprise_sq.items():
+        k = np.maximum(t.scores[f"{name}/n"], 1)
+        m = t.scores[f"{name}/surprise"] / k
+        pred = pred + np.maximum(q / k - m**2, 0.0) / k
+    out["prediction"] = np.sqrt(pred)
+    E = np.maximum(t.episodes, 1)[:, None]
+    p = t.achievements / E  # [N, K]
+    score = np.array([world.crafter_score(r) for r in p])
+    grad = (score[:, None] + 1.0) * 100.0 / (1.0 + 100.0 * p) / p.shape[1]
+    out["crafter"] = np.sqrt(np.sum(grad**2 * p * (1 - p) / E, axis=1))
+    return out
+
+
+def signal_to_noise(f: np.ndarray, se: np.ndarray) -> dict:
+    """The spread of a fitness between organisms (standard deviation) beside its sampling error (root mean
+    square over the organisms), and their ratio: below about 1, selection mostly sees luck."""
+    spread = float(np.std(f, ddof=1)) if len(f) > 1 else 0.0
+    err = float(np.sqrt(np.mean(np.square(se))))
+    return {"spread": spread, "noise": err, "signal_to_noise": spread / err if err > 0 else None}
+
+
 @dataclass(frozen=True)
 class Evolution:
     """Evolution: lives born from a gene pool that selection shapes, generation after generation (evolve.py)."""
@@ -93,7 +125,11 @@ class Evolution:
     """'darwinian': life learning dies with the organism; 'lamarckian': each gene's fittest carrier writes its
     learned weights back into the pool, and the fittest organism's trunk (embeddings, heads) is kept"""
     selection: Literal["evolve", "none"] = "evolve"
-    """'none' is the control: the pool never changes and genomes are drawn uniformly"""
+    """'none' is the control: the pool never changes, genomes are drawn uniformly, instincts from their prior"""
+    evolve: Literal["genes", "instincts", "both"] = "genes"
+    """what selection shapes: 'genes' = the pool of layers; 'instincts' = each organism's learner numbers
+    (instincts.py: learning rates, gamma, lambda, entropy target; the pool stays as drawn); 'both'. With
+    instincts, generation 0's are drawn from their prior (with --generations 1 too)"""
     mutation: float = 0.02
     """a split's mutated copy adds Gaussian noise of this times each weight array's RMS"""
     turnover: int = 2
@@ -105,6 +141,16 @@ class Evolution:
     @property
     def evolving(self) -> bool:
         return self.generations > 1
+
+    @property
+    def instincts(self) -> bool:
+        """Whether the organisms' instincts are drawn and selected here (else they are the learner's flags)."""
+        return self.evolve in ("instincts", "both")
+
+    @property
+    def genes(self) -> bool:
+        """Whether selection shapes the pool of genes."""
+        return self.selection == "evolve" and self.evolve in ("genes", "both")
 
     def pool_size(self, layers: int) -> int:
         return self.pool or POOL_PER_SLOT * layers
@@ -124,6 +170,8 @@ class Evolution:
              "--selection none is the control of a darwinian pool: it cannot be --inherit lamarckian"),
             (not (self.init_from and self.evolving), "--init-from starts new lives, not an evolution: "
                                                      "use it with --generations 1"),
+            (not (self.evolve == "instincts" and self.inherit == "lamarckian"),
+             "--inherit lamarckian writes learned genes back into the pool: it needs --evolve genes or both"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -375,14 +423,26 @@ def record(ledger: Ledger, genomes: np.ndarray, f: np.ndarray, knock: np.ndarray
         ledger.genes[i]["gate"] = float(np.mean(gs))
 
 
+def next_instincts(cfg: Evolution, values: np.ndarray, f: np.ndarray, rng: np.random.Generator):
+    """The next generation's instincts ([N, 5]) and the line's record of how they came: selected
+    (``instincts.select``) or, in the control, drawn afresh from the prior."""
+    if cfg.selection == "evolve":
+        nxt, moves = instincts.select(values, f, rng)
+        return nxt, {"copied": [[int(a), int(b)] for a, b in moves]}
+    return instincts.prior(rng, len(f)), {"copied": []}
+
+
 def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger, genomes: np.ndarray,
-                orgs: life.Organism, key, placed=None):
-    """Credit, inheritance and selection after a generation's lives: (pool, ledger, its generations.jsonl line).
-    ``ledger`` is updated in place. ``placed`` [N, layers]: the slot each genome gene sits in now (genes grown
-    during life (develop.py) push those above them up; they have no pool id and never enter the pool)."""
+                orgs: life.Organism, key, placed=None, inst: np.ndarray | None = None):
+    """Credit, inheritance and selection after a generation's lives: (pool, ledger, its generations.jsonl line,
+    the next generation's instincts or None). ``ledger`` is updated in place. ``placed`` [N, layers]: the slot
+    each genome gene sits in now (genes grown during life (develop.py) push those above them up; they have no
+    pool id and never enter the pool). ``inst`` [N, 5]: the instincts this generation lived with, when
+    selection shapes them (``--evolve instincts`` or ``both``)."""
     N, L = genomes.shape
     placed = np.tile(np.arange(L), (N, 1)) if placed is None else np.asarray(placed)
     fits = fitness(orgs)
+    errs = noise(jax.tree.map(lambda x: np.asarray(x, np.float64), orgs.tally), np.asarray(orgs.life, np.float64))
     f = fits[cfg.fitness]
     at = lambda x: np.take_along_axis(np.asarray(x), placed, axis=1)  # noqa: E731  [N, slots] -> [N, L]
     record(ledger, genomes, f, at(knockout(life_cfg, orgs)), at(orgs.model.stack.gates))
@@ -390,7 +450,13 @@ def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger,
             "best": float(np.max(f)), "mean": float(np.mean(f)),
             **{f"{k}_mean": float(np.mean(v)) for k, v in fits.items()},
             "all_fitness": {k: v.tolist() for k, v in fits.items()},
+            "fitness_se": errs[cfg.fitness].tolist(), **signal_to_noise(f, errs[cfg.fitness]),
+            "all_signal_to_noise": {k: signal_to_noise(fits[k], errs[k])["signal_to_noise"] for k in fits},
             "genomes": [[ledger.ids[p] for p in row] for row in genomes]}
+    nxt = None
+    if inst is not None:
+        line["instincts"] = {n: inst[:, i].tolist() for i, n in enumerate(instincts.NAMES)}
+        nxt, line["instincts_next"] = next_instincts(cfg, inst, f, np.random.default_rng(np.asarray(key)))
     if cfg.inherit == "lamarckian":  # each carried gene's fittest carrier writes its learned weights back
         P = len(ledger.ids)
         carrier, slot, carried = np.zeros(P, np.int32), np.zeros(P, np.int32), np.zeros(P, bool)
@@ -400,12 +466,12 @@ def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger,
         pool = write_back(pool, orgs, jnp.asarray(carrier), jnp.asarray(slot), jnp.asarray(carried),
                           jnp.asarray(int(np.argmax(f)), jnp.int32))
     discarded, splits = [], []
-    if cfg.selection == "evolve":
+    if cfg.genes:
         pool, discarded, splits = select(cfg, pool, ledger, key)
     ledger.generation += 1
     line["pool"] = {"ids": list(ledger.ids), "discarded": discarded, "splits": splits,
                     "lineages": len({root(ledger, i) for i in ledger.ids}), "spread": float(spread(pool.genes))}
-    return pool, ledger, line
+    return pool, ledger, line, nxt
 
 
 # ----------------------------------------------------------------------------- files and founders

@@ -23,7 +23,9 @@ pieces, as they are here:
 
 ``--entropy-target`` (off by default) adapts the entropy coefficient c at every step, log c <- log c +
 ENTROPY_RATE (target - H), so that the policy's entropy is held near the target instead of falling where a
-fixed c lets it (the oracle control's policy narrows to 0.94 nats and unlearns: docs/curiosity.md).
+fixed c lets it (the oracle control's policy narrows to 0.94 nats and unlearns: docs/curiosity.md), for
+either learner. The learner's numbers (--lr, --ac-lr, --gamma, --lam, --entropy-target) are the organism's
+*instincts* (instincts.py): read by the step as data, so evolution can shape them without a recompile.
 
 A step the animal did not choose (asleep, Craftax steps ``noop`` whatever the policy said) adds nothing to
 the actor's trace: the trace decays through it, so the reward it leads to is credited to the decision
@@ -46,6 +48,7 @@ import objectives as O
 from model import ActorCritic
 
 CuriosityName = Literal[tuple(curiosity.CURIOSITIES)]
+Scalar = float | Float[Array, ""]  # a learner's number: a flag, or an organism's instinct (instincts.py)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Learning:
     ent_coef: float = 0.01
     """entropy bonus of the policy (with --entropy-target: where the adapted coefficient starts)"""
     entropy_target: float = 0.0
-    """--learner stream: hold the policy's entropy near this many nats by adapting the entropy coefficient at
+    """hold the policy's entropy near this many nats by adapting the entropy coefficient at
     every step (log c <- log c + ENTROPY_RATE (target - entropy)); 0: the coefficient stays --ent-coef"""
     value_coef: float = 0.5
     """--learner window: weight of the value loss"""
@@ -126,9 +129,9 @@ class Learning:
             (0 < self.clip < 1, f"--clip must lie in (0, 1), got {self.clip}"),
             (self.ent_coef >= 0, f"--ent-coef cannot be negative (it would reward certainty), got {self.ent_coef}"),
             (self.entropy_target >= 0, f"--entropy-target cannot be negative, got {self.entropy_target}"),
-            (self.entropy_target == 0 or (self.learner == "stream" and self.policy == "learned" and self.ent_coef > 0),
-             "--entropy-target adapts the stream learner's entropy coefficient: it needs --learner stream, "
-             "a learned policy and a positive --ent-coef to start from"),
+            (self.entropy_target == 0 or (self.policy == "learned" and self.ent_coef > 0),
+             "--entropy-target adapts the policy's entropy coefficient: it needs a learned policy and a positive "
+             "--ent-coef to start from"),
             (self.value_coef >= 0, f"--value-coef cannot be negative, got {self.value_coef}"),
             (self.ac_hidden >= 1 and self.ac_depth >= 0, "--ac-hidden must be positive and --ac-depth not negative"),
             (self.ac_lr > 0, f"--ac-lr must be positive, got {self.ac_lr}"),
@@ -144,8 +147,8 @@ ENTROPY_RATE = 1e-3  # --entropy-target: how fast log c follows the entropy's ga
 ENTROPY_COEF_RANGE = (1e-4, 1.0)  # where the adapted coefficient stays
 
 
-def adapt_entropy_coef(coef: Float[Array, ""], entropy: Float[Array, ""], target: float) -> Float[Array, ""]:
-    """--entropy-target: the coefficient after one step, larger when the policy's entropy is below the
+def adapt_entropy_coef(coef: Float[Array, ""], entropy: Float[Array, ""], target: Scalar) -> Float[Array, ""]:
+    """An entropy target: the coefficient after one step, larger when the policy's entropy is below the
     target, smaller above it (multiplicatively, so it never changes sign), within ENTROPY_COEF_RANGE."""
     return jnp.clip(coef * jnp.exp(ENTROPY_RATE * (target - entropy)), *ENTROPY_COEF_RANGE)
 
@@ -155,7 +158,7 @@ def zeros_like(ac: ActorCritic) -> ActorCritic:
     return jax.tree.map(jnp.zeros_like, eqx.filter(ac, eqx.is_inexact_array))
 
 
-def obgd(params, trace, grad, delta, *, lr: float, decay: float, kappa: float):
+def obgd(params, trace, grad, delta, *, lr: Scalar, decay: Scalar, kappa: float):
     """One ObGD step on one network: (params, trace) after z <- decay z + grad and
     w <- w + alpha' delta z, alpha' = lr / max(1, lr kappa max(|delta|, 1) ||z||_1)."""
     trace = jax.tree.map(lambda z, g: decay * z + g, trace, grad)
@@ -177,8 +180,8 @@ class Update(eqx.Module):
 
 def update(ac: ActorCritic, traces: ActorCritic, phi: Float[Array, " n"], phi_next: Float[Array, " n"],
            action: Int[Array, ""], reward: Float[Array, ""], done: Bool[Array, ""], chosen: Bool[Array, ""], *,
-           gamma: float, lam: float, lr: float, kappa_actor: float, kappa_critic: float,
-           ent_coef: float | Float[Array, ""]) -> tuple[ActorCritic, ActorCritic, Update]:
+           gamma: Scalar, lam: Scalar, lr: Scalar, kappa_actor: float, kappa_critic: float,
+           ent_coef: Scalar) -> tuple[ActorCritic, ActorCritic, Update]:
     """One stream AC(lambda) step on the transition (phi, action, reward, phi_next, done): the new
     actor-critic and traces (zeroed if ``done``). ``chosen`` False: the game overrode the action, so the
     actor's trace only decays."""
@@ -212,7 +215,7 @@ def update(ac: ActorCritic, traces: ActorCritic, phi: Float[Array, " n"], phi_ne
 # ----------------------------------------------------------------------------- the window learner
 
 
-def gae(rint, values, done, gamma: float, lam: float):
+def gae(rint, values, done, gamma: Scalar, lam: Scalar):
     """Generalised advantage estimation over the window; ``values`` has T + 1 entries (bootstrap last)."""
 
     def back(carry, x):

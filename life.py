@@ -26,12 +26,14 @@ import jax
 import jax.numpy as jnp
 
 import curiosity as C
+import instincts
 import learner
 import memory as mem
 import objectives as O
 import optim
 import targets
 import world
+from instincts import Instincts
 from learner import Learning
 from memory import Mind
 from model import ActorCritic, Body, Model, Obs, n_patches
@@ -80,12 +82,14 @@ class Tally(eqx.Module):
 
     episodes: jax.Array
     length_sum: jax.Array
+    length_sq: jax.Array  # sum of squared episode lengths (a survival fitness's sampling error: evolve.noise)
     achievements: jax.Array  # [n_achievements] episodes in which each was unlocked
     action_counts: jax.Array  # [A] actions taken so far (the online majority baseline)
     reward_sum: jax.Array  # extrinsic reward so far (the online mean baseline)
     steps: jax.Array
     scores: dict  # "objective/score", "objective/score/baseline": sums over the newest instance of each step;
     # "objective/n": how many counted; "objective/surprise": its -log p (nats), scored before learning
+    surprise_sq: dict  # objective -> sum of the squared surprise of its counted newest instances (evolve.noise)
     shared_rebirths: jax.Array  # rebirths into a world another organism was reborn into on the same step
     asleep: jax.Array  # steps whose action the game overrode (asleep; resting in full Craftax)
 
@@ -103,10 +107,11 @@ class Organism(eqx.Module):
     episodic: jax.Array  # this life's memory of its curiosity: view counts, C^-1 (e3b), or empty (curiosity.py)
     features: jax.Array  # [2, P+1, d] running mean and variance of the prefix outputs (curiosity.standardise)
     tally: Tally
+    instincts: Instincts  # the numbers of its learner that evolution may shape (instincts.py): its flags, or evolved
+    ent_coef: jax.Array  # the entropy coefficient now (--ent-coef; adapted when its entropy target is not 0)
     memory: jax.Array | None = None  # [M, d] what ``now`` reads from memory (memory.py); None: no memory
     delay: Obs | None = None  # [D] the last --recall-delay frames: the recall probe's delay line (its loss reads it)
     traces: ActorCritic | None = None  # the stream learner's eligibility traces, shaped like ``model.ac`` (learner.py)
-    ent_coef: jax.Array | None = None  # --entropy-target: the adapted entropy coefficient; None: --ent-coef, fixed
 
 
 class Act(eqx.Module):
@@ -188,18 +193,19 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
                    recall=empty if recall else None, recall_ok=jnp.zeros(T, bool) if recall else None)
     z = jnp.zeros((), jnp.float32)
     scores = {f"{name}/{k}": z for name, plan in zip(cfg.objectives, cfg.batch.plans) for k in score_keys(plan, spec)}
-    tally = Tally(episodes=z, length_sum=z, achievements=jnp.zeros(len(spec.achievements)),
-                  action_counts=jnp.zeros(spec.n_actions), reward_sum=z, steps=z, scores=scores, shared_rebirths=z,
-                  asleep=z)
+    tally = Tally(episodes=z, length_sum=z, length_sq=z, achievements=jnp.zeros(len(spec.achievements)),
+                  action_counts=jnp.zeros(spec.n_actions), reward_sum=z, steps=z, scores=scores,
+                  surprise_sq={name: z for name in cfg.objectives}, shared_rebirths=z, asleep=z)
     delay = jax.tree.map(lambda x: jnp.zeros((m.recall_delay, *x.shape), x.dtype), now) if recall else None
     return Organism(model=model, opt_state=optim.init(model, cfg.learning.lr), window=win, now=now,
                     logits=jnp.zeros(spec.n_actions), life=jnp.zeros((), jnp.int32), ret=z,
                     ret_moments=jnp.array([1.0, 0.0, 1.0]), last_surprise=jnp.zeros(2),
                     episodic=cfg.curiosity.memory(d),
                     features=C.new_feature_stats(n_patches(spec, cfg.body.patch) + 1, d),
-                    tally=tally, memory=mem.blank(m.memory, d) if m.memory else None, delay=delay,
-                    traces=learner.zeros_like(model.ac) if model.ac is not None else None,
-                    ent_coef=jnp.asarray(cfg.learning.ent_coef, jnp.float32) if cfg.learning.entropy_target else None)
+                    tally=tally, instincts=instincts.of_flags(cfg.learning),
+                    ent_coef=jnp.asarray(cfg.learning.ent_coef, jnp.float32),
+                    memory=mem.blank(m.memory, d) if m.memory else None, delay=delay,
+                    traces=learner.zeros_like(model.ac) if model.ac is not None else None)
 
 
 @eqx.filter_jit
@@ -262,8 +268,9 @@ def world_model_loss(model: Model, cfg: Life, win: O.Window, now: Obs, prior: ta
 
 
 def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Prior, rint_scale, last_surprise,
-            episodic, features) -> tuple[jax.Array, Outcome]:
-    """World-model loss (+ the window learner's actor-critic loss) on the curiosity signal."""
+            episodic, features, inst: Instincts, ent_coef) -> tuple[jax.Array, Outcome]:
+    """World-model loss (+ the window learner's actor-critic loss, with the organism's gamma, lambda and entropy
+    coefficient) on the curiosity signal."""
     total, losses, scores, seen, surprises, rows = world_model_loss(model, cfg, win, now, prior, features)
     surprise, ok = surprises[cfg.learning.curious]
     d = cfg.body.d_model
@@ -279,7 +286,7 @@ def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Pri
     else:
         batch = cfg.batch
         ac, stats = learner.actor_critic_loss(model, seen.h[batch.policy_rows, batch.readout], win, rint,
-                                              gamma=lrn.gamma, lam=lrn.lam, clip=lrn.clip, ent_coef=lrn.ent_coef,
+                                              gamma=inst.gamma, lam=inst.lam, clip=lrn.clip, ent_coef=ent_coef,
                                               value_coef=lrn.value_coef)
         stats = {k: stats[k] for k in ("logits", "entropy", "adv", "value_err")}
         losses["policy"] = ac
@@ -336,27 +343,28 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
     count, mean, var = org.ret_moments  # the reward normaliser: r / std(discounted return)
     scale = 1.0 / jnp.sqrt(var + 1e-8)
     features = org.features if cfg.reads_features else None
-    t = org.tally
+    t, inst, coef = org.tally, org.instincts, org.ent_coef  # the learner's numbers are the organism's (instincts.py)
     (loss, out), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
-        org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features)
+        org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features, inst, coef)
     if features is not None:
         features = C.update_feature_stats(features, out.z_now, now.age)
-    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=lrn.lr, max_grad_norm=lrn.max_grad_norm)
+    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
-    done, traces, coef = a.done, org.traces, org.ent_coef
+    done, traces = a.done, org.traces
     reward = out.signal * scale  # what the learner gets (learning progress: the step before's, one step late)
     if cfg.stream:  # s_t (the newest window row) and s_t+1 (now), as the transformer sees them
         phi, phi_next = out.features
         ac, traces, u = learner.update(model.ac, traces, phi, phi_next, a.action, reward, done, a.chosen,
-                                       gamma=lrn.gamma, lam=lrn.lam, lr=lrn.ac_lr, kappa_actor=lrn.kappa_policy,
-                                       kappa_critic=lrn.kappa_value, ent_coef=lrn.ent_coef if coef is None else coef)
-        if coef is not None:
-            coef = learner.adapt_entropy_coef(coef, u.entropy, lrn.entropy_target)
+                                       gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
+                                       kappa_critic=lrn.kappa_value, ent_coef=coef)
         model = eqx.tree_at(lambda m: m.ac, model, ac)
         out = eqx.tree_at(lambda o: (o.logits, o.entropy, o.adv, o.value_err), out,
                           (ac.logits(phi_next), u.entropy, jnp.abs(u.delta), u.delta**2))
         finite = finite & jnp.isfinite(u.delta)
-    ret = org.ret * lrn.gamma * (1 - done) + out.signal
+    if lrn.policy == "learned":  # an entropy target of 0 leaves the coefficient where it is
+        coef = jnp.where(inst.entropy_target > 0, learner.adapt_entropy_coef(coef, out.entropy, inst.entropy_target),
+                         coef)
+    ret = org.ret * inst.gamma * (1 - done) + out.signal
     count2 = count + 1
     mean2 = mean + (ret - mean) / count2
     var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
@@ -370,19 +378,21 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
         scores[k] = n if k.endswith("/n") else jnp.where(n > 0, v, jnp.nan)
     life = org.life + 1
     tally = Tally(
-        episodes=t.episodes + done, length_sum=t.length_sum + done * life,
+        episodes=t.episodes + done, length_sum=t.length_sum + done * life, length_sq=t.length_sq + done * life**2,
         achievements=t.achievements + done * a.last_state.achievements,
         action_counts=t.action_counts.at[a.action].add(1.0), reward_sum=t.reward_sum + a.reward, steps=t.steps + 1,
-        scores=sums, shared_rebirths=t.shared_rebirths + shared, asleep=t.asleep + ~a.chosen)
+        scores=sums, surprise_sq={k: q + jnp.where(out.scores[f"{k}/n"] > 0, out.scores[f"{k}/surprise"]**2, 0.0)
+                                  for k, q in t.surprise_sq.items()},
+        shared_rebirths=t.shared_rebirths + shared, asleep=t.asleep + ~a.chosen)
     org = Organism(model=model, opt_state=opt_state, window=eqx.tree_at(lambda w: w.rint, win, out.rint), now=now,
                    logits=jax.lax.stop_gradient(out.logits), life=jnp.where(done, 0, life), ret=ret,
                    ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=out.newest_surprise,
                    episodic=out.episodic, features=org.features if features is None else features,
-                   tally=tally, memory=out.memory_now, delay=delay, traces=traces, ent_coef=coef)
+                   tally=tally, instincts=inst, ent_coef=coef, memory=out.memory_now, delay=delay, traces=traces)
     return org, Record(losses=out.losses, scores=scores, signal=out.signal, rint=reward,
                        entropy=out.entropy, adv=out.adv, value_err=out.value_err, reward=a.reward, done=done,
                        episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(), finite=finite,
-                       ent_coef=jnp.asarray(lrn.ent_coef, jnp.float32) if coef is None else coef)
+                       ent_coef=coef)
 
 
 def reborn_alone(cfg: Life, a: Act):

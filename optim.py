@@ -55,7 +55,7 @@ def init(model: Model, lr: float) -> Opt:
     return Opt(trunk=adam.init(trunk), slots=jax.vmap(adam.init)(slots))
 
 
-def update(model: Model, grads, opt: Opt, *, lr: float, max_grad_norm: float) -> tuple[Model, Opt]:
+def update(model: Model, grads, opt: Opt, *, lr: float | jax.Array, max_grad_norm: float) -> tuple[Model, Opt]:
     """One step of ``chain(clip_by_global_norm(max_grad_norm), adam(lr))``, slot by slot."""
     trunk, slots, rebuild = flatten(model)
     g_trunk, g_slots, _ = flatten(grads)

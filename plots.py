@@ -203,6 +203,9 @@ def evolution(run: Path) -> Path:
     x = np.arange(G)
     ax.plot(x, [g["best"] for g in gs], "o-", label="best")
     ax.plot(x, [g["mean"] for g in gs], "s-", label="mean")
+    if all(g.get("noise") is not None for g in gs):  # one organism's sampling error around the mean
+        mean, err = np.array([g["mean"] for g in gs]), np.array([g["noise"] for g in gs])
+        ax.fill_between(x, mean - err, mean + err, color="C1", alpha=0.15, label="mean ± one life's sampling error")
     for i in range(len(gs[0]["fitness"])):
         ax.scatter(x, [g["fitness"][i] for g in gs], color="gray", s=6, alpha=0.5)
     ax.set_title(f"fitness ({gs[0]['fitness_kind']}) per generation; dots: organisms", fontsize=9)
@@ -268,3 +271,31 @@ def evolution(run: Path) -> Path:
     return saved(fig, run / "evolution.png", f"{run.name}: evolution of a pool of {len(pool['pool'])} genes")
 
 
+
+
+def instincts(run: Path) -> Path:
+    """``instincts.png``: what evolution chose: each instinct of every organism, generation by generation
+    (dots), their mean (line) and the prior's range (band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import instincts as I
+
+    gs = [g for g in load_generations(run) if "instincts" in g]
+    fig, axes = plt.subplots(1, len(I.TABLE), figsize=(3.2 * len(I.TABLE), 3.4))
+    for ax, r in zip(axes, I.TABLE):
+        vals = np.array([g["instincts"][r.name] for g in gs])  # [G, N]
+        x = np.arange(len(gs))
+        ax.axhspan(r.low, r.high, color="gray", alpha=0.12, label="prior")
+        for i in range(vals.shape[1]):
+            ax.scatter(x, vals[:, i], color="C0", s=8, alpha=0.5)
+        ax.plot(x, vals.mean(1), "C3-", label="mean")
+        if r.space == "log":
+            ax.set_yscale("log")
+        ax.set_title(r.name, fontsize=9)
+        ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0].legend(fontsize=7)
+    return saved(fig, run / "instincts.png", f"{run.name}: instincts per generation (dots: organisms)")

@@ -15,6 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+import instincts
 import objectives as O
 import targets
 import world
@@ -119,6 +120,7 @@ def summarize(cfg, org, step: int, sps: float | None) -> dict:
         "actions": dict(zip(spec.action_names, map(float, t.action_counts / max(float(t.steps), 1.0)))),
         "asleep": float(t.asleep) / max(float(t.steps), 1.0),
         "curiosity": cfg.learning.curiosity,
+        "instincts": dict(zip(instincts.NAMES, map(float, instincts.rows(org.instincts)))),
         "prequential": prequential,
     }
 
@@ -153,7 +155,10 @@ def evolution_summary(cfg, run: Path) -> dict:
 
     e, gs = cfg.evolution, load_generations(run)
     return {"generations": len(gs), "fitness": e.fitness, "inherit": e.inherit, "selection": e.selection,
-            "best": [g["best"] for g in gs], "mean": [g["mean"] for g in gs],
+            "evolve": e.evolve, "best": [g["best"] for g in gs], "mean": [g["mean"] for g in gs],
+            "signal_to_noise": [g.get("signal_to_noise") for g in gs], "noise": [g.get("noise") for g in gs],
+            "fitness_spread": [g.get("spread") for g in gs],
+            "instincts": [{k: float(np.mean(v)) for k, v in g["instincts"].items()} for g in gs if "instincts" in g],
             **{f"{k}_mean": [g[f"{k}_mean"] for g in gs] for k in evolve.FITNESSES},
             "lineages": [g["pool"]["lineages"] for g in gs], "spread": [g["pool"]["spread"] for g in gs],
             "genes_made": max(max(g["pool"]["ids"]) for g in gs) + 1,
@@ -246,9 +251,10 @@ class Log:
             f.write(json.dumps(line) + "\n")
         (self.run / "pool.json").write_text(json.dumps(evolve.pool_json(ledger), indent=1) + "\n")
         if self.progress:
+            snr = line.get("signal_to_noise")
             self.bar.write(f"generation {line['generation']}: {self.cfg.evolution.fitness} best {line['best']:.3g} "
-                           f"mean {line['mean']:.3g}; pool {line['pool']['lineages']} lineages, spread "
-                           f"{line['pool']['spread']:.3f}")
+                           f"mean {line['mean']:.3g} (spread/noise {'-' if snr is None else f'{snr:.2f}'}); pool "
+                           f"{line['pool']['lineages']} lineages, spread {line['pool']['spread']:.3f}")
 
     def finish(self, lives) -> dict:
         """summary.json, the plots, the GIF and the text summary of the run's end; returns the summary."""
@@ -267,6 +273,8 @@ class Log:
         plots.curves(run)
         if cfg.evolution.evolving:
             plots.evolution(run)
+            if cfg.evolution.instincts:
+                plots.instincts(run)
         if cfg.growth.grow != "never":
             plots.gates(run)
         if cfg.run.gif_steps:

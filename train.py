@@ -29,6 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import develop
 import evolve
+import instincts
 import life
 import objectives as O
 import population
@@ -154,6 +155,7 @@ def validate(cfg: Config) -> None:
     if cfg.body.obs == "pixels" and "masked_state" in c.objectives:
         raise ValueError("masked_state needs --obs symbolic")
     cfg.evolution.check(c.body.layers)
+    instincts.check(c.learning, cfg.evolution.instincts)
     cfg.growth.check(c.body, cfg.run.chunk, cfg.evolution.evolving)
     if cfg.evolution.init_from:
         read_header(Path(cfg.evolution.init_from) / "checkpoint.eqx")  # there, and readable
@@ -281,7 +283,7 @@ class Lives:
     def __init__(self, cfg: Config, run: Path):
         self.cfg, self.run, self.step = cfg, run, 0
         self.place = sharding(cfg)
-        self.orgs = self.env_states = self.keys = self.pool = self.ledger = self.genomes = None
+        self.orgs = self.env_states = self.keys = self.pool = self.ledger = self.genomes = self.instincts = None
         N, evo = cfg.run.population, cfg.evolution
         self.development = develop.Development(N, cfg.life.body.layers)
         if cfg.run.resume:
@@ -296,9 +298,14 @@ class Lives:
             if evo.evolving:
                 self.ledger = evolve.Ledger.from_json(meta["ledger"])
                 self.genomes = np.array(meta["genomes"], np.int32)
-        elif evo.evolving:
-            self.ledger = evolve.new_ledger(evo.pool_size(cfg.life.body.layers))
-            self.pool = evolve.new_pool(cfg.life, evolution_key(cfg, 0), len(self.ledger.ids))
+            if evo.instincts:
+                self.instincts = np.array(meta["instincts"], np.float64)
+        else:
+            if evo.evolving:
+                self.ledger = evolve.new_ledger(evo.pool_size(cfg.life.body.layers))
+                self.pool = evolve.new_pool(cfg.life, evolution_key(cfg, 0), len(self.ledger.ids))
+            if evo.instincts:  # generation 0's instincts: drawn from their prior
+                self.instincts = instincts.prior(np.random.default_rng([cfg.run.seed, 1 << 21]), N)
 
     def put(self, orgs, env_states, keys) -> None:
         if self.place is not None:
@@ -317,11 +324,15 @@ class Lives:
         orgs, env_states = population.born_population(cfg.life, k_born)
         if cfg.evolution.evolving:
             rng = np.random.default_rng([cfg.run.seed, g])
-            self.genomes = evolve.draw(cfg.evolution.selection, cfg.life.body.layers, self.ledger, rng,
-                                       cfg.run.population)
+            self.genomes = evolve.draw("evolve" if cfg.evolution.genes else "none", cfg.life.body.layers,
+                                       self.ledger, rng, cfg.run.population)
             orgs = evolve.birth(orgs, self.pool, jax.numpy.asarray(self.genomes))
         if cfg.evolution.init_from:
-            orgs = founders(cfg, orgs)
+            orgs, inherited = founders(cfg, orgs)
+            if inherited is not None and cfg.evolution.instincts:  # the evolved instincts, not a fresh draw
+                self.instincts = inherited
+        if self.instincts is not None:
+            orgs = eqx.tree_at(lambda o: o.instincts, orgs, instincts.from_rows(self.instincts))
         self.development = develop.Development(cfg.run.population, cfg.life.body.layers)
         self.put(orgs, env_states, keys)
 
@@ -356,9 +367,11 @@ class Lives:
         """Credit, inheritance and selection: the generation's line of generations.jsonl."""
         cfg = self.cfg
         ended = self.generation - 1  # the generation whose lives just ended
-        self.pool, self.ledger, line = evolve.end_of_life(cfg.life, cfg.evolution, self.pool, self.ledger,
-                                                          self.genomes, self.orgs, evolution_key(cfg, 1 + ended),
-                                                          np.array(self.development.placed))
+        self.pool, self.ledger, line, nxt = evolve.end_of_life(
+            cfg.life, cfg.evolution, self.pool, self.ledger, self.genomes, self.orgs, evolution_key(cfg, 1 + ended),
+            np.array(self.development.placed), self.instincts)
+        if nxt is not None:
+            self.instincts = nxt
         line.update(seconds=seconds, compiles=compiles)
         return line
 
@@ -366,12 +379,16 @@ class Lives:
         meta = {"growth": self.development.to_json()} if self.cfg.growth.grow != "never" else {}
         if self.cfg.evolution.evolving:
             meta.update(ledger=self.ledger.to_json(), genomes=self.genomes.tolist())
+        if self.instincts is not None:  # the instincts of the lives now, or of the next generation's at its end
+            meta.update(instincts=self.instincts.tolist())
         save_checkpoint(self.run / "checkpoint.eqx", self.cfg, self.step,
                         (self.orgs, self.env_states, self.keys, self.pool), meta)
 
 
 def founders(cfg: Config, orgs):
-    """``--init-from``: newborns that start from another run's organisms or final pool (``evolve.founders``)."""
+    """``--init-from``: newborns that start from another run's organisms or final pool (``evolve.founders``),
+    and the instincts they would inherit from it ([N, 5]: organism i takes row i mod N' of the instincts its
+    next generation would have been born with), or None if it kept none (its instincts were its flags)."""
     path = Path(cfg.evolution.init_from) / "checkpoint.eqx"
     header = read_header(path)
     theirs = Config.from_json(header["config"])
@@ -386,8 +403,12 @@ def founders(cfg: Config, orgs):
                          + ", ".join(f"{k}={b[k]!r} (here {a[k]!r})" for k in diff))
     _, (their_orgs, _, _, their_pool), meta = load_run(theirs, path, free=())
     ledger = evolve.Ledger.from_json(meta["ledger"]) if their_pool is not None else None
-    return evolve.founders(orgs, their_orgs, their_pool, ledger, theirs.evolution.selection, mine.body.layers,
-                           cfg.run.seed)
+    inherited = None
+    if "instincts" in meta:
+        rows = np.array(meta["instincts"], np.float64)
+        inherited = rows[np.arange(cfg.run.population) % len(rows)]
+    return evolve.founders(orgs, their_orgs, their_pool, ledger, "evolve" if theirs.evolution.genes else "none",
+                           mine.body.layers, cfg.run.seed), inherited
 
 
 def check_finite(rec, step: int, n: int, population: int, last_ckpt: str) -> None:

@@ -1,4 +1,5 @@
-"""Evolution: births from the pool, knockouts, inheritance, splits, selection, resume, no recompiles, errors.
+"""Evolution: births from the pool, knockouts, inheritance, splits, selection, instincts, fitness noise, resume,
+no recompiles, errors.
 
 One tiny body (d=32, 3 genes in 4 slots) and one tiny population of 2 serve every test here and in
 test_development.py, so each function compiles once.
@@ -20,8 +21,10 @@ import compare
 import compare_evolution
 import develop
 import evolve
+import instincts
 import population
 import train
+import world
 
 ROOT = Path(__file__).resolve().parents[1]
 # the window learner: its policy loss trains the genes too, so a grown gate opens within the tests' budget
@@ -30,6 +33,7 @@ EVO = train.Config.of(d_model=32, n_heads=2, layers=3, slots=4, window=4, chunk=
                       curiosity="surprise", gamma=0.95, lam=0.9)
 
 
+BOTH = EVO.replace(evolve="both")  # genes and instincts: the same compiled lives (instincts are data to the step)
 P, N, LAYERS = 6, 2, 3  # EVO's pool, population and expressed genes
 
 
@@ -97,7 +101,7 @@ def test_the_control_leaves_the_pool_bit_identical(lived):
     pool, ledger, genomes, *_, after = lived
     cfg = EVO.replace(selection="none")
     ledger = fresh_ledger(ledger)
-    new, ledger, line = end_of_life(cfg, pool, ledger, genomes, after, jax.random.PRNGKey(0))
+    new, ledger, line, _ = end_of_life(cfg, pool, ledger, genomes, after, jax.random.PRNGKey(0))
     assert leaves_equal(new, pool) and line["pool"]["ids"] == list(range(P))
     assert sum(g["carried"] for g in ledger.genes.values()) == N * LAYERS  # still credited
 
@@ -191,16 +195,16 @@ def test_a_planted_fitness_lets_one_genes_descendants_take_over():
 
 @pytest.fixture(scope="session")
 def evolutions(tmp_path_factory):
-    """The same 3-generation evolution run uninterrupted; as 2 generations extended to 3 by --resume; and
-    stopped mid-life in generation 1, then resumed."""
+    """The same 3-generation evolution of genes and instincts run uninterrupted; as 2 generations extended to 3 by
+    --resume; and stopped mid-life in generation 1, then resumed."""
     d = tmp_path_factory.mktemp("evolution")
-    whole = EVO.replace(run_dir=str(d / "whole"))
+    whole = BOTH.replace(run_dir=str(d / "whole"))
     train.train(whole, progress=False)
-    extended = EVO.replace(run_dir=str(d / "extended"), generations=2)
+    extended = BOTH.replace(run_dir=str(d / "extended"), generations=2)
     train.train(extended, progress=False)
     train.train(extended.replace(generations=3, resume=True), progress=False)
 
-    stopped = EVO.replace(run_dir=str(d / "stopped"))
+    stopped = BOTH.replace(run_dir=str(d / "stopped"))
     real, calls = population.live_threads, [0]
 
     def stop_on_fourth_chunk(*args):
@@ -243,6 +247,85 @@ def test_an_evolution_writes_its_files_and_compiles_nothing_after_its_first_gene
     assert [m["generation"] for m in metrics] == [0, 0, 1, 1, 2, 2]
 
 
+def test_instincts_are_drawn_selected_recorded_and_carried(evolutions):
+    """Generation 0's instincts come from the prior; after each generation the least fit organism takes a
+    mutated copy of the fittest one's, the other keeps its own; the lives carry exactly what is recorded."""
+    d, _ = evolutions
+    gens = [json.loads(x) for x in (d / "whole" / "generations.jsonl").read_text().splitlines()]
+    for g in gens:
+        for r in instincts.TABLE:
+            assert len(g["instincts"][r.name]) == N and all(r.low <= v <= r.high for v in g["instincts"][r.name])
+    for g, nxt in zip(gens, gens[1:]):
+        (best, worst), = g["instincts_next"]["copied"]
+        assert g["fitness"][best] >= g["fitness"][worst]
+        was, now = (np.array([x["instincts"][n] for n in instincts.NAMES]).T for x in (g, nxt))
+        np.testing.assert_array_equal(now[best], was[best])  # kept
+        assert not np.array_equal(now[worst], was[best])  # mutated ...
+        assert abs(np.log(now[worst][0] / was[best][0])) < 6 * instincts.TABLE[0].mutation  # ... by about its scale
+    _, (orgs, *_), meta = train.load_run(BOTH, d / "whole" / "checkpoint.eqx", free=("run_dir",))
+    lived = np.array([gens[-1]["instincts"][n] for n in instincts.NAMES]).T
+    np.testing.assert_allclose(instincts.rows(orgs.instincts), lived, rtol=1e-6)
+    assert (d / "whole" / "instincts.png").stat().st_size > 0
+
+
+def test_selection_and_the_control_of_instincts():
+    """Truncation selection replaces the worst quarter by mutated copies of the best quarter; the control
+    draws afresh from the prior; mutations stay in range and move a learning rate by about x1.28."""
+    rng = np.random.default_rng(0)
+    values = instincts.prior(rng, 8)
+    f = np.arange(8.0)  # organism 7 fittest
+    nxt, line = evolve.next_instincts(EVO.evolution, values, f, rng)
+    assert sorted(map(tuple, line["copied"])) == [(6, 1), (7, 0)]
+    np.testing.assert_array_equal(nxt[2:], values[2:])
+    assert not np.allclose(nxt[:2], values[[7, 6]])
+    control, line = evolve.next_instincts(EVO.replace(selection="none").evolution, values, f, rng)
+    assert line["copied"] == [] and not np.isin(control, values).any()
+    many = instincts.mutate(np.tile([9.5e-4, 0.95, 0.98, 0.8, 1.5], (4000, 1)), rng)  # mid-range: rarely clipped
+    for i, r in enumerate(instincts.TABLE):
+        assert np.all((many[:, i] >= r.low) & (many[:, i] <= r.high))
+    assert 0.2 < np.std(np.log(many[:, 0])) < 0.3
+
+
+def test_an_organism_reads_its_instincts_as_data(lived):
+    """Changing one organism's instincts changes what it learns and nothing of the other's, with the same
+    compiled lives."""
+    pool, ledger, genomes, newborns, orgs, after = lived
+    keys, k_born = train.first_keys(EVO)
+    _, states = population.born_population(EVO.life, k_born)
+    rows = instincts.rows(orgs.instincts)
+    rows[0] = [3e-3, 0.5, 0.9, 0.5, 2.0]
+    changed = eqx.tree_at(lambda o: o.instincts, orgs, instincts.from_rows(rows))
+    before = train.COMPILES[0]
+    again, _, _ = population.live_threads(EVO.life, changed, states, keys, 32, population.threads_for(N))
+    assert train.COMPILES[0] == before
+    pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+    assert leaves_equal(pick(again.model, 1), pick(after.model, 1))
+    assert not leaves_equal(pick(again.model, 0), pick(after.model, 0))
+    assert float(again.ent_coef[0]) != float(after.ent_coef[0]) == np.float32(EVO.learning.ent_coef)
+
+
+def test_each_fitness_has_its_sampling_error():
+    """survival: the standard error of a mean of episode lengths (the unfinished one counts); crafter: the delta
+    method on binomial success rates (against a numerical derivative); prediction: of a mean of surprises."""
+    from types import SimpleNamespace
+
+    K = 22
+    ach = np.zeros((1, K))
+    ach[0, :3] = [1, 2, 3]
+    t = SimpleNamespace(episodes=np.array([3.0]), length_sum=np.array([60.0]), length_sq=np.array([1400.0]),
+                        achievements=ach, scores={"a/n": np.array([4.0]), "a/surprise": np.array([10.0])},
+                        surprise_sq={"a": np.array([30.0])})
+    se = evolve.noise(t, np.array([40.0]))
+    lengths = np.array([10.0, 20.0, 30.0, 40.0])
+    np.testing.assert_allclose(se["survival"], np.std(lengths) / 2)
+    np.testing.assert_allclose(se["prediction"], np.sqrt((30 / 4 - (10 / 4) ** 2) / 4))
+    p, eps = ach[0] / 3, 1e-7
+    grad = [(world.crafter_score(p + eps * np.eye(K)[i]) - world.crafter_score(p)) / eps for i in range(K)]
+    np.testing.assert_allclose(se["crafter"], np.sqrt(np.sum(np.square(grad) * p * (1 - p) / 3)), rtol=1e-4)
+    snr = evolve.signal_to_noise(np.array([1.0, 3.0]), np.array([0.5, 0.5]))
+    assert np.isclose(snr["spread"], np.sqrt(2)) and np.isclose(snr["signal_to_noise"], np.sqrt(2) / 0.5)
+
+
 def test_resume_continues_the_evolution_exactly(evolutions):
     d, mid = evolutions
     assert mid % EVO.run.steps != 0  # the stopped run was resumed from the middle of a life
@@ -251,7 +334,7 @@ def test_resume_continues_the_evolution_exactly(evolutions):
         for a, b in zip(whole.splitlines(), (d / other / "generations.jsonl").read_text().splitlines(),
                         strict=True):
             a, b = json.loads(a), json.loads(b)
-            for k in ("fitness", "genomes", "pool", "all_fitness"):
+            for k in ("fitness", "genomes", "pool", "all_fitness", "instincts", "instincts_next", "fitness_se"):
                 assert a[k] == b[k], (other, k)
         assert (d / other / "pool.json").read_text() == (d / "whole" / "pool.json").read_text()
         x, y = (open(d / r / "checkpoint.eqx", "rb").read().split(b"\n", 1)[1] for r in ("whole", other))
@@ -260,11 +343,14 @@ def test_resume_continues_the_evolution_exactly(evolutions):
 
 def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evolutions, tmp_path):
     d, _ = evolutions
-    cfg = EVO.replace(generations=1, steps=32, seed=50, init_from=str(d / "whole"))
-    _, (_, _, _, pool), _ = train.load_run(EVO, d / "whole" / "checkpoint.eqx", free=("run_dir",))
+    cfg = BOTH.replace(generations=1, steps=32, seed=50, init_from=str(d / "whole"))
+    _, (_, _, _, pool), meta = train.load_run(BOTH, d / "whole" / "checkpoint.eqx", free=("run_dir",))
     keys, k_born = train.first_keys(cfg)
     orgs, states = population.born_population(cfg.life, k_born)
-    founded = train.founders(cfg, orgs)
+    founded, inherited = train.founders(cfg, orgs)
+    last = json.loads((d / "whole" / "generations.jsonl").read_text().splitlines()[-1])
+    assert inherited.tolist() == meta["instincts"] and len(inherited) == N  # what the next generation would get
+    assert not np.allclose(inherited[:, 0], last["instincts"]["lr"]) or not last["instincts_next"]["copied"]
     for i in range(N):
         for s in range(LAYERS):
             mine = jax.tree.map(lambda g: g[i, s], founded.model.stack.genes)
@@ -275,14 +361,16 @@ def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evoluti
     plain = cfg.replace(init_from="", run_dir=str(tmp_path / "plain"))
     train.train(plain, progress=False)
     _, (saved, *_), _ = train.load_run(plain, Path(plain.run.run_dir) / "checkpoint.eqx", free=())
-    again = train.founders(cfg.replace(init_from=plain.run.run_dir), orgs)
+    again, _ = train.founders(cfg.replace(init_from=plain.run.run_dir), orgs)
     assert leaves_equal(again.model, saved.model)
     assert leaves_equal(again.opt_state, orgs.opt_state)  # a fresh optimizer
     summary = train.train(cfg.replace(run_dir=str(tmp_path / "judged")), progress=False)
     assert summary["population"] == 2 and summary["steps"] == 32
+    lived = [[o["instincts"][n] for n in instincts.NAMES] for o in summary["organisms"]]
+    np.testing.assert_allclose(lived, inherited, rtol=1e-6)  # the judged lives carry the evolved instincts
 
 
-def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_path):
+def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path):
     c = compare.Compare(what="evolution", seeds=1, fresh=False,
                         base=EVO.replace(steps=32, generations=2, population=2, run_dir=str(tmp_path)))
     compare.main(c)
@@ -290,9 +378,11 @@ def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_pa
     rows = [ln.split("|")[1].strip() for ln in table.splitlines() if ln.startswith("| ") and "arm" not in ln]
     assert rows == list(compare_evolution.ARMS) * 2  # the table, then the answers to the design's questions
     assert (tmp_path / "evolution.png").stat().st_size > 0
-    judged = json.loads((tmp_path / "darwinian-s0-judged" / "config.json").read_text())
-    assert judged["evolution"]["init_from"].endswith("darwinian-s0")
+    arm = compare.slug("darwinian, genes and instincts")
+    judged = json.loads((tmp_path / f"{arm}-s0-judged" / "config.json").read_text())
+    assert judged["evolution"]["init_from"].endswith(f"{arm}-s0") and judged["evolution"]["evolve"] == "both"
     assert judged["run"]["seed"] == compare_evolution.JUDGE_SEED
+    assert "| flags |" in table and table.count("| flags |") == 1  # only the genes-only arm keeps its flags
 
 
 @pytest.mark.parametrize("change, message", [
@@ -300,6 +390,8 @@ def test_compare_evolution_runs_three_arms_and_judges_them_on_fresh_seeds(tmp_pa
     (dict(generations=0), "--generations must be at least 1"), (dict(layers=2, slots=2), "at least 3"),
     (dict(selection="none", inherit="lamarckian"), "cannot be --inherit lamarckian"),
     (dict(turnover=4), "--turnover"), (dict(init_from="/nonexistent"), "--init-from"),
+    (dict(evolve="instincts", inherit="lamarckian"), "needs --evolve genes or both"),
+    (dict(evolve="both", policy="random"), "needs --policy learned"),
 ])
 def test_bad_evolution_values_are_one_line_errors(change, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
@@ -310,7 +402,7 @@ def test_a_resumed_evolution_cannot_change_the_length_of_a_life(evolutions, tmp_
     d, _ = evolutions
     shutil.copytree(d / "whole", tmp_path / "run")
     with pytest.raises(ValueError, match="steps"):
-        train.train(EVO.replace(run_dir=str(tmp_path / "run"), steps=128, resume=True), progress=False)
+        train.train(BOTH.replace(run_dir=str(tmp_path / "run"), steps=128, resume=True), progress=False)
     out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--generations", "2", "--pool", "2"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and out.stderr.strip().splitlines()[-1].startswith("error: --pool 2 is smaller")
