@@ -66,6 +66,7 @@ ARMS = {
     "oracle-entropy": Arm("oracle, entropy target 1.5 nats (control)", curiosity="oracle",
                           body=STREAM + (("entropy_target", 1.5),)),
     "effects-entropy": Arm("effects, entropy target 1.5 nats", body=STREAM + (("entropy_target", 1.5),)),
+    "effects+sleep": Arm("effects, falling asleep and waking up counted", curiosity="effects+sleep"),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count")  # the arms screened when --arms is empty

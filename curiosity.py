@@ -12,6 +12,8 @@ The registry (``--curiosity``):
 - ``rnd``, ``count``, ``e3b``: novelty (below);
 - ``effects``: 1 / sqrt(times this change of inventory and vitals happened in this episode, cleared at
   death): novelty of what the animal's actions do to it, not of what it sees;
+- ``effects+sleep``: the same, with falling asleep and waking up counted as effects of their own (a sleep
+  otherwise pays only its gains of energy, less and less, and the animal learns to stay awake);
 - ``oracle``: a CONTROL, never the animal: Craftax's own reward (achievements and health) through the same
   learner, to judge the learner apart from any curiosity.
 
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -130,11 +132,15 @@ def _effect_words(n: int):
     return np.random.default_rng(RND_SEED + 2).integers(0, 2**32, (n, 3), dtype=np.uint32)
 
 
-def effect_bucket(spec: EnvSpec, before: Obs, after: Obs) -> tuple[Int[Array, ""], Bool[Array, ""]]:
+def effect_bucket(spec: EnvSpec, before: Obs, after: Obs,
+                  sleep: bool = False) -> tuple[Int[Array, ""], Bool[Array, ""]]:
     """What a transition did to the animal: the sign (-, 0, +) of the change of every inventory count and
-    vital, hashed to a bucket like ``view_bucket``; and whether anything changed at all."""
+    vital (and, with ``sleep``, of being asleep: falling asleep and waking up are effects too), hashed to a
+    bucket like ``view_bucket``; and whether anything changed at all."""
     n = spec.n_inventory + VITALS
-    sign = jnp.sign(after.status[:n] - before.status[:n]).astype(jnp.int32) + 1  # [n] in 0, 1, 2
+    idx = np.r_[np.arange(n), [spec.sleeping] if sleep else []].astype(np.int32)
+    sign = jnp.sign(after.status[idx] - before.status[idx]).astype(jnp.int32) + 1  # [n (+1)] in 0, 1, 2
+    n = len(idx)
     words = jnp.asarray(_effect_words(n))[np.arange(n), sign]
     word = jax.lax.reduce(words, np.uint32(0), jax.lax.bitwise_xor, (0,))
     return (word >> np.uint32(32 - HASH_BITS)).astype(jnp.int32), jnp.any(sign != 1)
@@ -195,7 +201,8 @@ HELP = ("the intrinsic reward: 'surprise' = -log p of the first objective's targ
         "the first objective's surprise (learning progress); 'icm' = latent_forward's error in the model's "
         "standardised features; 'rnd' = the error of predicting a fixed random network's embedding of the state; "
         "'count' = 1/sqrt(visits of this view in this life); 'e3b' = an elliptical episodic bonus in the model's "
-        "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this episode); a "
+        "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this episode); "
+        "'effects+sleep' = the same, with falling asleep and waking up counted as effects too; a "
         "curiosity adds the objectives it needs. 'oracle' is a CONTROL, not the animal: Craftax's own reward "
         "through the same learner (curiosity.py)")
 
@@ -254,8 +261,8 @@ def e3b_signal(s: Step):
     return signal, memory, -1
 
 
-def effects_signal(s: Step):
-    bucket, changed = effect_bucket(s.spec, newest(s.win.obs), newest(s.win.next_obs))
+def effects_signal(s: Step, sleep: bool = False):
+    bucket, changed = effect_bucket(s.spec, newest(s.win.obs), newest(s.win.next_obs), sleep)
     signal, memory = effect_bonus(s.episodic, bucket, changed, s.win.done[-1])
     return signal, memory, -1
 
@@ -277,4 +284,5 @@ register(Curiosity("rnd", surprise_signal, needs=("rnd",)))
 register(Curiosity("count", count_signal, memory=counts))
 register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True))
 register(Curiosity("effects", effects_signal, memory=counts))
+register(Curiosity("effects+sleep", partial(effects_signal, sleep=True), memory=counts))
 register(Curiosity("oracle", oracle_signal, control=True))

@@ -43,6 +43,7 @@ class EnvSpec:
     image: tuple[int, int, int] | None = None  # (h, w, 3) for pixel observations, None for symbolic
     action_names: tuple[str, ...] = ()
     n_inventory: int = 0  # the first status values: what the player holds (counts / 10, or their square roots)
+    sleeping: int = -1  # the status value that says the player is asleep (curiosity 'effects+sleep')
 
     @property
     def channels(self) -> int:
@@ -60,12 +61,12 @@ def env_spec(name: str) -> EnvSpec:
         image = (C.OBS_DIM[1] * px, (C.OBS_DIM[0] + C.INVENTORY_OBS_HEIGHT) * px, 3) if "Pixels" in name else None
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), 0, 4, False, 22, 17,
                        tuple(a.name.lower() for a in C.Achievement), (64, 64), image,
-                       tuple(a.name.lower() for a in C.Action), n_inventory=12)
+                       tuple(a.name.lower() for a in C.Action), n_inventory=12, sleeping=21)
     if name == "Craftax-Symbolic-v1":
         C = FULL
         return EnvSpec(name, tuple(C.OBS_DIM), len(C.BlockType), len(C.ItemType), 40, True, 51,
                        len(C.Action), tuple(a.name.lower() for a in C.Achievement), (48, 48),
-                       action_names=tuple(a.name.lower() for a in C.Action), n_inventory=22)
+                       action_names=tuple(a.name.lower() for a in C.Action), n_inventory=22, sleeping=44)
     raise ValueError(f"unknown env {name!r}; choose one of {', '.join(ENVS)}")
 
 

@@ -136,6 +136,13 @@ def test_effect_novelty_pays_less_for_a_familiar_effect_nothing_for_no_effect_an
     new, counts = C.effect_bonus(counts, *C.effect_bucket(spec, before, drink), jnp.asarray(False))
     idle, counts = C.effect_bonus(counts, still, nothing, jnp.asarray(True))
     assert float(new) == 1.0 and not bool(nothing) and float(idle) == 0.0 and float(counts.sum()) == 0.0
+    # effects+sleep: waking up (the status value that says asleep falls) is an effect, a different one from
+    # falling asleep; plain effects does not see it
+    asleep = eqx.tree_at(lambda o: o.status, before, before.status.at[spec.sleeping].set(1.0))
+    woke, changed = C.effect_bucket(spec, asleep, before, sleep=True)
+    fell, changed2 = C.effect_bucket(spec, before, asleep, sleep=True)
+    assert bool(changed) and bool(changed2) and int(woke) != int(fell)
+    assert not bool(C.effect_bucket(spec, asleep, before)[1])
 
 
 def test_an_entropy_target_moves_the_coefficient_towards_it_and_the_life_carries_it():

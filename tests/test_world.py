@@ -32,6 +32,10 @@ def test_tokenizer_matches_the_map_around_the_player(name):
     np.testing.assert_array_equal(block[visible], truth[visible])
     assert status.shape == (40, spec.n_status)
     assert mob.min() >= 0 and mob.max() <= spec.n_mob
+    # the status value the spec names 'sleeping' is the one that says so (curiosity effects+sleep reads it)
+    awake, asleep = (np.asarray(world.tokenize(spec, env.get_obs(state.replace(is_sleeping=v)))["status"])
+                     for v in (False, True))
+    assert np.flatnonzero(awake != asleep).tolist() == [spec.sleeping] and asleep[spec.sleeping] == 1
 
 
 def test_pixel_observations_are_rgb_frames_of_the_view():
