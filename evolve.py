@@ -425,15 +425,6 @@ def record(ledger: Ledger, genomes: np.ndarray, f: np.ndarray, knock: np.ndarray
         ledger.genes[i]["gate"] = float(np.mean(gs))
 
 
-def next_instincts(cfg: Evolution, values: np.ndarray, f: np.ndarray, rng: np.random.Generator):
-    """The next generation's instincts ([N, 5]) and the line's record of how they came: selected
-    (``instincts.select``) or, in the control, drawn afresh from the prior."""
-    if cfg.selection == "evolve":
-        nxt, moves = instincts.select(values, f, rng)
-        return nxt, {"copied": [[int(a), int(b)] for a, b in moves]}
-    return instincts.prior(rng, len(f)), {"copied": []}
-
-
 def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger, genomes: np.ndarray,
                 orgs: life.Organism, key, placed=None, inst: np.ndarray | None = None):
     """Credit, inheritance and selection after a generation's lives: (pool, ledger, its generations.jsonl line,
@@ -458,7 +449,8 @@ def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger,
     nxt = None
     if inst is not None:
         line["instincts"] = {n: inst[:, i].tolist() for i, n in enumerate(instincts.NAMES)}
-        nxt, line["instincts_next"] = next_instincts(cfg, inst, f, np.random.default_rng(np.asarray(key)))
+        nxt, line["instincts_next"] = instincts.next_generation(cfg.selection, inst, f,
+                                                                np.random.default_rng(np.asarray(key)))
     if cfg.inherit == "lamarckian":  # each carried gene's fittest carrier writes its learned weights back
         P = len(ledger.ids)
         carrier, slot, carried = np.zeros(P, np.int32), np.zeros(P, np.int32), np.zeros(P, bool)

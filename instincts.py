@@ -117,6 +117,15 @@ def select(values: np.ndarray, fitness: np.ndarray, rng: np.random.Generator) ->
     return nxt, list(zip(best, worst))
 
 
+def next_generation(selection: str, values: np.ndarray, fitness: np.ndarray, rng: np.random.Generator):
+    """The next generation's instincts ([N, 5]) and the record of how they came: selected (``select``) or, in
+    the control (``selection`` 'none'), drawn afresh from the prior."""
+    if selection == "evolve":
+        nxt, moves = select(values, fitness, rng)
+        return nxt, {"copied": [[int(a), int(b)] for a, b in moves]}
+    return prior(rng, len(fitness)), {"copied": []}
+
+
 def check(learning, evolving_instincts: bool) -> None:
     """One clear line for an instinct flag outside what the learner can use (the prior's range is for
     evolution: flags may lie outside it)."""

@@ -274,11 +274,11 @@ def test_selection_and_the_control_of_instincts():
     rng = np.random.default_rng(0)
     values = instincts.prior(rng, 8)
     f = np.arange(8.0)  # organism 7 fittest
-    nxt, line = evolve.next_instincts(EVO.evolution, values, f, rng)
+    nxt, line = instincts.next_generation("evolve", values, f, rng)
     assert sorted(map(tuple, line["copied"])) == [(6, 1), (7, 0)]
     np.testing.assert_array_equal(nxt[2:], values[2:])
     assert not np.allclose(nxt[:2], values[[7, 6]])
-    control, line = evolve.next_instincts(EVO.replace(selection="none").evolution, values, f, rng)
+    control, line = instincts.next_generation("none", values, f, rng)
     assert line["copied"] == [] and not np.isin(control, values).any()
     many = instincts.mutate(np.tile([9.5e-4, 0.95, 0.98, 0.8, 1.5], (4000, 1)), rng)  # mid-range: rarely clipped
     for i, r in enumerate(instincts.TABLE):
