@@ -163,7 +163,7 @@ def main(b: Bench) -> dict:
     return result
 
 
-OLD_DEFAULT = dict(learner="window", curiosity="surprise", gamma=0.95)  # the defaults before the stream learner
+OLD_DEFAULT = dict(learner="window", curiosity="surprise", gamma=0.95, entropy_target=0.0)  # before the stream learner
 MINDS = {"memory 4 (bptt 3)": dict(memory=4), "think 2 (pause)": dict(think=2),
          "think 2 (recurrent)": dict(think=2, think_mode="recurrent")}
 MIND_KEYS = {"memory 4 (bptt 3)": "memory", "think 2 (pause)": "think", "think 2 (recurrent)": "think_recurrent"}

@@ -89,8 +89,9 @@ class Compare:
     extras: bool = True
     """also run the forward+inverse mix, learning-progress curiosity and ICM"""
     arms: tuple[str, ...] = ()
-    """curiosity: the arms of the screen (compare_curiosity.ARMS): random, oracle, effects, count, rnd, progress,
-    surprise, e3b, icm (each through the stream learner), and surprise-window, rnd-window, progress-window,
+    """curiosity: the arms of the screen (compare_curiosity.ARMS): random, oracle, effects, effects+sleep, count,
+    rnd, progress, surprise, e3b, icm (each through the stream learner with its entropy target), effects-fixed,
+    oracle-fixed (a fixed entropy coefficient), and surprise-window, rnd-window, progress-window,
     effects-window, oracle-window (the window learner, gamma 0.95); empty: random, oracle, effects,
     surprise-window, rnd-window, progress-window, effects-window, oracle-window, rnd, count"""
     long: int = 0

@@ -39,8 +39,10 @@ from report import load_config, organisms
 READS_REWARD = ("reward", "forward_reward", "trajectory_reward", "trajectory_reward_after",
                 "two_state_prefix_reward")
 ORACLE = "oracle"
-WINDOW = (("learner", "window"), ("gamma", 0.95), ("lam", 0.9))  # the learner and horizon before stream AC(lambda)
-STREAM = (("learner", "stream"), ("gamma", 0.99), ("lam", 0.8))
+# the learner, horizon and fixed entropy coefficient before stream AC(lambda)
+WINDOW = (("learner", "window"), ("gamma", 0.95), ("lam", 0.9), ("entropy_target", 0.0))
+STREAM = (("learner", "stream"), ("gamma", 0.99), ("lam", 0.8))  # with the default entropy target, 1.5 nats
+FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01): the stream learner's first default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,15 +65,14 @@ ARMS = {
     "progress-window": Arm("progress, window learner", curiosity="progress", body=WINDOW),
     "effects-window": Arm("effects, window learner", body=WINDOW),
     "oracle-window": Arm("oracle, window learner (control)", curiosity="oracle", body=WINDOW),
-    "oracle-entropy": Arm("oracle, entropy target 1.5 nats (control)", curiosity="oracle",
-                          body=STREAM + (("entropy_target", 1.5),)),
-    "effects-entropy": Arm("effects, entropy target 1.5 nats", body=STREAM + (("entropy_target", 1.5),)),
+    "oracle-fixed": Arm("oracle, fixed entropy coefficient (control)", curiosity="oracle", body=FIXED),
+    "effects-fixed": Arm("effects, fixed entropy coefficient (the default before)", body=FIXED),
     "effects+sleep": Arm("effects, falling asleep and waking up counted", curiosity="effects+sleep"),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count")  # the arms screened when --arms is empty
 DEFAULT = "effects"
-CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-entropy")  # not the animal: no reward-free finalist
+CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed")  # not the animal: no reward-free finalist
 
 
 def row(c, arm: str) -> Row:

@@ -301,7 +301,7 @@ def test_an_organism_reads_its_instincts_as_data(lived):
     pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
     assert leaves_equal(pick(again.model, 1), pick(after.model, 1))
     assert not leaves_equal(pick(again.model, 0), pick(after.model, 0))
-    assert float(again.ent_coef[0]) != float(after.ent_coef[0]) == np.float32(EVO.learning.ent_coef)
+    assert float(again.ent_coef[0]) != float(after.ent_coef[0])  # its own entropy target (2.0) moved it
 
 
 def test_each_fitness_has_its_sampling_error():
