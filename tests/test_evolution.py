@@ -350,7 +350,11 @@ def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evoluti
     founded, inherited = train.founders(cfg, orgs)
     last = json.loads((d / "whole" / "generations.jsonl").read_text().splitlines()[-1])
     assert inherited.tolist() == meta["instincts"] and len(inherited) == N  # what the next generation would get
-    assert not np.allclose(inherited[:, 0], last["instincts"]["lr"]) or not last["instincts_next"]["copied"]
+    lived = np.array([last["instincts"][n] for n in instincts.NAMES]).T
+    (best, worst), = last["instincts_next"]["copied"]
+    kept = [i for i in range(N) if i != worst]
+    np.testing.assert_array_equal(inherited[kept], lived[kept])  # the others keep theirs
+    assert not np.array_equal(inherited[worst], lived[worst])  # the least fit took a mutated copy
     for i in range(N):
         for s in range(LAYERS):
             mine = jax.tree.map(lambda g: g[i, s], founded.model.stack.genes)
