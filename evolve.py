@@ -253,9 +253,8 @@ def new_ledger(P: int) -> Ledger:
     return ledger
 
 
-@eqx.filter_jit
 def new_pool(cfg: life.Life, key, P: int) -> Pool:
-    """P fresh genes and a fresh trunk, from ``key``."""
+    """P fresh genes and a fresh trunk, from ``key`` (op by op, as ``life.born`` draws weights)."""
     b = cfg.body
     k_genes, k_trunk = jax.random.split(key)
     genes = eqx.filter_vmap(lambda k: Gene(b.d_model, b.n_heads, b.mlp_ratio, key=k))(jax.random.split(k_genes, P))

@@ -182,7 +182,7 @@ def sparse_linear(fan_in: int, fan_out: int, key: PRNGKeyArray) -> eqx.nn.Linear
     zeros = math.ceil(SPARSITY * fan_in)
     order = jax.vmap(lambda k: jax.random.permutation(k, fan_in))(jax.random.split(k_mask, fan_out))
     w = jnp.where(jnp.argsort(order, axis=1) < zeros, 0.0, w)  # each row: a random ``zeros`` of its inputs
-    lin = eqx.nn.Linear(fan_in, fan_out, key=key)
+    lin = eqx.filter_eval_shape(eqx.nn.Linear, fan_in, fan_out, key=key)  # its shape only: no draws
     return eqx.tree_at(lambda m: (m.weight, m.bias), lin, (w, jnp.zeros(fan_out)))
 
 

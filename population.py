@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import life
 import world
@@ -27,10 +28,19 @@ import world
 # ----------------------------------------------------------------------------- births
 
 
-@eqx.filter_jit
 def born_population(cfg: life.Life, keys) -> tuple[life.Organism, object]:
-    """``born`` for each key (a leading population axis on every leaf)."""
-    return jax.vmap(lambda k: life.born(cfg, k))(keys)
+    """``born`` for each key, stacked on the host (a leading population axis on every leaf): organism i is
+    exactly the single life born from ``keys[i]``, and the programs are the single life's."""
+    newborns = [life.born(cfg, k) for k in keys]
+    return jax.tree.map(stack, *newborns)
+
+
+def stack(*leaves):
+    """One leaf of each organism, stacked: on the host (no program to compile for each shape and population
+    size), or traced (under ``eval_shape``, as a resumed run builds its checkpoint's structure)."""
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return jnp.stack(leaves)
+    return jnp.asarray(np.stack(leaves))
 
 
 # ----------------------------------------------------------------------------- rebirth
