@@ -2,6 +2,7 @@
 
     python bench.py [--steps 2000] [--repeats 3] [--population 8]
     python bench.py --scaling 1 16 128 512    # populations of each size, nothing else
+    python bench.py --births                  # what a birth costs to compile, cold, nothing else
 
 Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
 ``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The population is
@@ -56,6 +57,10 @@ class Bench:
     scaling: tuple[int, ...] = ()
     """population sizes to time alone, nothing else (organism-steps/s of each, and per organism against the
     first size): ``--scaling 1 16 128 512`` shows where a device stops gaining from a wider population"""
+    births: bool = False
+    """time births alone, nothing else: a tiny body, the same body with another objective mix, a population
+    of 4 of it, each the first time (compiling, in this fresh process; run it with no compilation cache) and
+    again"""
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -78,6 +83,8 @@ def main(b: Bench) -> dict:
         raise SystemExit("error: --steps, --repeats, --population and --scaling sizes must be positive")
     if b.scaling:
         return scaling(b)
+    if b.births:
+        return births()
     cfg = train.Config.of(env=b.env, gif_steps=0)
     spec = world.env_spec(cfg.body.world)
     env, params = world.make_env(cfg.body.world)
@@ -307,6 +314,23 @@ def breakdown(cfg, b: Bench, step_s: float, deaths: float) -> dict[str, float]:
             "model: forward + backward over the window, acting, bookkeeping (the rest)":
                 total - env_ms - reset_ms - adam_ms,
             "optimizer: Adam on the flat parameters, slot by slot": adam_ms}
+
+
+def births() -> dict:
+    """Seconds to bear a tiny body (A), the same body with another objective mix (B) and a population of 4
+    of A: the first time each (what compiling costs after what came before) and again."""
+    a = train.Config.of(d_model=32, n_heads=2, layers=1, slots=2, window=4, gif_steps=0)
+    b = a.replace(objective=("forward_dynamics", "inverse_dynamics"))
+    out = {}
+    for name, bear in (("A", lambda k: life.born(a.life, k)), ("B", lambda k: life.born(b.life, k)),
+                       ("A_population_4", lambda k: population.born_population(a.life, jax.random.split(k, 4)))):
+        for when, seed in (("first", 0), ("again", 1)):
+            t = time.perf_counter()
+            jax.block_until_ready(bear(jax.random.PRNGKey(seed)))
+            out[f"{name}_{when}_s"] = round(time.perf_counter() - t, 2)
+            print(f"{name}, {when}: {out[f'{name}_{when}_s']} s", flush=True)
+    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
