@@ -13,7 +13,8 @@ The registry (``--curiosity``):
 - ``effects``: 1 / sqrt(times this change of inventory and vitals happened in this episode, cleared at
   death): novelty of what the animal's actions do to it, not of what it sees;
 - ``effects+sleep``: the same, with falling asleep and waking up counted as effects of their own (a sleep
-  otherwise pays only its gains of energy, less and less, and the animal learns to stay awake);
+  otherwise pays only its gains of energy, less and less, and the animal learns to stay awake). Measured:
+  it wakes up again and oversleeps, 2.40 % against the default's 3.04 % (docs/curiosity.md section 6);
 - ``oracle``: a CONTROL, never the animal: Craftax's own reward (achievements and health) through the same
   learner, to judge the learner apart from any curiosity.
 
