@@ -33,15 +33,19 @@ def fit(model, objectives, win, now, steps=500, lr=3e-3):
 
     params, static = eqx.partition(model, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(params)
+
+    def total(flat):  # the summed loss, and each objective's
+        losses = by_obj(eqx.combine(unravel(flat), static))
+        return losses.sum(), losses
     opt = optax.adam(lr)
 
     @jax.jit
     def run(flat):
-        def body(carry, _):
+        def body(carry, _):  # one forward and backward a step; the curve is each step's losses before its update
             flat, s = carry
-            value, g = jax.value_and_grad(lambda f: by_obj(eqx.combine(unravel(f), static)).sum(), has_aux=False)(flat)
+            (_, losses), g = jax.value_and_grad(total, has_aux=True)(flat)
             u, s = opt.update(g, s, flat)
-            return (flat + u, s), by_obj(eqx.combine(unravel(flat), static))
+            return (flat + u, s), losses
 
         return jax.lax.scan(body, (flat, opt.init(flat)), None, length=steps)[1]
 
