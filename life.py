@@ -220,7 +220,8 @@ def born(cfg: Life, key) -> tuple[Organism, object]:
     Three programs, each compiled once for everything that shares it: the weights op by op (each random
     draw is a small program that every body with a leaf of that shape reuses, in this process and through
     the compilation cache), the world (one per game) and the organism around them. One program for all of
-    it compiled its ~200 random draws anew for every configuration (~24 s of a 2-core CPU each time)."""
+    it compiled its ~50 random draws (~200 threefry hashes) anew for every configuration, ~30 s on a
+    2-core CPU each time (``bench.py --births``, docs/speed.md)."""
     k_model, k_world = jax.random.split(key)
     env_state = new_world(cfg, k_world)
     return new_organism(cfg, new_model(cfg, k_model), env_state), env_state
