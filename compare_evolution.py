@@ -35,7 +35,11 @@ JUDGE_SEED = 10_000  # judged lives use seeds no evolution lived on
 
 
 def base_config(c) -> train.Config:
+    """The flags every arm shares. The default curiosity, effects, becomes ``mix`` (the same reward at its flags'
+    weights 0), so that the arms with instincts can weigh sleep and new views (instincts.py)."""
     base = c.base.replace(resume=False, gif_steps=0)
+    if base.life.learning.curiosity == "effects":
+        base = base.replace(curiosity="mix")
     if base.body.layers < 3:  # depth bins need early, mid and late genes
         base = base.replace(layers=3, slots=max(3, base.body.slots))
     return base

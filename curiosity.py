@@ -15,6 +15,10 @@ The registry (``--curiosity``):
 - ``effects+sleep``: the same, with falling asleep and waking up counted as effects of their own (a sleep
   otherwise pays only its gains of energy, less and less, and the animal learns to stay awake). Measured:
   it wakes up again and oversleeps, 2.40 % against the default's 3.04 % (docs/curiosity.md section 6);
+- ``mix``: ``effects`` plus falling asleep and waking up (1 / sqrt(times each happened this episode)) times
+  ``--sleep-weight``, plus ``count``'s view novelty times ``--count-weight``. The two weights are instincts
+  (instincts.py): evolution can choose per organism how much sleep and new views are worth. With both at 0
+  it pays exactly what ``effects`` pays;
 - ``oracle``: a CONTROL, never the animal: Craftax's own reward (achievements and health) through the same
   learner, to judge the learner apart from any curiosity.
 
@@ -203,7 +207,9 @@ HELP = ("the intrinsic reward: 'surprise' = -log p of the first objective's targ
         "standardised features; 'rnd' = the error of predicting a fixed random network's embedding of the state; "
         "'count' = 1/sqrt(visits of this view in this life); 'e3b' = an elliptical episodic bonus in the model's "
         "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this episode); "
-        "'effects+sleep' = the same, with falling asleep and waking up counted as effects too; a "
+        "'effects+sleep' = the same, with falling asleep and waking up counted as effects too; 'mix' = effects "
+        "plus --sleep-weight x a bonus for falling asleep and waking up plus --count-weight x count (weights an "
+        "evolution may shape: instincts.py); a "
         "curiosity adds the objectives it needs. 'oracle' is a CONTROL, not the animal: Craftax's own reward "
         "through the same learner (curiosity.py)")
 
@@ -219,6 +225,7 @@ class Step:
     last_surprise: Float[Array, " 2"]  # [surprise, counted] of last step's newest instance (learning progress)
     episodic: Float[Array, "..."]  # this life's memory of the curiosity (counts, C^-1, or empty)
     phi: Float[Array, " d"]  # the model's standardised features of the newest outcome (scaled by 1/sqrt(d))
+    instincts: object = None  # the organism's instincts.Instincts (mix reads its weights)
 
 
 @dataclass(frozen=True)
@@ -268,6 +275,32 @@ def effects_signal(s: Step, sleep: bool = False):
     return signal, memory, -1
 
 
+def mix_memory(d: int):
+    """mix's episodic memory: effect counts, view counts, and the times it fell asleep and woke up."""
+    return jnp.zeros(2 * 2**HASH_BITS + 2, jnp.float32)
+
+
+def sleep_bonus(spec: EnvSpec, counts: Float[Array, " 2"], before: Obs, after: Obs, done: Bool[Array, ""]):
+    """1 / sqrt(times this episode the animal fell asleep (or woke up), this time included); nothing for a
+    step on which it did neither; the counts are cleared when a life ends."""
+    change = after.status[spec.sleeping] - before.status[spec.sleeping]
+    which = (change < 0).astype(jnp.int32)  # 0: fell asleep, 1: woke up
+    counts = counts.at[which].add((change != 0).astype(jnp.float32))
+    bonus = jnp.where(change != 0, jax.lax.rsqrt(jnp.maximum(counts[which], 1.0)), 0.0)
+    return bonus, jnp.where(done, jnp.zeros_like(counts), counts)
+
+
+def mix_signal(s: Step):
+    """effects + sleep_weight * sleep_bonus + count_weight * view novelty, the weights the organism's."""
+    K = 2**HASH_BITS
+    before, after, done = newest(s.win.obs), newest(s.win.next_obs), s.win.done[-1]
+    effects, e_counts = effect_bonus(s.episodic[:K], *effect_bucket(s.spec, before, after), done)
+    views, v_counts = count_bonus(s.episodic[K:2 * K], view_bucket(s.spec, after), done)
+    sleeps, s_counts = sleep_bonus(s.spec, s.episodic[2 * K:], before, after, done)
+    signal = effects + s.instincts.sleep_weight * sleeps + s.instincts.count_weight * views
+    return signal, jnp.concatenate([e_counts, v_counts, s_counts]), -1
+
+
 def oracle_signal(s: Step):
     return s.win.reward[-1], s.episodic, -1
 
@@ -286,4 +319,5 @@ register(Curiosity("count", count_signal, memory=counts))
 register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True))
 register(Curiosity("effects", effects_signal, memory=counts))
 register(Curiosity("effects+sleep", partial(effects_signal, sleep=True), memory=counts))
+register(Curiosity("mix", mix_signal, memory=mix_memory))
 register(Curiosity("oracle", oracle_signal, control=True))

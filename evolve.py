@@ -429,7 +429,7 @@ def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger,
     """Credit, inheritance and selection after a generation's lives: (pool, ledger, its generations.jsonl line,
     the next generation's instincts or None). ``ledger`` is updated in place. ``placed`` [N, layers]: the slot
     each genome gene sits in now (genes grown during life (develop.py) push those above them up; they have no
-    pool id and never enter the pool). ``inst`` [N, 5]: the instincts this generation lived with, when
+    pool id and never enter the pool). ``inst`` [N, I]: the instincts this generation lived with, when
     selection shapes them (``--evolve instincts`` or ``both``)."""
     N, L = genomes.shape
     placed = np.tile(np.arange(L), (N, 1)) if placed is None else np.asarray(placed)

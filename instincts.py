@@ -3,7 +3,7 @@
 An animal is born knowing what its learning is for and how fast to learn, not what to do: evolution shapes
 the learner, and life learns the rest (Singh, Lewis & Barto 2009, "Where do rewards come from?"; population
 based training, Jaderberg et al. 2017, does the same for hyperparameters). Here an organism's instincts are
-five numbers of its learner (``life.Organism.instincts``):
+seven numbers of its learner and of what it finds rewarding (``life.Organism.instincts``):
 
     instinct         what it sets                                   prior (uniform in its space)   space       mutation
     lr               the world model's Adam learning rate (--lr)    3e-4 .. 3e-3                   log         0.25
@@ -12,6 +12,10 @@ five numbers of its learner (``life.Organism.instincts``):
     lam              the traces' (or GAE's) lambda (--lam)          0.5 .. 0.95                    log(1 - x)  0.25
     entropy_target   nats the policy's entropy is held near          0.5 .. 2.5                     linear      0.2
                      (--entropy-target; 0: the coefficient stays)
+    sleep_weight     --curiosity mix: what falling asleep and        0 .. 1                         linear      0.1
+                     waking up pay beside effect novelty (--sleep-weight)
+    count_weight     --curiosity mix: what a new view pays beside    0 .. 1                         linear      0.1
+                     effect novelty (--count-weight)
 
 A *space* is where the prior is uniform and a mutation adds Gaussian noise of the stated standard deviation
 (then clips to the prior's range): a learning rate mutates by a factor (0.25 in log: about x1.28 or /1.28),
@@ -19,7 +23,9 @@ a discount by its horizon 1 / (1 - gamma). Every organism carries its instincts:
 flags; an evolution with ``--evolve instincts`` or ``both`` draws generation 0's from the prior and selects
 them (``select``: the worst quarter of the organisms take mutated copies of the best quarter's, the rest
 keep theirs); its control (``--selection none``) draws every generation's afresh from the prior. Since
-the step reads them as data, a new value compiles nothing.
+the step reads them as data, a new value compiles nothing. The two weights are read by ``--curiosity mix``
+alone (curiosity.py: effect novelty plus weighted sleep and view-count bonuses): under any other curiosity they
+are carried and selected but change nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ class Instincts(eqx.Module):
     gamma: Float[Array, "*n"]
     lam: Float[Array, "*n"]
     entropy_target: Float[Array, "*n"]
+    sleep_weight: Float[Array, "*n"]
+    count_weight: Float[Array, "*n"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,8 @@ class Range:
 
 TABLE = (Range("lr", 3e-4, 3e-3, "log", 0.25), Range("ac_lr", 0.3, 3.0, "log", 0.25),
          Range("gamma", 0.95, 0.995, "log1m", 0.25), Range("lam", 0.5, 0.95, "log1m", 0.25),
-         Range("entropy_target", 0.5, 2.5, "linear", 0.2))
+         Range("entropy_target", 0.5, 2.5, "linear", 0.2), Range("sleep_weight", 0.0, 1.0, "linear", 0.1),
+         Range("count_weight", 0.0, 1.0, "linear", 0.1))
 NAMES = tuple(r.name for r in TABLE)
 SELECTED = 0.25  # the share of organisms whose instincts are replaced (and copied from) at each selection
 
@@ -67,7 +76,7 @@ def of_flags(learning) -> Instincts:
 
 
 def rows(inst: Instincts) -> np.ndarray:
-    """[N, 5] (a population's) or [5] (one organism's) values, in the order of NAMES."""
+    """[N, I] (a population's) or [I] (one organism's) values, in the order of NAMES (I = len(NAMES))."""
     return np.stack([np.asarray(getattr(inst, n), np.float64) for n in NAMES], axis=-1)
 
 
@@ -86,7 +95,7 @@ def from_space(r: Range, u):
 
 
 def prior(rng: np.random.Generator, n: int) -> np.ndarray:
-    """[n, 5]: instincts drawn from the prior (uniform in each one's space over its range)."""
+    """[n, I]: instincts drawn from the prior (uniform in each one's space over its range)."""
     cols = []
     for r in TABLE:
         a, b = sorted((to_space(r, r.low), to_space(r, r.high)))
@@ -107,7 +116,7 @@ def mutate(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def select(values: np.ndarray, fitness: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list]:
     """Truncation selection (PBT's exploit and explore): the ``SELECTED`` share of least fit organisms (at least
     one, at most half) take mutated copies of the instincts of as many of the fittest, best to worst; the rest
-    keep theirs. Returns (the next generation's [N, 5], [(from, to)] organism pairs)."""
+    keep theirs. Returns (the next generation's [N, I], [(from, to)] organism pairs)."""
     N = len(fitness)
     k = min(max(1, math.floor(SELECTED * N)), N // 2)
     order = sorted(range(N), key=lambda i: (fitness[i], -i))  # worst first; on a tie the later organism is worse
@@ -118,7 +127,7 @@ def select(values: np.ndarray, fitness: np.ndarray, rng: np.random.Generator) ->
 
 
 def next_generation(selection: str, values: np.ndarray, fitness: np.ndarray, rng: np.random.Generator):
-    """The next generation's instincts ([N, 5]) and the record of how they came: selected (``select``) or, in
+    """The next generation's instincts ([N, I]) and the record of how they came: selected (``select``) or, in
     the control (``selection`` 'none'), drawn afresh from the prior."""
     if selection == "evolve":
         nxt, moves = select(values, fitness, rng)

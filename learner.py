@@ -84,6 +84,12 @@ class Learning:
     <- log c + ENTROPY_RATE (target - entropy)); 0: the coefficient stays --ent-coef. 1.5 (set once, not tuned)
     lifted effect novelty from 2.81 to 3.04 % and the oracle from 1.72 to 2.43 % at 1M steps (docs/curiosity.md);
     a random policy ignores it"""
+    sleep_weight: float = 0.0
+    """--curiosity mix: what falling asleep and waking up pay beside effect novelty (1 / sqrt(times this
+    episode), times this weight); an instinct evolution can shape (instincts.py)"""
+    count_weight: float = 0.0
+    """--curiosity mix: what a new view pays beside effect novelty (1 / sqrt(visits of this view this
+    episode), times this weight); an instinct evolution can shape"""
     value_coef: float = 0.5
     """--learner window: weight of the value loss"""
     ac_hidden: int = 128
@@ -134,6 +140,11 @@ class Learning:
             (self.entropy_target == 0 or self.ent_coef > 0,
              "--entropy-target adapts the policy's entropy coefficient: it needs a positive --ent-coef to start "
              "from (or --entropy-target 0 for a fixed coefficient)"),
+            (self.sleep_weight >= 0 and self.count_weight >= 0,
+             f"--sleep-weight and --count-weight cannot be negative, got {self.sleep_weight}, {self.count_weight}"),
+            (self.curiosity == "mix" or self.sleep_weight == self.count_weight == 0,
+             f"--sleep-weight and --count-weight weigh the bonuses of --curiosity mix; --curiosity "
+             f"{self.curiosity} does not read them"),
             (self.value_coef >= 0, f"--value-coef cannot be negative, got {self.value_coef}"),
             (self.ac_hidden >= 1 and self.ac_depth >= 0, "--ac-hidden must be positive and --ac-depth not negative"),
             (self.ac_lr > 0, f"--ac-lr must be positive, got {self.ac_lr}"),

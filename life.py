@@ -285,7 +285,7 @@ def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Pri
     surprise, ok = surprises[cfg.learning.curious]
     d = cfg.body.d_model
     step = C.Step(spec=model.spec, win=win, surprise=surprise, ok=ok, last_surprise=last_surprise, episodic=episodic,
-                  phi=jax.lax.stop_gradient(seen.z[-1, -1]) / jnp.sqrt(d))
+                  phi=jax.lax.stop_gradient(seen.z[-1, -1]) / jnp.sqrt(d), instincts=inst)
     signal, episodic, row = cfg.curiosity.signal(step)
     rint = win.rint.at[row].set(signal * rint_scale)
     if row == -2:  # paid to the step before: the newest is paid next step

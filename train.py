@@ -387,7 +387,7 @@ class Lives:
 
 def founders(cfg: Config, orgs):
     """``--init-from``: newborns that start from another run's organisms or final pool (``evolve.founders``),
-    and the instincts they would inherit from it ([N, 5]: organism i takes row i mod N' of the instincts its
+    and the instincts they would inherit from it ([N, I]: organism i takes row i mod N' of the instincts its
     next generation would have been born with), or None if it kept none (its instincts were its flags)."""
     path = Path(cfg.evolution.init_from) / "checkpoint.eqx"
     header = read_header(path)

@@ -280,7 +280,7 @@ def test_selection_and_the_control_of_instincts():
     assert not np.allclose(nxt[:2], values[[7, 6]])
     control, line = instincts.next_generation("none", values, f, rng)
     assert line["copied"] == [] and not np.isin(control, values).any()
-    many = instincts.mutate(np.tile([9.5e-4, 0.95, 0.98, 0.8, 1.5], (4000, 1)), rng)  # mid-range: rarely clipped
+    many = instincts.mutate(np.tile([9.5e-4, 0.95, 0.98, 0.8, 1.5, 0.5, 0.5], (4000, 1)), rng)  # mid-range
     for i, r in enumerate(instincts.TABLE):
         assert np.all((many[:, i] >= r.low) & (many[:, i] <= r.high))
     assert 0.2 < np.std(np.log(many[:, 0])) < 0.3
@@ -293,7 +293,7 @@ def test_an_organism_reads_its_instincts_as_data(lived):
     keys, k_born = train.first_keys(EVO)
     _, states = population.born_population(EVO.life, k_born)
     rows = instincts.rows(orgs.instincts)
-    rows[0] = [3e-3, 0.5, 0.9, 0.5, 2.0]
+    rows[0] = [3e-3, 0.5, 0.9, 0.5, 2.0, 0.7, 0.3]
     changed = eqx.tree_at(lambda o: o.instincts, orgs, instincts.from_rows(rows))
     before = train.COMPILES[0]
     again, _, _ = population.live_threads(EVO.life, changed, states, keys, 32, population.threads_for(N))

@@ -145,6 +145,56 @@ def test_effect_novelty_pays_less_for_a_familiar_effect_nothing_for_no_effect_an
     assert not bool(C.effect_bucket(spec, asleep, before)[1])
 
 
+
+def test_mix_pays_what_effects_pays_at_weights_zero_and_its_weights_price_sleep_and_new_views(transitions):
+    """--curiosity mix: with both weights 0 its reward over 32 real transitions is exactly effect novelty's;
+    with weights (the organism's instincts, data to the step) falling asleep and waking up each pay their
+    weight / sqrt(times this episode), and a new view pays its weight more than a familiar one."""
+    import instincts
+
+    win, _ = transitions
+    spec = world.env_spec("Craftax-Classic-Symbolic-v1")
+
+    def weights(sleep, count):
+        return instincts.Instincts(**{n: jnp.asarray(v, jnp.float32) for n, v in zip(
+            instincts.NAMES, [1e-3, 1.0, 0.99, 0.8, 1.5, sleep, count])})
+
+    def pay(name, w, inst, memory):
+        step = C.Step(spec=spec, win=w, surprise=jnp.zeros(1), ok=jnp.ones(1, bool), last_surprise=jnp.zeros(2),
+                      episodic=memory, phi=jnp.zeros(4), instincts=inst)
+        signal, memory, row = C.CURIOSITIES[name].signal(step)
+        assert row == -1
+        return float(signal), memory
+
+    def rows(i):
+        return jax.tree.map(lambda x: x[i:i + 1], win)
+
+    mems = {n: C.CURIOSITIES[n].memory(4) for n in ("effects", "mix")}
+    for i in range(win.action.shape[0]):
+        (e, mems["effects"]), (m, mems["mix"]) = (pay(n, rows(i), weights(0.0, 0.0), mems[n]) for n in mems)
+        assert e == m
+    before = jax.tree.map(lambda x: x[0], win.obs)
+    asleep = eqx.tree_at(lambda o: o.status, before, before.status.at[spec.sleeping].set(1.0))
+
+    def one(b, a):  # a one-step window from state b to state a, the life going on
+        return eqx.tree_at(lambda w: (w.obs, w.next_obs, w.done), rows(0),
+                           (jax.tree.map(lambda x: x[None], b), jax.tree.map(lambda x: x[None], a), jnp.zeros(1, bool)))
+
+    memory, got = C.CURIOSITIES["mix"].memory(4), []
+    for b, a in ((before, asleep), (asleep, before), (before, asleep), (asleep, before)):
+        e, _ = pay("effects", one(b, a), weights(0.0, 0.0), C.CURIOSITIES["effects"].memory(4))
+        m, memory = pay("mix", one(b, a), weights(0.5, 0.0), memory)
+        got.append(m - e)  # what sleeping earned beside the effects
+    np.testing.assert_allclose(got, 0.5 / np.sqrt([1, 1, 2, 2]), rtol=1e-6)  # fell, woke, fell again, woke again
+    memory, views = C.CURIOSITIES["mix"].memory(4), []
+    for _ in range(3):
+        m, memory = pay("mix", one(before, before), weights(0.0, 1.0), memory)  # nothing changed: no effect
+        views.append(m)
+    np.testing.assert_allclose(views, 1 / np.sqrt([1, 2, 3]), rtol=1e-6)  # the same view, less each time
+    done = eqx.tree_at(lambda w: w.done, one(before, before), jnp.ones(1, bool))
+    _, memory = pay("mix", done, weights(0.0, 1.0), memory)
+    assert float(memory.sum()) == 0.0  # a life's end forgets every count
+
 def test_an_entropy_target_moves_the_coefficient_towards_it_and_the_life_carries_it():
     """--entropy-target: the coefficient grows while the policy is more certain than the target, shrinks
     while it is less, never changes sign or leaves its range; in a real life it is carried, used and logged

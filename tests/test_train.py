@@ -141,6 +141,8 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(entropy_target=2.9), "below the uniform policy's entropy, ln 17 = 2.83"),
     (dict(value_coef=-0.5), "--value-coef cannot be negative"), (dict(ac_lr=0.0), "--ac-lr must be positive"),
     (dict(kappa_policy=0.0), "--kappa-policy"), (dict(gamma=1.5), "--gamma"), (dict(lr=0.0), "--lr"),
+    (dict(curiosity="mix", sleep_weight=-0.5), "--sleep-weight and --count-weight cannot be negative"),
+    (dict(count_weight=0.5), "--curiosity effects does not read them"),
 ])
 def test_bad_config_values_are_rejected(change, message):
     with pytest.raises(ValueError, match=message):
