@@ -60,6 +60,9 @@ class Growth:
     evolution) a pool gene drawn by its credit at the new slot's depth"""
     grow_depth: float = 0.5
     """where a gene grows, as a fraction of the active stack (0: below every gene, 1: above, 0.5: the middle)"""
+    grow_gate: float = 0.0
+    """the gate a grown gene starts behind: 0 = closed (every output bit-identical right after the insertion);
+    a small weight (0.1) lets the new gene's own gradient flow from its first step"""
 
     def check(self, body, chunk: int, evolving: bool) -> None:
         """One clear line for impossible growth settings (``body``: sized; ``chunk``: steps per chunk)."""
@@ -75,6 +78,7 @@ class Growth:
             (self.plateau_drop >= 0, f"--plateau-drop cannot be negative, got {self.plateau_drop}"),
             (self.grow_gap >= 0, f"--grow-gap cannot be negative, got {self.grow_gap}"),
             (0 <= self.grow_depth <= 1, f"--grow-depth must lie in [0, 1], got {self.grow_depth}"),
+            (0 <= self.grow_gate <= 1, f"--grow-gate must lie in [0, 1], got {self.grow_gate}"),
             (self.grow_gene != "pool" or evolving, "--grow-gene pool needs an evolution's pool (--generations > 1)"),
         ]:
             if not ok:
@@ -86,10 +90,12 @@ class Growth:
 
 
 @eqx.filter_jit
-def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: Gene | None = None) -> life.Organism:
+def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: Gene | None = None,
+         gate: float = 0.0) -> life.Organism:
     """Organism i (a population) grows a gene (``gene``: copy, fresh or pool) into slot ``k[i]`` where
-    ``mask[i]``; the rest stay exactly as they were. ``donors``: the genes to grow for ``--grow-gene pool`` (one
-    per organism, stacked). One jitted call with fixed shapes: growing never compiles twice."""
+    ``mask[i]``, behind a gate starting at ``gate`` (--grow-gate); the rest stay exactly as they were.
+    ``donors``: the genes to grow for ``--grow-gene pool`` (one per organism, stacked). One jitted call with
+    fixed shapes: growing never compiles twice."""
     b = cfg.body
 
     def one(org, on, k, key, donor):
@@ -101,7 +107,7 @@ def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: G
             new = donor
         else:
             new = Gene(b.d_model, b.n_heads, b.mlp_ratio, key=key)
-        grown = eqx.tree_at(lambda o: o.model.stack, org, insert(stack, k, new))
+        grown = eqx.tree_at(lambda o: o.model.stack, org, insert(stack, k, new, gate))
         # the optimizer state follows the genes: shifted with them, fresh (zero moments, count 0) for the new one
         slots = jax.tree.map(lambda x: shift_in(x, k, jnp.zeros_like(x[0])), org.opt_state.slots)
         grown = eqx.tree_at(lambda o: o.opt_state.slots, grown, slots)

@@ -105,12 +105,12 @@ def shift_in(x: Array, k: ArrayLike, new: ArrayLike) -> Array:
     return x[src].at[k].set(new)
 
 
-def insert(stack: GeneStack, k: ArrayLike, new: Gene) -> GeneStack:
-    """``new`` inserted in slot ``k`` behind a closed gate (g = 0, active), the genes from ``k`` on one slot
+def insert(stack: GeneStack, k: ArrayLike, new: Gene, gate: float = 0.0) -> GeneStack:
+    """``new`` inserted in slot ``k`` behind a gate ``gate`` (0: closed; active), the genes from ``k`` on one slot
     higher. The last slot must be free (it falls off). With g = 0 every output is exactly what it was."""
     genes = jax.tree.map(lambda x, n: shift_in(x, k, n), stack.genes, new)
     return eqx.tree_at(lambda s: (s.genes, s.gates, s.active), stack,
-                       (genes, shift_in(stack.gates, k, 0.0), shift_in(stack.active, k, True)))
+                       (genes, shift_in(stack.gates, k, gate), shift_in(stack.active, k, True)))
 
 
 def express(stack: GeneStack, genes: Gene) -> GeneStack:

@@ -90,6 +90,9 @@ class Learning:
     count_weight: float = 0.0
     """--curiosity mix: what a new view pays beside effect novelty (1 / sqrt(visits of this view this
     episode), times this weight); an instinct evolution can shape"""
+    gate_lr: float = 1.0
+    """multiplies the Adam step of every gene's residual gate (Adam moves a gate by at most about --lr a step;
+    a grown gene's gate opens faster with more: develop.py)"""
     value_coef: float = 0.5
     """--learner window: weight of the value loss"""
     ac_hidden: int = 128
@@ -148,6 +151,7 @@ class Learning:
             (self.value_coef >= 0, f"--value-coef cannot be negative, got {self.value_coef}"),
             (self.ac_hidden >= 1 and self.ac_depth >= 0, "--ac-hidden must be positive and --ac-depth not negative"),
             (self.ac_lr > 0, f"--ac-lr must be positive, got {self.ac_lr}"),
+            (self.gate_lr > 0, f"--gate-lr must be positive, got {self.gate_lr}"),
             (self.kappa_policy > 0 and self.kappa_value > 0, "--kappa-policy and --kappa-value must be positive"),
         ]:
             if not ok:

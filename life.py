@@ -358,7 +358,8 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
         org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features, inst, coef)
     if features is not None:
         features = C.update_feature_stats(features, out.z_now, now.age)
-    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm)
+    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm,
+                                     gate_lr=lrn.gate_lr)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
     done, traces = a.done, org.traces
     reward = out.signal * scale  # what the learner gets (learning progress: the step before's, one step late)

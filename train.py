@@ -357,8 +357,8 @@ class Lives:
         given = None
         if g.grow_gene == "pool":
             given = evolve.donors(self.ledger, self.pool, np.random.default_rng([cfg.run.seed, self.step]), k, active)
-        orgs = develop.grow(cfg.life, g.grow_gene, self.orgs, mask, k, jax.random.fold_in(evolution_key(cfg, -1),
-                                                                                          self.step), given)
+        key = jax.random.fold_in(evolution_key(cfg, -1), self.step)
+        orgs = develop.grow(cfg.life, g.grow_gene, self.orgs, mask, k, key, given, g.grow_gate)
         self.put(orgs, self.env_states, self.keys)
         return [{"step": self.step, "organism": int(i), "slot": int(k[i]), "active_before": int(active[i]),
                  "gene": g.grow_gene, "why": why[i]} for i in np.flatnonzero(mask)]

@@ -13,6 +13,7 @@ import pytest
 from test_evolution import EVO, leaves_equal
 
 import develop
+import genes
 import life
 import objectives as O
 import optim
@@ -62,6 +63,11 @@ def test_a_gene_inserted_at_any_depth_leaves_every_output_bit_identical(young, g
         if gene == "copy":
             assert leaves_equal(one(new.genes, k), one(old.genes, max(k - 1, 0)))
         assert leaves_equal(one(grown, 1), one(orgs, 1))  # organism 1 was told not to grow
+    # --grow-gate: a gene grown behind a small open gate changes the outputs from its first step
+    org = one(orgs)
+    stack = genes.insert(org.model.stack, 1, one(org.model.stack.genes, 0), 0.1)
+    assert float(stack.gates[1]) == np.float32(0.1)
+    assert not leaves_equal(outputs(DEV.life, eqx.tree_at(lambda o: o.model.stack, org, stack)), before)
 
 
 def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(young):
@@ -132,6 +138,7 @@ def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
     (dict(slots=3), "free slots"), (dict(grow="schedule", grow_every=50), "--grow-every"),
     (dict(plateau_span=48), "--plateau-span"), (dict(grow_depth=1.5), "--grow-depth"),
     (dict(grow_gap=-1), "--grow-gap"), (dict(grow_gene="pool"), "needs an evolution's pool"),
+    (dict(grow_gate=2.0), "--grow-gate must lie in"), (dict(gate_lr=0.0), "--gate-lr must be positive"),
 ])
 def test_bad_development_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):
