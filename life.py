@@ -154,10 +154,10 @@ def observe(spec: world.EnvSpec, obs, state, age) -> Obs:
 
 
 def score_keys(plan: O.Plan, spec: world.EnvSpec) -> tuple[str, ...]:
-    """What the tally sums for one objective: how many instances were scored, their surprise, each score and
-    its baseline (targets.py names them)."""
+    """What the tally sums for one objective: how many instances were scored, their surprise, the surprise on
+    the data it already learned from (``seen_surprise``), each score and its baseline (targets.py names them)."""
     kinds = {s.kind for s in plan.segments if s.target}
-    return ("n", "surprise", *[k for sc in targets.scores(kinds, spec.image is not None)
+    return ("n", "surprise", "seen_surprise", *[k for sc in targets.scores(kinds, spec.image is not None)
                                for k in (sc.name, f"{sc.name}/{sc.baseline}")])
 
 
@@ -273,6 +273,12 @@ def world_model_loss(model: Model, cfg: Life, win: O.Window, now: Obs, prior: ta
         losses[name] = loss
         scores[f"{name}/n"] = ok[-1].astype(jnp.float32)
         scores.update({f"{name}/{k}": jax.lax.stop_gradient(v[-1]) for k, v in out.items() if k != "loss"})
+        # the window's older instances, which the model has already learned from: its surprise on training data
+        # (beside the newest's, on data it has not learned from, the gap says how much it overfits); the newest's
+        # when no older instance counted
+        old, s_ = ok[:-1], jax.lax.stop_gradient(out["surprise"])
+        scores[f"{name}/seen_surprise"] = jnp.where(old.any(), jnp.sum(jnp.where(old, s_[:-1], 0.0))
+                                                    / jnp.maximum(old.sum(), 1), s_[-1])
         surprises[name] = (jax.lax.stop_gradient(out["surprise"]), ok)
     return total, losses, scores, seen, surprises, rows
 

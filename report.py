@@ -111,7 +111,8 @@ def summarize(cfg, org, step: int, sps: float | None) -> dict:
         for sc in targets.scores({s.kind for s in O.parse(O.LAYOUTS[name]) if s.target}, spec.image is not None):
             figs[sc.name] = {"model": mean(sc.name), sc.baseline: mean(f"{sc.name}/{sc.baseline}"),
                              **({"chance": sc.chance(spec)} if sc.chance else {}), "baseline_is": sc.baseline_is}
-        prequential[name] = {"scored": int(n), "surprise": mean("surprise"), **figs}
+        prequential[name] = {"scored": int(n), "surprise": mean("surprise"), "seen_surprise": mean("seen_surprise"),
+                             **figs}
     return {
         "steps": step, "steps_per_second": sps, "episodes": episodes,
         "mean_episode_length": float(t.length_sum) / episodes if episodes else None,

@@ -160,6 +160,7 @@ def assert_scored(summary, objectives):
         if any(s.kind == "a" and s.target for s in O.parse(O.LAYOUTS[name])):  # asleep, no action is the animal's
             unscored += summary["asleep"] * summary["steps"] * 2  # (a two-action layout may lose two per step)
         assert figs["scored"] >= summary["steps"] - unscored, name
+        assert np.isfinite(figs["surprise"]) and np.isfinite(figs["seen_surprise"]), name  # new data, training data
         scores = [(k, v) for k, v in figs.items() if isinstance(v, dict)]
         assert scores, name
         for label, fig in scores:
