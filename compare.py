@@ -9,9 +9,10 @@ mid-life goes on from its last checkpoint, so an interrupted comparison picks up
 Writes ``D/compare.md`` (one markdown table: prequential scores beside their baselines, Crafter score,
 achievements unlocked, episode length, steps/s, each as mean +- std over the seeds) and ``D/compare.png``.
 
-``development`` races bodies born with 1 gene that grow (on a plateau of learning, or on a schedule)
-against bodies fixed at 1 gene and at the final size, each row a population of seeds as above; it adds a
-table of growth (genes at the end, insertions, gates, steps to reach a given surprise).
+``development`` (``compare_development.py``) races bodies born with 1 gene that grow (on a plateau of
+learning, or on a schedule) against bodies fixed at 1 gene, at 2 and at the final size, each row a population
+of seeds as above; it adds a table of growth (genes, insertions, grown and born gates, compute, overfitting,
+steps to reach a given surprise) and a plot of overfitting over each life.
 
 ``memory`` runs the default objective with the recall probe (the view ``--recall-delay`` steps ago) with
 memory off and on, and thinking 0, 2 and 4 tokens, pause and recurrent, beside the random policy: the same
@@ -43,7 +44,7 @@ import tyro
 import objectives as O
 import targets
 import train
-from report import load_config, organisms
+from report import organisms
 
 
 @dataclass(frozen=True)
@@ -124,25 +125,6 @@ def config(c: Compare, row: Row) -> train.Config:
                           resume=False, **dict(row.body))
 
 
-def development_rows(c: Compare) -> list[Row]:
-    """Born with 1 gene and growing (on plateau, on schedule) up to ``--grown`` slots, against bodies fixed
-    at 1 gene, at 2 (when the final size is larger: the size-versus-score curve) and at the final size; the
-    objective, curiosity and gate flags (--grow-gate, --gate-lr) of the base."""
-    S, obj = c.grown, c.base.learning.objective
-    sizes = [1] + [2] * (S > 2)
-    return [Row("born 1 gene, grows on plateau", obj, body=(("layers", 1), ("slots", S), ("grow", "plateau"))),
-            Row("born 1 gene, grows on schedule", obj,
-                body=(("layers", 1), ("slots", S), ("grow", "schedule"), ("grow_every", schedule(c)))),
-            *[Row(f"fixed at {k} gene{'s' * (k > 1)}", obj, body=(("layers", k), ("slots", k))) for k in sizes],
-            Row(f"born at the final size ({S} genes)", obj, body=(("layers", S), ("slots", S)))]
-
-
-def schedule(c: Compare) -> int:
-    """--grow-every for the schedule row: its S - 1 insertions spread evenly over the life, in whole chunks."""
-    chunk = c.base.run.chunk
-    return max(chunk, c.steps // c.grown // chunk * chunk)
-
-
 def memory_rows(c: Compare) -> list[Row]:
     """Memory off and on, thinking 0, 2 and 4 (pause and recurrent), all with the recall probe beside the
     default objective; and the random policy, for the Crafter score."""
@@ -153,6 +135,12 @@ def memory_rows(c: Compare) -> list[Row]:
             Row("think 4 (recurrent)", obj, body=(("think", 4), ("think_mode", "recurrent"))),
             Row("memory 4 + think 2 (pause)", obj, body=(("memory", 4), ("think", 2))),
             Row("random policy", obj, policy="random")]
+
+
+def development_rows(c: Compare) -> list[Row]:
+    import compare_development
+
+    return compare_development.rows(c)
 
 
 COMPARISONS = {"objectives": objective_rows, "development": development_rows, "memory": memory_rows}
@@ -318,115 +306,6 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
     plt.close(fig)
 
 
-# ----------------------------------------------------------------------------- development
-
-
-def surprise_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, [N, chunks]) each organism's prequential surprise of the curious objective, per chunk."""
-    key = f"{load_config(run)['objective'][0]}/surprise"
-    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    per = [m.get("organisms", [m]) for m in ms]
-    return np.array([m["step"] for m in ms]), np.array([[o[key] for o in p] for p in per], float).T
-
-
-def steps_to(curve: np.ndarray, steps: np.ndarray, target: float, smooth: int = 5) -> float | None:
-    """The first step at which the running mean of ``smooth`` chunks of ``curve`` is at or below ``target``."""
-    run = np.convolve(curve, np.ones(smooth) / smooth, mode="valid")
-    hit = np.flatnonzero(run <= target)
-    return float(steps[hit[0] + smooth - 1]) if hit.size else None
-
-
-def born_slots(layers: int, events: list[dict]) -> list[int]:
-    """Where the genes an organism was born with sit after its insertions (``events``: its growth events,
-    oldest first; an insertion at slot k moves every gene from k up one slot)."""
-    slots = list(range(layers))
-    for e in events:
-        slots = [s + (s >= e["slot"]) for s in slots]
-    return slots
-
-
-def growth_figures(run: Path, layers: int, obj: str) -> dict:
-    """One development run's figures, per organism: active genes at the end, the median |gate| of its grown
-    genes (None if none grew) and of its born ones, gene-steps (millions: active genes x steps, summed over the
-    chunks), the overfitting gap (``obj``'s prequential surprise minus its ``seen_surprise``); and the run's
-    insertions per organism, wall seconds after compiling, steps and surprise curves (``surprise_curve``)."""
-    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    per = [m.get("organisms", [m]) for m in ms]
-    last, N = per[-1], len(per[-1])
-    events = [[e for m in ms for e in m.get("growth", []) if e.get("organism", 0) == i] for i in range(N)]
-    grown, born = [], []
-    for i, o in enumerate(last):  # the active genes fill the first slots (an insertion shifts the ones above)
-        b, g = born_slots(layers, events[i]), np.abs(np.asarray(o["gates"], float))
-        new = [s for s in range(int(o["active_genes"])) if s not in b]
-        born.append(float(np.median(g[b])))
-        grown.append(float(np.median(g[new])) if new else None)
-    steps = np.array([m["step"] for m in ms], float)
-    chunk = np.diff(np.concatenate([[0.0], steps]))
-    summary = json.loads((run / "summary.json").read_text())
-    lives = summary.get("organisms", [summary])
-    return {"active": [o["active_genes"] for o in last], "grown": grown, "born": born,
-            "gene_steps": [float(np.sum(chunk * np.array([p[i]["active_genes"] for p in per]))) / 1e6
-                           for i in range(N)],
-            "gap": [s["prequential"][obj]["surprise"] - s["prequential"][obj]["seen_surprise"] for s in lives],
-            "insertions": len(sum(events, [])) / N, "wall": summary["steps"] / (summary["steps_per_second"] or np.inf),
-            "steps": steps, "curves": surprise_curve(run)[1]}
-
-
-def development_table(c: Compare) -> str:
-    """Growth's own figures: genes at the end, insertions, the gates of grown and born genes, the compute
-    spent (gene-steps: active genes x steps; wall seconds), overfitting (the prequential surprise on new data
-    minus the surprise on the window's data it already learned from), and the steps each row needs to reach
-    the surprise that the body fixed at 1 gene ends its life at."""
-    rows = development_rows(c)
-    runs = {r.name: (Path(config(c, r).run_dir), dict(r.body)["layers"]) for r in rows}
-    _, fixed = surprise_curve(runs["fixed at 1 gene"][0])
-    target = float(np.mean(fixed[:, -5:]))
-    obj = c.base.learning.objective[0]
-    lines = ["", f"Growth (mean ± std over the organisms): genes at the end; the median |gate| of grown and of born "
-                 f"genes at the end; compute; overfitting ({obj}'s prequential surprise minus its surprise on the "
-                 f"window's instances it already learned from, over the life, nats); and the steps needed to reach "
-                 f"a prequential surprise of {target:.4f} (the mean over the last 5 chunks that the body fixed at 1 "
-                 "gene ends at; running mean of 5 chunks; '–': never)", "",
-             "| run | active genes at the end | insertions per organism | median abs(gate): grown / born "
-             "| gene-steps (millions) | wall s | overfitting gap (nats) | steps to reach the target |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, (run, layers) in runs.items():
-        f = growth_figures(run, layers, obj)
-        reach = [steps_to(cv, f["steps"], target) for cv in f["curves"]]
-        lines.append(f"| {name} | {pm(f['active'], '{:.1f}')} | {f['insertions']:.1f} "
-                     f"| {pm(f['grown'], '{:.2f}')} / {pm(f['born'], '{:.2f}')} | {pm(f['gene_steps'], '{:.2f}')} "
-                     f"| {f['wall']:.0f} | {pm(f['gap'], '{:.3f}')} "
-                     f"| {pm(reach, '{:.0f}')} ({sum(r is not None for r in reach)}/{len(reach)} reached) |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_overfitting(c: Compare, out: Path) -> Path:
-    """Development: each row's overfitting gap over its life (the first objective's prequential surprise minus
-    its surprise on the window's data it already learned from, per chunk, mean over the organisms)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    obj = c.base.learning.objective[0]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for r in development_rows(c):
-        ms = [json.loads(x) for x in (Path(config(c, r).run_dir) / "metrics.jsonl").read_text().splitlines() if x]
-        gap = [np.nanmean([o[f"{obj}/surprise"] - o[f"{obj}/seen_surprise"] for o in m.get("organisms", [m])])
-               for m in ms]
-        ax.plot([m["step"] for m in ms], gap, label=r.name)
-    ax.axhline(0, color="gray", lw=0.5)
-    ax.set_xlabel("step")
-    ax.set_ylabel("nats")
-    ax.set_title(f"overfitting: {obj}'s surprise on new data minus on data already learned from", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
-
-
 def memory_table(c: Compare, results: dict[str, list[dict]]) -> str:
     """What memory and thinking buy and cost: the recall probe's accuracy above the view now (paired per
     organism: rows act differently, so they see different views), inverse accuracy, Crafter score, speed."""
@@ -465,11 +344,13 @@ def main(c: Compare) -> Path:
         return compare_curiosity.main(dataclasses.replace(c, arms=c.arms or compare_curiosity.SCREEN))
     results = run_all(c)
     d = Path(c.run_dir)
-    extra = {"development": lambda: development_table(c), "memory": lambda: memory_table(c, results)}
+    import compare_development
+
+    extra = {"development": lambda: compare_development.table(c), "memory": lambda: memory_table(c, results)}
     (d / "compare.md").write_text(table(c, results) + extra.get(c.what, str)())
     plot(results, d / "compare.png")
     if c.what == "development":
-        plot_overfitting(c, d / "overfitting.png")
+        compare_development.plot_overfitting(c, d / "overfitting.png")
     print((d / "compare.md").read_text())
     return d / "compare.md"
 

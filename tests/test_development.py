@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_evolution import EVO, leaves_equal
 
-import compare
+import compare_development
 import develop
 import genes
 import life
@@ -134,8 +134,8 @@ def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
     assert x == y
     assert whole["prequential"] and (tmp_path / "whole" / "gates.png").stat().st_size > 0
     # compare.py development's figures of this run: the grown genes found behind their gates, compute, overfitting
-    assert compare.born_slots(3, [{"slot": 1}, {"slot": 0}]) == [1, 3, 4]
-    f = compare.growth_figures(tmp_path / "whole", 3, DEV.learning.objective[0])
+    assert compare_development.born_slots(3, [{"slot": 1}, {"slot": 0}]) == [1, 3, 4]
+    f = compare_development.growth_figures(tmp_path / "whole", 3, DEV.learning.objective[0])
     grew = [len([e for e in events if e["organism"] == i]) for i in range(2)]
     assert f["active"] == [3 + g for g in grew] and f["insertions"] == sum(grew) / 2
     for i in range(2):

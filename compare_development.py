@@ -1,0 +1,143 @@
+"""``python compare.py development``: does growing during life pay?
+
+Rows (``rows``), each a population of ``--seeds`` organisms: born with 1 gene and growing up to ``--grown``
+slots, on a plateau of learning or on a schedule; bodies fixed at 1 gene, at 2 and at the final size (the
+size-versus-score curve). The objective, curiosity and gate flags (``--grow-gate``, ``--gate-lr``) are the
+base's. Beside compare.py's table, ``table`` gives growth's own figures (genes, gates of grown and born genes,
+compute in gene-steps and seconds, the overfitting gap, the steps to reach the small body's final surprise)
+and ``plot_overfitting`` the gap over each life (``D/overfitting.png``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from compare import Compare, Row, config, pm
+from report import load_config
+
+
+def rows(c: Compare) -> list[Row]:
+    """Born with 1 gene and growing (on plateau, on schedule) up to ``--grown`` slots, against bodies fixed
+    at 1 gene, at 2 (when the final size is larger: the size-versus-score curve) and at the final size; the
+    objective, curiosity and gate flags (--grow-gate, --gate-lr) of the base."""
+    S, obj = c.grown, c.base.learning.objective
+    sizes = [1] + [2] * (S > 2)
+    return [Row("born 1 gene, grows on plateau", obj, body=(("layers", 1), ("slots", S), ("grow", "plateau"))),
+            Row("born 1 gene, grows on schedule", obj,
+                body=(("layers", 1), ("slots", S), ("grow", "schedule"), ("grow_every", schedule(c)))),
+            *[Row(f"fixed at {k} gene{'s' * (k > 1)}", obj, body=(("layers", k), ("slots", k))) for k in sizes],
+            Row(f"born at the final size ({S} genes)", obj, body=(("layers", S), ("slots", S)))]
+
+
+def schedule(c: Compare) -> int:
+    """--grow-every for the schedule row: its S - 1 insertions spread evenly over the life, in whole chunks."""
+    chunk = c.base.run.chunk
+    return max(chunk, c.steps // c.grown // chunk * chunk)
+
+
+def surprise_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, [N, chunks]) each organism's prequential surprise of the curious objective, per chunk."""
+    key = f"{load_config(run)['objective'][0]}/surprise"
+    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    per = [m.get("organisms", [m]) for m in ms]
+    return np.array([m["step"] for m in ms]), np.array([[o[key] for o in p] for p in per], float).T
+
+
+def steps_to(curve: np.ndarray, steps: np.ndarray, target: float, smooth: int = 5) -> float | None:
+    """The first step at which the running mean of ``smooth`` chunks of ``curve`` is at or below ``target``."""
+    run = np.convolve(curve, np.ones(smooth) / smooth, mode="valid")
+    hit = np.flatnonzero(run <= target)
+    return float(steps[hit[0] + smooth - 1]) if hit.size else None
+
+
+def born_slots(layers: int, events: list[dict]) -> list[int]:
+    """Where the genes an organism was born with sit after its insertions (``events``: its growth events,
+    oldest first; an insertion at slot k moves every gene from k up one slot)."""
+    slots = list(range(layers))
+    for e in events:
+        slots = [s + (s >= e["slot"]) for s in slots]
+    return slots
+
+
+def growth_figures(run: Path, layers: int, obj: str) -> dict:
+    """One development run's figures, per organism: active genes at the end, the median |gate| of its grown
+    genes (None if none grew) and of its born ones, gene-steps (millions: active genes x steps, summed over the
+    chunks), the overfitting gap (``obj``'s prequential surprise minus its ``seen_surprise``); and the run's
+    insertions per organism, wall seconds after compiling, steps and surprise curves (``surprise_curve``)."""
+    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    per = [m.get("organisms", [m]) for m in ms]
+    last, N = per[-1], len(per[-1])
+    events = [[e for m in ms for e in m.get("growth", []) if e.get("organism", 0) == i] for i in range(N)]
+    grown, born = [], []
+    for i, o in enumerate(last):  # the active genes fill the first slots (an insertion shifts the ones above)
+        b, g = born_slots(layers, events[i]), np.abs(np.asarray(o["gates"], float))
+        new = [s for s in range(int(o["active_genes"])) if s not in b]
+        born.append(float(np.median(g[b])))
+        grown.append(float(np.median(g[new])) if new else None)
+    steps = np.array([m["step"] for m in ms], float)
+    chunk = np.diff(np.concatenate([[0.0], steps]))
+    summary = json.loads((run / "summary.json").read_text())
+    lives = summary.get("organisms", [summary])
+    return {"active": [o["active_genes"] for o in last], "grown": grown, "born": born,
+            "gene_steps": [float(np.sum(chunk * np.array([p[i]["active_genes"] for p in per]))) / 1e6
+                           for i in range(N)],
+            "gap": [s["prequential"][obj]["surprise"] - s["prequential"][obj]["seen_surprise"] for s in lives],
+            "insertions": len(sum(events, [])) / N, "wall": summary["steps"] / (summary["steps_per_second"] or np.inf),
+            "steps": steps, "curves": surprise_curve(run)[1]}
+
+
+def table(c: Compare) -> str:
+    """Growth's own figures: genes at the end, insertions, the gates of grown and born genes, the compute
+    spent (gene-steps: active genes x steps; wall seconds), overfitting (the prequential surprise on new data
+    minus the surprise on the window's data it already learned from), and the steps each row needs to reach
+    the surprise that the body fixed at 1 gene ends its life at."""
+    runs = {r.name: (Path(config(c, r).run_dir), dict(r.body)["layers"]) for r in rows(c)}
+    _, fixed = surprise_curve(runs["fixed at 1 gene"][0])
+    target = float(np.mean(fixed[:, -5:]))
+    obj = c.base.learning.objective[0]
+    lines = ["", f"Growth (mean ± std over the organisms): genes at the end; the median |gate| of grown and of born "
+                 f"genes at the end; compute; overfitting ({obj}'s prequential surprise minus its surprise on the "
+                 f"window's instances it already learned from, over the life, nats); and the steps needed to reach "
+                 f"a prequential surprise of {target:.4f} (the mean over the last 5 chunks that the body fixed at 1 "
+                 "gene ends at; running mean of 5 chunks; '–': never)", "",
+             "| run | active genes at the end | insertions per organism | median abs(gate): grown / born "
+             "| gene-steps (millions) | wall s | overfitting gap (nats) | steps to reach the target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, (run, layers) in runs.items():
+        f = growth_figures(run, layers, obj)
+        reach = [steps_to(cv, f["steps"], target) for cv in f["curves"]]
+        lines.append(f"| {name} | {pm(f['active'], '{:.1f}')} | {f['insertions']:.1f} "
+                     f"| {pm(f['grown'], '{:.2f}')} / {pm(f['born'], '{:.2f}')} | {pm(f['gene_steps'], '{:.2f}')} "
+                     f"| {f['wall']:.0f} | {pm(f['gap'], '{:.3f}')} "
+                     f"| {pm(reach, '{:.0f}')} ({sum(r is not None for r in reach)}/{len(reach)} reached) |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_overfitting(c: Compare, out: Path) -> Path:
+    """Development: each row's overfitting gap over its life (the first objective's prequential surprise minus
+    its surprise on the window's data it already learned from, per chunk, mean over the organisms)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    obj = c.base.learning.objective[0]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for r in rows(c):
+        ms = [json.loads(x) for x in (Path(config(c, r).run_dir) / "metrics.jsonl").read_text().splitlines() if x]
+        gap = [np.nanmean([o[f"{obj}/surprise"] - o[f"{obj}/seen_surprise"] for o in m.get("organisms", [m])])
+               for m in ms]
+        ax.plot([m["step"] for m in ms], gap, label=r.name)
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats")
+    ax.set_title(f"overfitting: {obj}'s surprise on new data minus on data already learned from", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
