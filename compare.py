@@ -306,29 +306,73 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
     plt.close(fig)
 
 
-def memory_table(c: Compare, results: dict[str, list[dict]]) -> str:
-    """What memory and thinking buy and cost: the recall probe's accuracy above the view now (paired per
-    organism: rows act differently, so they see different views), inverse accuracy, Crafter score, speed."""
-    def se(v, fmt="{:.4f}"):
-        v = [x for x in v if x is not None]
-        sem = np.std(v, ddof=1) / np.sqrt(len(v))
-        return f"{fmt.format(np.mean(v))} ± {fmt.replace('+', '').format(sem)}" if len(v) > 1 else "–"
+def se(v, fmt="{:.4f}") -> str:
+    """Mean ± standard error of the values that are there ('–' for fewer than two)."""
+    v = [x for x in v if x is not None]
+    sem = np.std(v, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0
+    return f"{fmt.format(np.mean(v))} ± {fmt.replace('+', '').format(sem)}" if len(v) > 1 else "–"
 
+
+def recall_curve(ss: list[dict]) -> dict[str, list[float | None]]:
+    """{bin of delay: each organism's recall accuracy on the changed cells in it (None where it never fell)}."""
+    bins = dict.fromkeys(b for s in ss for b in s["prequential"]["recall"].get("by_delay", {}))
+    return {b: [s["prequential"]["recall"].get("by_delay", {}).get(b, {}).get("model") for s in ss] for b in bins}
+
+
+def memory_table(c: Compare, results: dict[str, list[dict]]) -> str:
+    """What memory and thinking buy and cost: the recall probe's accuracy on the cells that changed since the
+    view it asks for (the view now scores 0 there, perfect memory 1), by bin of delay when the probe's delay
+    is drawn (--recall-min); inverse accuracy, Crafter score, speed."""
     first = next(iter(results.values()))[0]["steady_sps"]
-    lines = ["", "What each buys and costs (mean ± standard error over the seeds; the recall gain is the probe's "
-                 "cell accuracy minus that of guessing the view now, organism by organism; speed relative to the "
-                 "first row)", "",
-             "| run | recall gain over the view now | recall accuracy | inverse accuracy | Crafter score % "
-             "| organism-steps/s (relative) |", "|---|---|---|---|---|---|"]
+    bins = list(dict.fromkeys(b for ss in results.values() for b in recall_curve(ss)))
+    label = lambda b: b.replace("delay", "").replace("_", "–")  # noqa: E731
+    lines = ["", "What each buys and costs (mean ± standard error over the seeds; recall: the probe's accuracy on "
+                 "the cells that changed since the view it asks for, where the view now scores 0 and a perfect "
+                 "memory 1" + ("; by delay in steps, in bins" if bins else "") + "; speed relative to the first row)",
+             "", "| run | recall (changed cells) | " + "".join(f"delay {label(b)} | " for b in bins)
+             + "inverse accuracy | Crafter score % | organism-steps/s (relative) |",
+             "|---|---|" + "---|" * len(bins) + "---|---|---|"]
     for name, ss in results.items():
-        rec = [s["prequential"]["recall"]["recall_cell_accuracy"] for s in ss]
+        rec = [s["prequential"]["recall"]["recall_changed_accuracy"]["model"] for s in ss]
+        curve = recall_curve(ss)
         inv = [s["prequential"].get("inverse_dynamics", {}).get("action_accuracy", {}).get("model") for s in ss]
         sps = ss[0]["steady_sps"]
-        crafter = se([s["crafter_score"] for s in ss], "{:.2f}")
-        lines.append(f"| {name} | {se([r['model'] - r['view_now'] for r in rec], '{:+.4f}')} "
-                     f"| {se([r['model'] for r in rec])} | {se(inv)} | {crafter} "
-                     f"| {sps:.0f} ({sps / first:.2f}) |" if sps and first else f"| {name} | – | – | – | – | – |")
+        lines.append(f"| {name} | {se(rec)} | " + "".join(f"{se(curve.get(b, []), '{:.3f}')} | " for b in bins)
+                     + f"{se(inv)} | {se([s['crafter_score'] for s in ss], '{:.2f}')} | "
+                     + (f"{sps:.0f} ({sps / first:.2f}) |" if sps and first else "– |"))
     return "\n".join(lines) + "\n"
+
+
+def plot_recall(results: dict[str, list[dict]], out: Path) -> Path | None:
+    """The recall curve: each row's accuracy on the changed cells by bin of delay, mean ± s.e. over the seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for name, ss in results.items():
+        curve = recall_curve(ss)
+        xs = [int(b.replace("delay", "").split("_")[0]) for b in curve]
+        ys = [[v for v in vals if v is not None] for vals in curve.values()]
+        if xs and all(len(y) > 1 for y in ys):
+            m, e = np.array([np.mean(y) for y in ys]), np.array([np.std(y, ddof=1) / np.sqrt(len(y)) for y in ys])
+            ax.errorbar(xs, m, e, marker="o", capsize=3, label=name)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("delay (steps; each bin from its left edge to the next)")
+    ax.set_ylabel("accuracy on the changed cells")
+    ax.set_title("recall: what the view was, where it changed (view now: 0, perfect memory: 1)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
 
 
 def main(c: Compare) -> Path:
@@ -351,6 +395,8 @@ def main(c: Compare) -> Path:
     plot(results, d / "compare.png")
     if c.what == "development":
         compare_development.plot_overfitting(c, d / "overfitting.png")
+    if c.what == "memory":
+        plot_recall(results, d / "recall.png")
     print((d / "compare.md").read_text())
     return d / "compare.md"
 

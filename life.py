@@ -157,8 +157,9 @@ def score_keys(plan: O.Plan, spec: world.EnvSpec) -> tuple[str, ...]:
     """What the tally sums for one objective: how many instances were scored, their surprise, the surprise on
     the data it already learned from (``seen_surprise``), each score and its baseline (targets.py names them)."""
     kinds = {s.kind for s in plan.segments if s.target}
+    extras = [e for k in targets.KINDS.values() if k.letter in kinds and k.predicted for e in k.extras]
     return ("n", "surprise", "seen_surprise", *[k for sc in targets.scores(kinds, spec.image is not None)
-                               for k in (sc.name, f"{sc.name}/{sc.baseline}")])
+                                                for k in (sc.name, f"{sc.name}/{sc.baseline}")], *extras)
 
 
 # ----------------------------------------------------------------------------- birth
@@ -196,7 +197,8 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
     win = O.Window(obs=empty, next_obs=empty, action=jnp.zeros(T, jnp.int32), logp=jnp.zeros(T),
                    reward=jnp.zeros(T), rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool),
                    chosen=jnp.zeros(T, bool), memory=jnp.zeros((T, m.memory, d)) if m.memory else None,
-                   recall=empty if recall else None, recall_ok=jnp.zeros(T, bool) if recall else None)
+                   recall=empty if recall else None, recall_ok=jnp.zeros(T, bool) if recall else None,
+                   recall_delay=jnp.zeros(T, jnp.int32) if recall else None)
     z = jnp.zeros((), jnp.float32)
     scores = {f"{name}/{k}": z for name, plan in zip(cfg.objectives, cfg.batch.plans) for k in score_keys(plan, spec)}
     tally = Tally(episodes=z, length_sum=z, length_sq=z, achievements=jnp.zeros(len(spec.achievements)),
@@ -341,13 +343,15 @@ def perceive(cfg: Life, org: Organism, a: Act, obs, env_state) -> tuple[O.Window
     age = org.now.age + 1
     seen = observe(cfg.spec, a.next_obs, a.last_state, age)
     now = observe(cfg.spec, obs, env_state, age)
-    recall = recall_ok = delay = None
-    if org.delay is not None:  # the frame seen --recall-delay steps before the one leaving for the window
-        recall, recall_ok = jax.tree.map(lambda x: x[0], org.delay), org.life >= cfg.mind.recall_delay
+    recall = recall_ok = delay = asked = None
+    if org.delay is not None:  # the frame seen `asked` steps before the one leaving for the window (memory.py)
+        asked = mem.recall_delay(cfg.mind, org.now.age)
+        recall = jax.tree.map(lambda x: x[cfg.mind.recall_delay - asked], org.delay)
+        recall_ok = org.life >= asked
         delay = jax.tree.map(lambda d, x: jnp.concatenate([d[1:], x[None]]), org.delay, org.now)
     win = org.window.push(obs=org.now, next_obs=seen, action=a.action.astype(jnp.int32), logp=a.logp,
                           reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True), chosen=a.chosen,
-                          memory=org.memory, recall=recall, recall_ok=recall_ok)
+                          memory=org.memory, recall=recall, recall_ok=recall_ok, recall_delay=asked)
     return win, now, delay
 
 

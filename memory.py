@@ -41,7 +41,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from model import Model, Obs
 from objectives import memory_tokens
-from targets import type_id
+from targets import DELAY_BINS, type_id
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,11 @@ class Mind:
     """'pause': content-less thoughts; 'recurrent': each thought's output is the next thought's input"""
     recall_delay: int = 8
     """the recall probe (--objective recall) predicts the view seen this many steps before, longer ago than
-    --window: only memory can know it"""
+    --window: only memory can know it (with --recall-min, the longest delay it asks about)"""
+    recall_min: int = 0
+    """the recall probe's shortest delay: each step's probe asks for the view a delay drawn uniformly from
+    [--recall-min, --recall-delay] steps before, and its query senses that delay (the recall curve: scored
+    by delay); 0: always --recall-delay"""
 
     def sized(self) -> Mind:
         """This mind with its automatic size (--bptt 0) worked out."""
@@ -82,9 +86,26 @@ class Mind:
             ("recall" not in objectives or self.recall_delay > self.window,
              f"--recall-delay must be more than --window ({self.window}): the probe asks for what the window no "
              f"longer holds, got {self.recall_delay}"),
+            ("recall" not in objectives or self.recall_delay < DELAY_BINS[-1],
+             f"--recall-delay must be below {DELAY_BINS[-1]} (the recall curve's last bin), got {self.recall_delay}"),
+            (self.recall_min == 0 or 1 <= self.recall_min <= self.recall_delay,
+             f"--recall-min must be 0 (a fixed delay) or between 1 and --recall-delay ({self.recall_delay}), "
+             f"got {self.recall_min}"),
         ]:
             if not ok:
                 raise ValueError(msg)
+
+
+RECALL_SEED = 23  # the recall probe's delays: a fixed draw per age (the same in every run, resumed or not)
+
+
+def recall_delay(mind: Mind, age: Float[Array, ""]) -> Int[Array, ""]:
+    """The delay the recall probe asks about for the frame seen at ``age``: --recall-delay, or with --recall-min
+    a draw from [--recall-min, --recall-delay] fixed by the age."""
+    if not mind.recall_min:
+        return jnp.asarray(mind.recall_delay, jnp.int32)
+    key = jax.random.fold_in(jax.random.PRNGKey(RECALL_SEED), age.astype(jnp.int32))
+    return jax.random.randint(key, (), mind.recall_min, mind.recall_delay + 1, jnp.int32)
 
 
 def blank(memory: int, d: int) -> Float[Array, "M d"]:

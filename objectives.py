@@ -76,6 +76,7 @@ class Window(eqx.Module):
     memory: Float[Array, "T M d"] | None = None  # the memory each row read (memory.py; None: no memory)
     recall: Obs | None = None  # [T] the view --recall-delay steps before each row: a delay line only losses read
     recall_ok: Bool[Array, " T"] | None = None  # ... seen in the same life
+    recall_delay: Int[Array, " T"] | None = None  # ... how many steps before (--recall-min: drawn per row)
 
     def push(self, **new) -> Window:
         """Drop the oldest transition, append ``new`` (every field of one transition) at the end."""
@@ -408,11 +409,17 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[A
                              jax.vmap(model.embed_reward)(win.reward), masked.reshape(-1, d), jnp.zeros((1, d))])
     ages = jnp.concatenate([win.obs.age, now.age[None]])
     M = batch.memory
+    asks = np.asarray(batch.types) == type_id("q_recall")  # [B, N]: the recall probe's query tokens
+    delays = None if win.recall_delay is None or not asks.any() else \
+        jnp.concatenate([win.recall_delay, jnp.zeros(1, win.recall_delay.dtype)]).astype(jnp.float32)
 
     def embed(rows, table):
         age = jax.vmap(model.sense_age)(ages[batch.age_row[rows]])[:, None]
         x = (table[batch.idx[rows]] + model.type_emb[batch.types[rows]] + model.time_emb[batch.times[rows]]
              + model.slot_emb[batch.slots[rows]] + age)
+        if delays is not None:  # the probe's query senses the delay it asks about (in the age sense's code)
+            x = x + jnp.where(asks[rows][..., None], jax.vmap(model.sense_age)(delays[batch.age_row[rows]])[:, None],
+                              0.0)
         if batch.thinks:
             k = batch.think[rows]
             x = x + jnp.where(k[..., None] >= 0, model.mind.think_emb[np.maximum(k, 0)], 0.0)

@@ -113,6 +113,13 @@ def summarize(cfg, org, step: int, sps: float | None) -> dict:
                              **({"chance": sc.chance(spec)} if sc.chance else {}), "baseline_is": sc.baseline_is}
         prequential[name] = {"scored": int(n), "surprise": mean("surprise"), "seen_surprise": mean("seen_surprise"),
                              **figs}
+        extras = [e for k in targets.KINDS.values() if k.predicted and k.letter in
+                  {s.kind for s in O.parse(O.LAYOUTS[name]) if s.target} for e in k.extras if not e.endswith("_n")]
+        curve = {e: {"scored": int(t.scores[f"{name}/{e}_n"]),
+                     "model": float(t.scores[f"{name}/{e}"] / t.scores[f"{name}/{e}_n"])}
+                 for e in extras if t.scores[f"{name}/{e}_n"] > 0}
+        if curve:  # the recall curve: its score per bin of delay, each over the steps whose probe fell in it
+            prequential[name]["by_delay"] = curve
     return {
         "steps": step, "steps_per_second": sps, "episodes": episodes,
         "mean_episode_length": float(t.length_sum) / episodes if episodes else None,

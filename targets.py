@@ -32,6 +32,7 @@ from model import Model, Obs, padded_view, place_centres, place_log_code
 
 PIXEL_VAR = 0.01  # pixel predictions are Gaussian with this variance (std 0.1 per channel)
 HIDE_RATE = 0.25  # fraction of cells hidden in a masked state
+DELAY_BINS = (1, 2, 4, 8, 16, 32, 64, 128)  # the recall curve's bins of delay: [1, 2), [2, 4), ... [64, 128)
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,12 @@ class Kind:
     predicted: bool  # may stand after ';'
     at_state: bool  # x_t is the state after transition t - 1 (s, z, l, n, v), not part of transition t (a, r, m)
     shown_after: bool = True  # later targets of a layout see this one's real content
-    loss: Callable | None = None  # Query -> (loss, surprise, score, baseline), each [instances]
+    loss: Callable | None = None  # Query -> (loss, surprise, score, baseline[, {extra: values}]), each [instances]
     score: Score | None = None
     pixel_score: Score | None = None  # its score in a pixel world, if it differs
     head: int = 0  # outputs of a head of its own (model.heads[letter]); 0: it uses the model's built-in heads
     valid: Callable | None = None  # (window, starts, t) -> [instances] bool: instances this target may count in
+    extras: tuple[str, ...] = ()  # names of the extra figures its loss returns (summed by the tally like scores)
 
     def token_names(self, P: int, query: bool) -> list[str]:
         names = [self.tokens[0]] * P + [self.tokens[1]] if self.state_like else list(self.tokens)
@@ -168,14 +170,15 @@ def mode_ids(ids: Int[Array, "H W"], seen: Bool[Array, "H W"], n: int) -> Int[Ar
 
 
 def cell_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs | None,
-              hidden: Bool[Array, "Hp Wp"] | None, lean: bool = True):
+              hidden: Bool[Array, "Hp Wp"] | None, lean: bool = True, score_on: Bool[Array, "Hp Wp"] | None = None):
     """Cross-entropy of every cell's block / item / mob id, plus MSE of the status values.
 
     ``hidden``: score only these cells (and not the status, which a masked state shows). ``baseline``:
     the nearest given state (None: the most common visible id is the baseline). With ``lean``, the model
     sees the baseline state too, through a copy pathway: its one-hot ids, times a learned gain, are added
-    to the logits, so the network learns what changes rather than redrawing the whole view. Returns (loss,
-    surprise = -log p of the scored cells in nats, cell accuracy, baseline accuracy).
+    to the logits, so the network learns what changes rather than redrawing the whole view. ``score_on``: the
+    cells the accuracies are of (default: those of the loss). Returns (loss, surprise = -log p of the scored
+    cells in nats, cell accuracy, baseline accuracy).
     """
     s = model.spec
     logits = model.cell_logits(h[:-1])  # [Hp, Wp, V]
@@ -199,7 +202,9 @@ def cell_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs 
     n = jnp.maximum(weight.sum(), 1)
     surprise = jnp.sum(nll * weight)
     status_mse = jnp.mean((model.status_head(h[-1]) - target.status) ** 2) if hidden is None else 0.0
-    return surprise / n + status_mse, surprise, jnp.sum(right * weight) / n, jnp.sum(base * weight) / n
+    on = weight if score_on is None else score_on
+    m = jnp.maximum(on.sum(), 1)
+    return surprise / n + status_mse, surprise, jnp.sum(right * on) / m, jnp.sum(base * on) / m
 
 
 def pixel_loss(model: Model, h: Float[Array, "P1 d"], target: Obs, baseline: Obs | None, hidden):
@@ -226,11 +231,38 @@ def state_loss(q: Query):
         q.model, q.h, q.state(q.t), base, hidden)
 
 
+def changed_cells(goal: Obs, now: Obs) -> Bool[Array, "*n H W"]:
+    """The cells whose block, item or mob differ between two views."""
+    return (goal.block != now.block) | (goal.item != now.item) | (goal.mob != now.mob)
+
+
 def recall_loss(q: Query):
-    """The view ``--recall-delay`` steps before s0, from the delay line, beside the view now (s0)."""
-    goal = jax.tree.map(lambda x: x[q.starts + q.t], q.win.recall)
-    fn = pixel_loss if q.model.eye is not None else cell_loss
-    return jax.vmap(fn, in_axes=(None, 0, 0, 0, None))(q.model, q.h, goal, q.state(0), None)
+    """The view a delay before s0 (``--recall-delay``, or drawn per step with ``--recall-min``), from the delay
+    line, beside the view now (s0). Trained on every cell; scored on the cells that changed since (the view
+    now is right about every other cell and wrong on every one of these: its score there is 0, a model's is
+    what it remembers, the ceiling 1); and the same score per bin of delay (``DELAY_BINS``: the recall curve)."""
+    goal, now = jax.tree.map(lambda x: x[q.starts + q.t], q.win.recall), q.state(0)
+    delay = q.win.recall_delay[q.starts + q.t] if q.win.recall_delay is not None else jnp.zeros(len(q.starts), int)
+    if q.model.eye is not None:  # a frame has no cells: the pixels' MSE, no curve
+        out = jax.vmap(pixel_loss, in_axes=(None, 0, 0, 0, None))(q.model, q.h, goal, now, None)
+        return (*out, {k: jnp.zeros(len(q.starts)) for k in recall_extras()})
+    Hp, Wp = padded_view(q.model.spec, q.model.patch)
+    H, W = q.model.spec.view
+    changed = changed_cells(goal, now)
+    on = jnp.pad(changed, ((0, 0), (0, Hp - H), (0, Wp - W)))
+    loss, surprise, score, base = jax.vmap(cell_loss, in_axes=(None, 0, 0, 0, None, None, 0))(
+        q.model, q.h, goal, now, None, True, on)
+    extras = {}
+    for lo, hi in zip(DELAY_BINS[:-1], DELAY_BINS[1:]):
+        inside = ((delay >= lo) & (delay < hi) & changed.any((1, 2))).astype(jnp.float32)
+        extras[f"delay{lo}_{hi - 1}"], extras[f"delay{lo}_{hi - 1}_n"] = score * inside, inside
+    return loss, surprise, score, base, extras
+
+
+def recall_extras() -> tuple[str, ...]:
+    """The recall curve's figures: per bin of delay, the changed-cell accuracy (summed) and how many counted."""
+    return tuple(k for lo, hi in zip(DELAY_BINS[:-1], DELAY_BINS[1:]) for k in (f"delay{lo}_{hi - 1}",
+                                                                                 f"delay{lo}_{hi - 1}_n"))
 
 
 # ----------------------------------------------------------------------------- the other kinds
@@ -283,8 +315,12 @@ def chosen(win, starts, t):
 
 
 def recalled(win, starts, t):
-    """The delay line's view must be of the same life."""
-    return win.recall_ok[starts]
+    """The delay line's view must be of the same life, and differ from the view now somewhere (in a frame:
+    anywhere; in cells: a cell whose block, item or mob changed): the probe is scored on what changed."""
+    goal, now = (jax.tree.map(lambda x: x[starts], o) for o in (win.recall, win.obs))
+    if goal.image is not None:
+        return win.recall_ok[starts] & jnp.any(goal.image != now.image, (1, 2, 3))
+    return win.recall_ok[starts] & changed_cells(goal, now).any((1, 2))
 
 
 # the built-in kinds, in the order their scores are listed
@@ -309,8 +345,10 @@ register(Kind("n", ("rnd",), False, True, True, shown_after=False, loss=random_f
               score=Score("random_features_mse", "zero", False, "random features: MSE (dashed: zero)",
                           "predicting zero")))
 register(Kind("v", ("recall", "recall"), False, True, True, shown_after=False, loss=recall_loss, valid=recalled,
-              score=Score("recall_cell_accuracy", "view_now", True,
-                          "recall: cell accuracy, view long ago (dashed: view now)", "the view now"),
+              extras=recall_extras(),
+              score=Score("recall_changed_accuracy", "view_now", True,
+                          "recall: accuracy on the cells that changed (dashed: view now, 0)",
+                          "the view now (wrong on every changed cell)"),
               pixel_score=Score("recall_pixel_mse", "view_now", False,
                                 "recall: pixel MSE, view long ago (dashed: view now)", "the view now")))
 register(Kind("m", ("patch", "status"), True, False, False))
@@ -346,8 +384,10 @@ def target_loss(model: Model, plan, seen, rows: tuple[int, int], win, starts_: n
         before = plan.segments[:plan.segments.index(seg)]
         q = Query(model, h[:, np.array(pos)], seg.time, tuple((s.kind, s.time) for s in before), win, starts_, z,
                   prior)
-        l_, s_, score, base = kind.loss(q)
+        l_, s_, score, base, *extra = kind.loss(q)
         loss, surprise = loss + l_, surprise + s_
+        for name, v in (extra[0] if extra else {}).items():
+            got.setdefault(name, []).append(v)
         sc = kind.scored(pixels)
         got.setdefault(sc.name, []).append(score)
         got.setdefault(f"{sc.name}/{sc.baseline}", []).append(base)

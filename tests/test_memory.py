@@ -144,9 +144,10 @@ def recall_task(model, n, key, L=4):
             rows = jnp.stack([m, m])
         seen = O.forward(model, batch, win, at(L - 1), None, rows)
         out = targets.target_loss(model, batch.plans[0], seen, batch.ranges[0], win, np.array([0]))
-        return out["loss"][0], out["recall_cell_accuracy"][0]
+        return out["loss"][0], out["recall_changed_accuracy"][0]
 
-    return jax.vmap(one)(frames)
+    loss, accuracy = jax.vmap(one)(frames)
+    return loss, accuracy, ids[:, 0] != ids[:, -1]  # (the probe scores episodes whose first and last frames differ)
 
 
 def train_recall(model, steps=500):
@@ -164,7 +165,8 @@ def train_recall(model, steps=500):
             return (flat + u, s), None
 
         flat = jax.lax.scan(body, (flat, opt.init(flat)), jax.random.split(jax.random.PRNGKey(7), steps))[0][0]
-        return recall_task(eqx.combine(unravel(flat), static), 256, jax.random.PRNGKey(99))[1].mean()
+        _, accuracy, changed = recall_task(eqx.combine(unravel(flat), static), 256, jax.random.PRNGKey(99))
+        return jnp.sum(accuracy * changed) / jnp.sum(changed)
 
     return float(run(flat))
 
@@ -179,28 +181,44 @@ def test_memory_solves_a_recall_task_that_the_window_cannot():
 
 
 MEM = train.Config.of(d_model=32, n_heads=2, layers=1, chunk=100, gif_steps=0, memory=2, think=2,
-                   objective=("inverse_dynamics", "recall"), recall_delay=6)
+                   objective=("inverse_dynamics", "recall"), recall_delay=12, recall_min=2)
 
 
 def test_memory_and_the_delay_line_resume_exactly(tmp_path):
-    """A run with memory, thoughts and the recall probe, stopped and resumed, equals the uninterrupted run."""
+    """A run with memory, thoughts and the recall probe over a range of delays (2-12), stopped and resumed,
+    equals the uninterrupted run; every probe's target is the frame seen exactly its drawn delay before (its
+    age says so), the delays vary, and the recall curve is in the summary and compare.py memory's table."""
     whole = MEM.replace(steps=300, run_dir=str(tmp_path / "whole"))
     s, (org, *_) = resumed_equals_whole(tmp_path, whole, 200)
-    assert float(jnp.abs(org.memory).max()) > 0 and org.delay.block.shape[1] == 6  # carried, and in the checkpoint
+    assert float(jnp.abs(org.memory).max()) > 0 and org.delay.block.shape[1] == 12  # carried, and in the checkpoint
+    win = jax.tree.map(lambda x: x[0], org.window)  # organism 0's window
+    asked = np.asarray(win.recall_delay)
+    ages = np.asarray(win.obs.age)
+    assert np.all((asked >= 2) & (asked <= 12))
+    np.testing.assert_array_equal(asked, [int(memory.recall_delay(MEM.life.mind, jnp.asarray(a))) for a in ages])
+    ok = np.asarray(win.recall_ok)
+    np.testing.assert_array_equal(np.asarray(win.recall.age)[ok], (ages - asked)[ok])  # from the delay line, no leak
+    assert len({int(memory.recall_delay(MEM.life.mind, jnp.asarray(float(a)))) for a in range(50)}) > 5
     recall = s["prequential"]["recall"]
-    assert recall["scored"] > 200 and 0 <= recall["recall_cell_accuracy"]["model"] <= 1
+    assert recall["scored"] > 100 and 0 <= recall["recall_changed_accuracy"]["model"] <= 1
+    assert recall["recall_changed_accuracy"]["view_now"] == 0.0  # the view now is wrong on every changed cell
+    curve = recall["by_delay"]
+    assert set(curve) <= {"delay2_3", "delay4_7", "delay8_15"} and len(curve) >= 2
+    assert sum(b["scored"] for b in curve.values()) == recall["scored"]
     # compare.py memory's table of what memory buys, on this run's summary (as two seeds of two rows)
     rows = {"off": [{**s, "steady_sps": 100.0}] * 2, "on": [{**s, "steady_sps": 50.0}] * 2}
     text = compare.memory_table(compare.Compare(what="memory"), rows)
-    gain = recall["recall_cell_accuracy"]["model"] - recall["recall_cell_accuracy"]["view_now"]
-    assert f"| on | {gain:+.4f} ± 0.0000 |" in text and "| 50 (0.50) |" in text
+    assert f"| on | {recall['recall_changed_accuracy']['model']:.4f} ± 0.0000 |" in text and "| 50 (0.50) |" in text
+    assert "delay 2–3" in text or "delay 4–7" in text
+    assert compare.plot_recall(rows, tmp_path / "recall.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("change, message", [
     (dict(memory=-1), "--memory and --think cannot be negative"),
     (dict(bptt=4), "--bptt must be between 1 and --window - 1 = 3"),
     (dict(think=1, think_mode="recurrent"), "--think-mode recurrent needs --think 2"),
-    (dict(recall_delay=4), "--recall-delay must be more than --window"),
+    (dict(recall_delay=4, recall_min=0), "--recall-delay must be more than --window"),
+    (dict(recall_min=13), "--recall-min must be 0"), (dict(recall_delay=200), "--recall-delay must be below 128"),
 ])
 def test_bad_memory_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):
