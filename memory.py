@@ -12,8 +12,8 @@ to step (and in its checkpoint):
 - **Write (the debrief).** After the outcome of a transition, one more sequence, ``[memory] s a s'
   [debrief]``, runs through the same model; the outputs at its M debrief tokens are the new memory,
   through a gate: ``m <- (1 - g) * m + g * out``, ``g = sigmoid(W out + b)`` per dimension (b starts at
-  -2: memory starts mostly kept; the parameters are ``model.MindParams``). At death the memory is cleared: a
-  new life starts blank.
+  ``--write-bias``, -2: memory starts mostly kept; the parameters are ``model.MindParams``). At death the
+  memory is cleared: a new life starts blank.
 - **Truncated backprop through time** (``--bptt K``, as in the recurrent memory transformer and
   block-recurrent transformers, Bulatov et al. 2022, Hutchins et al. 2022; truncated BPTT, Williams &
   Peng 1990). Each step recomputes the last K writes from the memory stored K writes back, with the
@@ -60,6 +60,9 @@ class Mind:
     """K thinking tokens after the state the policy reads, before it acts (pause tokens; memory.py)"""
     think_mode: Literal["pause", "recurrent"] = "pause"
     """'pause': content-less thoughts; 'recurrent': each thought's output is the next thought's input"""
+    write_bias: float = -2.0
+    """the memory write gate's starting bias: a write replaces sigmoid(b) of each dimension at first (-2: 12 %);
+    lower keeps more of what memory holds by default (-4: 2 %)"""
     recall_delay: int = 8
     """the recall probe (--objective recall) predicts the view seen this many steps before, longer ago than
     --window: only memory can know it (with --recall-min, the longest delay it asks about)"""
@@ -83,6 +86,8 @@ class Mind:
              f"--bptt must be between 1 and --window - 1 = {self.window - 1} (the window holds the transitions that "
              f"backprop recomputes), got {self.bptt}"),
             (self.think_mode == "pause" or self.think >= 2, "--think-mode recurrent needs --think 2 or more"),
+            (abs(self.write_bias) <= 20,
+             f"--write-bias must lie in [-20, 20] (a sigmoid's gate), got {self.write_bias}"),
             ("recall" not in objectives or self.recall_delay > self.window,
              f"--recall-delay must be more than --window ({self.window}): the probe asks for what the window no "
              f"longer holds, got {self.recall_delay}"),

@@ -30,7 +30,7 @@ from pixels import N_TOKENS as PIXEL_TOKENS
 from pixels import PixelEye
 from world import EnvSpec
 
-GATE_BIAS = -2.0  # a memory write's gate starts at sigmoid(-2) = 0.12 of each dimension (memory.py)
+GATE_BIAS = -2.0  # a memory write's gate starts at sigmoid(-2) = 0.12 of each dimension (memory.py; --write-bias)
 RND_DIM = 32  # size of a fixed random network's state embedding that the rnd layout predicts (curiosity.py)
 
 MAX_TIME = 16  # time steps a layout may span
@@ -148,13 +148,13 @@ class MindParams(eqx.Module):
     think_emb: Float[Array, "K d"]  # which thought a thinking token is
     gate: eqx.nn.Linear  # d -> d: how much of each memory dimension a write replaces
 
-    def __init__(self, memory: int, think: int, d: int, *, key: PRNGKeyArray):
+    def __init__(self, memory: int, think: int, d: int, *, key: PRNGKeyArray, write_bias: float = GATE_BIAS):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.read_emb = 0.02 * jax.random.normal(k1, (memory, d))
         self.debrief_emb = 0.02 * jax.random.normal(k2, (memory, d))
         self.think_emb = 0.02 * jax.random.normal(k3, (think, d))
         gate = eqx.nn.Linear(d, d, key=k4)
-        self.gate = eqx.tree_at(lambda g: g.bias, gate, jnp.full(d, GATE_BIAS, jnp.float32))
+        self.gate = eqx.tree_at(lambda g: g.bias, gate, jnp.full(d, write_bias, jnp.float32))
 
     @property
     def slots(self) -> int:
@@ -265,7 +265,7 @@ class Model(eqx.Module):
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
                  patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray, memory: int = 0, think: int = 0,
-                 ac_hidden: int = 0, ac_depth: int = 1):
+                 ac_hidden: int = 0, ac_depth: int = 1, write_bias: float = GATE_BIAS):
         import targets  # the registry of target kinds knows the token types and extra heads (it imports this file)
 
         ks = iter(jax.random.split(key, 25))
@@ -302,7 +302,7 @@ class Model(eqx.Module):
         self.status_head = eqx.nn.Linear(d, spec.n_status, key=next(ks)) if symbolic else None
         self.copy_gain = jnp.full(4, 2.0, jnp.float32)  # a strong type: weak-typed leaves recompile the step
         self.rnd_head = eqx.nn.Linear(d, RND_DIM, key=next(ks))
-        self.mind = MindParams(memory, think, d, key=next(ks)) if memory or think else None
+        self.mind = MindParams(memory, think, d, key=next(ks), write_bias=write_bias) if memory or think else None
         self.heads = {k: eqx.nn.Linear(d, n, key=jax.random.fold_in(key, 2 + i))
                       for i, (k, n) in enumerate(sorted(targets.heads().items()))}
         self.ac = ActorCritic((P + 1) * d, spec.n_actions, ac_hidden, ac_depth, key=jax.random.fold_in(key, 1)) \

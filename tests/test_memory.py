@@ -12,6 +12,7 @@ from test_model import perturb, reads
 from test_train import resumed_equals_whole
 
 import compare
+import life
 import memory
 import objectives as O
 import targets
@@ -213,12 +214,19 @@ def test_memory_and_the_delay_line_resume_exactly(tmp_path):
     assert compare.plot_recall(rows, tmp_path / "recall.png").stat().st_size > 0
 
 
+def test_write_bias_sets_the_gate_a_newborn_writes_through():
+    for b in (-2.0, -4.0):
+        model = life.new_model(MEM.replace(write_bias=b).life, jax.random.PRNGKey(0))
+        np.testing.assert_array_equal(model.mind.gate.bias, b)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(memory=-1), "--memory and --think cannot be negative"),
     (dict(bptt=4), "--bptt must be between 1 and --window - 1 = 3"),
     (dict(think=1, think_mode="recurrent"), "--think-mode recurrent needs --think 2"),
     (dict(recall_delay=4, recall_min=0), "--recall-delay must be more than --window"),
     (dict(recall_min=13), "--recall-min must be 0"), (dict(recall_delay=200), "--recall-delay must be below 128"),
+    (dict(write_bias=-50.0), "--write-bias must lie in"),
 ])
 def test_bad_memory_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):
