@@ -91,8 +91,8 @@ class Learning:
     """--curiosity mix: what a new view pays beside effect novelty (1 / sqrt(visits of this view this
     episode), times this weight); an instinct evolution can shape"""
     gate_lr: float = 1.0
-    """multiplies the Adam step of every gene's residual gate (Adam moves a gate by at most about --lr a step;
-    a grown gene's gate opens faster with more: develop.py)"""
+    """multiplies the Adam step of the residual gate of every gene grown during life (Adam moves a gate by at
+    most about --lr a step; a grown gate opens faster with more: develop.py); the born genes' gates as before"""
     value_coef: float = 0.5
     """--learner window: weight of the value loss"""
     ac_hidden: int = 128

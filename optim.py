@@ -58,7 +58,9 @@ def init(model: Model, lr: float) -> Opt:
 def update(model: Model, grads, opt: Opt, *, lr: float | jax.Array, max_grad_norm: float,
            gate_lr: float = 1.0) -> tuple[Model, Opt]:
     """One step of ``chain(clip_by_global_norm(max_grad_norm), adam(lr))``, slot by slot; ``gate_lr``
-    multiplies the step of every gene's residual gate (--gate-lr: Adam moves a gate by at most about lr a step)."""
+    multiplies the step of the residual gate of every gene grown in this life (--gate-lr: Adam moves a gate by at
+    most about lr a step). A grown gene's slot restarted its Adam count at its insertion, so its count is behind
+    that of the slots the organism was born with."""
     trunk, slots, rebuild = flatten(model)
     g_trunk, g_slots, _ = flatten(grads)
     clip = optax.clip_by_global_norm(max_grad_norm)
@@ -67,5 +69,6 @@ def update(model: Model, grads, opt: Opt, *, lr: float | jax.Array, max_grad_nor
     u_trunk, s_trunk = adam.update(g_trunk, opt.trunk, trunk)
     u_slots, s_slots = jax.vmap(adam.update)(g_slots, opt.slots, slots)
     if gate_lr != 1.0:  # the gate is the last entry of a slot's vector
-        u_slots = u_slots.at[:, -1].multiply(gate_lr)
+        count = opt.slots[0].count  # [D]: steps each slot's Adam has taken
+        u_slots = u_slots.at[:, -1].multiply(jnp.where(count < count.max(), gate_lr, 1.0))
     return rebuild(trunk + u_trunk, slots + u_slots), Opt(trunk=s_trunk, slots=s_slots)
