@@ -186,7 +186,10 @@ def describe(run: Path, summary: dict) -> str:
     for name, figs in summary["prequential"].items():
         parts = []
         for label, fig in figs.items():
-            if isinstance(fig, dict):
+            if label == "by_delay":  # the recall curve: the score per bin of delay
+                parts.append("by delay " + ", ".join(f"{k.replace('delay', '').replace('_', '-')} {v['model']:.3f}"
+                                                     for k, v in fig.items()))
+            elif isinstance(fig, dict):
                 parts.append(f"{label} " + ", ".join(f"{k} {v:.3f}" for k, v in fig.items()
                                                      if isinstance(v, float)))
         lines.append(f"{name} (prequential, {figs['scored']:.0f} scored): " + "; ".join(parts))
