@@ -205,7 +205,7 @@ def predictions(summaries: list[dict]) -> list[tuple[str, str, dict[str, str]]]:
     first = summaries[0]["prequential"]
     for obj, figs in first.items():
         for label, fig in figs.items():
-            if not isinstance(fig, dict):
+            if not isinstance(fig, dict) or label == "by_delay":  # a score and its baselines (the curve: below)
                 continue
             vals = {k: pm([s["prequential"][obj][label][k] for s in summaries])
                     for k, v in fig.items() if not isinstance(v, str)}
@@ -280,7 +280,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
         axes[0].barh(i, np.mean([s["crafter_score"] or 0 for s in ss]), color="C0", alpha=0.3)
         first = next(iter(ss[0]["prequential"]))  # a mix shows its first objective's scores
         for label, fig_ in ss[0]["prequential"][first].items():
-            if not isinstance(fig_, dict):
+            if not isinstance(fig_, dict) or label == "by_delay":
                 continue
             vals = [v for v in (skill(label, s["prequential"][first][label]) for s in ss) if v is not None]
             j = [sc.name for sc in targets.all_scores()].index(label)

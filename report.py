@@ -138,9 +138,10 @@ def population_summary(summaries: list[dict]) -> dict:
     organisms; ``std`` holds the spread of each, ``organisms`` each single-life summary."""
 
     def merge(xs, reduce):
-        x = xs[0]
-        if isinstance(x, dict):
-            return {k: merge([y[k] for y in xs], reduce) for k in x}
+        x = next((y for y in xs if y is not None), None)
+        if isinstance(x, dict):  # over the organisms that have each key (a bin of the recall curve may be missing)
+            dicts = [y for y in xs if isinstance(y, dict)]
+            return {k: merge([y.get(k) for y in dicts], reduce) for k in dict.fromkeys(k for y in dicts for k in y)}
         if isinstance(x, (int, float)) or x is None:
             vals = [y for y in xs if y is not None]
             return float(reduce(vals)) if vals else None

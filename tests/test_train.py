@@ -161,10 +161,12 @@ def assert_scored(summary, objectives):
             unscored += summary["asleep"] * summary["steps"] * 2  # (a two-action layout may lose two per step)
         assert figs["scored"] >= summary["steps"] - unscored, name
         assert np.isfinite(figs["surprise"]) and np.isfinite(figs["seen_surprise"]), name  # new data, training data
-        scores = [(k, v) for k, v in figs.items() if isinstance(v, dict)]
+        scores = [(k, v) for k, v in figs.items() if isinstance(v, dict) and k != "by_delay"]
         assert scores, name
         for label, fig in scores:
             assert all(np.isfinite(v) for v in fig.values() if not isinstance(v, str)), (name, label, fig)
+        for bin_, fig in figs.get("by_delay", {}).items():  # the recall curve: each bin's score, where it was scored
+            assert fig["scored"] > 0 and 0 <= fig["model"] <= 1, (name, bin_, fig)
 
 
 def test_pixels_run_through_train_with_learning_progress_curiosity(tmp_path):
