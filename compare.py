@@ -42,6 +42,7 @@ import numpy as np
 import tyro
 
 import objectives as O
+import plots
 import targets
 import train
 from report import organisms
@@ -366,13 +367,9 @@ def plot_recall(results: dict[str, list[dict]], out: Path) -> Path | None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("delay (steps; each bin from its left edge to the next)")
     ax.set_ylabel("accuracy on the changed cells")
-    ax.set_title("recall: what the view was, where it changed (view now: 0, perfect memory: 1)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return plots.saved(fig, out, "recall: what the view was, where it changed (view now: 0, perfect memory: 1)")
 
 
 def main(c: Compare) -> Path:

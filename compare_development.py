@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+import plots
 from compare import Compare, Row, config, pm
 from report import load_config
 
@@ -134,10 +135,6 @@ def plot_overfitting(c: Compare, out: Path) -> Path:
     ax.axhline(0, color="gray", lw=0.5)
     ax.set_xlabel("step")
     ax.set_ylabel("nats")
-    ax.set_title(f"overfitting: {obj}'s surprise on new data minus on data already learned from", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return plots.saved(fig, out, f"overfitting: {obj}'s surprise on new data minus on data already learned from")
