@@ -58,24 +58,49 @@ def configs(c, seed: int) -> list[tuple[str, train.Config, train.Config]]:
     return out
 
 
-def done(cfg: train.Config) -> dict | None:
-    """The run's summary if it finished with this config, else None (and its directory is emptied)."""
-    run = Path(cfg.run.run_dir)
-    path = run / "summary.json"
-    if path.exists() and json.loads((run / "config.json").read_text()) == json.loads(
-            json.dumps(dataclasses.asdict(cfg))):
-        return json.loads(path.read_text())
+def same(cfg: train.Config, saved: dict, *loose: str) -> bool:
+    """Whether a run's config.json is ``cfg``'s, but for --resume and the fields in ``loose``."""
+    flat = lambda d: {k: v for g in d.values() for k, v in g.items() if k not in ("resume", *loose)}  # noqa: E731
+    return flat(json.loads(json.dumps(dataclasses.asdict(cfg)))) == flat(saved)
+
+
+def wipe(run: Path) -> None:
     if run.exists():
         for f in run.iterdir():
             f.unlink()
+
+
+def done(cfg: train.Config) -> dict | None:
+    """The run's summary if it finished with this config, else None (its directory emptied)."""
+    run = Path(cfg.run.run_dir)
+    if (run / "summary.json").exists() and same(cfg, json.loads((run / "config.json").read_text())):
+        return json.loads((run / "summary.json").read_text())
+    wipe(run)
     return None
 
 
+def evolved(cfg: train.Config) -> tuple[dict, bool]:
+    """(the evolution's summary, whether it ran now). A finished evolution of this config is reused; one that
+    stopped (or ended at fewer --generations) goes on from its checkpoint; any other is started again."""
+    run = Path(cfg.run.run_dir)
+    saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
+    if saved is not None and (run / "summary.json").exists() and same(cfg, saved):
+        return json.loads((run / "summary.json").read_text()), False
+    if saved is not None and (run / "checkpoint.eqx").exists() and same(cfg, saved, "generations") and \
+            saved["evolution"]["generations"] <= cfg.evolution.generations:
+        return train.train(cfg.replace(resume=True), False), True
+    wipe(run)
+    return train.train(cfg, False), True
+
+
 def evolve_seed(c, seed: int) -> dict:
-    """Every arm's evolution and judgement for one seed, in one process (they share compiled code)."""
+    """Every arm's evolution and judgement for one seed, in one process (they share compiled code). A judgement
+    is made again whenever its evolution ran."""
     out = {}
     for arm, evo, judge in configs(c, seed):
-        ev = done(evo) or train.train(evo, False)
+        ev, ran = evolved(evo)
+        if ran:
+            wipe(Path(judge.run.run_dir))
         out[arm] = {"evolution": ev, "judged": done(judge) or train.train(judge, False)}
     return out
 

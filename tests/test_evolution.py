@@ -5,6 +5,7 @@ One tiny body (d=32, 3 genes in 4 slots) and one tiny population of 2 serve ever
 test_development.py, so each function compiles once.
 """
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -387,6 +388,14 @@ def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path
     assert judged["evolution"]["init_from"].endswith(f"{arm}-s0") and judged["evolution"]["evolve"] == "both"
     assert judged["run"]["seed"] == compare_evolution.JUDGE_SEED
     assert "| flags |" in table and table.count("| flags |") == 1  # only the genes-only arm keeps its flags
+    # more generations: each evolution goes on from its checkpoint (its first two generations kept), and its
+    # judgement is made again from the longer evolution's pool
+    evo, judged = tmp_path / f"{arm}-s0", tmp_path / f"{arm}-s0-judged"
+    gens, before = (evo / "generations.jsonl").read_text().splitlines(), (judged / "summary.json").read_text()
+    compare.main(dataclasses.replace(c, base=c.base.replace(generations=3)))
+    now = (evo / "generations.jsonl").read_text().splitlines()
+    assert len(now) == 3 and now[:2] == gens
+    assert json.loads((judged / "summary.json").read_text()) != json.loads(before)
 
 
 @pytest.mark.parametrize("change, message", [
