@@ -10,7 +10,8 @@ Each arm's final pool and instincts are then judged on seeds and worlds no evolu
 seeds with its standard error across them (organisms that share a pool are not independent). Writes
 ``D/evolution.md`` (the table, and the design's open questions answered from each final pool: do genes
 settle at one depth, do split halves drift apart, does splitting pay) and ``D/evolution.png``. Finished
-runs are reused.
+runs are reused; a stopped evolution goes on from its checkpoint (and one of fewer --generations is extended),
+its judgement made again.
 """
 
 from __future__ import annotations
