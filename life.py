@@ -112,6 +112,7 @@ class Organism(eqx.Module):
     memory: jax.Array | None = None  # [M, d] what ``now`` reads from memory (memory.py); None: no memory
     delay: Obs | None = None  # [D] the last --recall-delay frames: the recall probe's delay line (its loss reads it)
     traces: ActorCritic | None = None  # the stream learner's eligibility traces, shaped like ``model.ac`` (learner.py)
+    memory_trace: jax.Array | None = None  # [M, d, d+1] how its memory depends on the write gate (--rtrl; memory.py)
 
 
 class Act(eqx.Module):
@@ -197,6 +198,7 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
     win = O.Window(obs=empty, next_obs=empty, action=jnp.zeros(T, jnp.int32), logp=jnp.zeros(T),
                    reward=jnp.zeros(T), rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool),
                    chosen=jnp.zeros(T, bool), memory=jnp.zeros((T, m.memory, d)) if m.memory else None,
+                   memory_trace=jnp.zeros((T, m.memory, d, d + 1)) if m.rtrl else None,
                    recall=empty if recall else None, recall_ok=jnp.zeros(T, bool) if recall else None,
                    recall_delay=jnp.zeros(T, jnp.int32) if recall else None)
     z = jnp.zeros((), jnp.float32)
@@ -213,7 +215,8 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
                     tally=tally, instincts=instincts.of_flags(cfg.learning),
                     ent_coef=jnp.asarray(cfg.learning.ent_coef, jnp.float32),
                     memory=mem.blank(m.memory, d) if m.memory else None, delay=delay,
-                    traces=learner.zeros_like(model.ac) if model.ac is not None else None)
+                    traces=learner.zeros_like(model.ac) if model.ac is not None else None,
+                    memory_trace=mem.blank_trace(m.memory, d) if m.rtrl else None)
 
 
 def born(cfg: Life, key) -> tuple[Organism, object]:
@@ -253,17 +256,19 @@ class Outcome(eqx.Module):
     adv: jax.Array
     value_err: jax.Array
     memory_now: jax.Array | None  # what now reads from memory
+    trace_now: jax.Array | None  # its RTRL trace (--rtrl; memory.trace_step)
 
 
 def world_model_loss(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Prior, features=None):
-    """The objectives' weighted loss, from one shared forward pass: (total, losses, scores, seen, surprises).
+    """The objectives' weighted loss, from one shared forward pass: (total, losses, scores, seen, surprises,
+    (the memory each row reads, its RTRL trace)).
 
     ``scores`` are each objective's on its newest instance (the one that ends with the newest transition,
     scored before the model learns from it: prequential); ``surprises``: objective -> (surprise, counted) of
     every instance.
     """
     batch = cfg.batch
-    rows = mem.read_rows(model, win, cfg.mind.bptt) if batch.memory else None  # truncated backprop through memory
+    rows, trace = mem.read_rows(model, win, cfg.mind) if batch.memory else (None, None)  # truncated backprop
     seen = O.forward(model, batch, win, now, features, rows)  # [B, N, d]
     total, losses, scores, surprises = 0.0, {}, {}, {}
     for name, plan, span, w in zip(cfg.objectives, batch.plans, batch.ranges, cfg.learning.loss_weights):
@@ -282,14 +287,14 @@ def world_model_loss(model: Model, cfg: Life, win: O.Window, now: Obs, prior: ta
         scores[f"{name}/seen_surprise"] = jnp.where(old.any(), jnp.sum(jnp.where(old, s_[:-1], 0.0))
                                                     / jnp.maximum(old.sum(), 1), s_[-1])
         surprises[name] = (jax.lax.stop_gradient(out["surprise"]), ok)
-    return total, losses, scores, seen, surprises, rows
+    return total, losses, scores, seen, surprises, (rows, trace)
 
 
 def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Prior, rint_scale, last_surprise,
             episodic, features, inst: Instincts, ent_coef) -> tuple[jax.Array, Outcome]:
     """World-model loss (+ the window learner's actor-critic loss, with the organism's gamma, lambda and entropy
     coefficient) on the curiosity signal."""
-    total, losses, scores, seen, surprises, rows = world_model_loss(model, cfg, win, now, prior, features)
+    total, losses, scores, seen, surprises, (rows, trace) = world_model_loss(model, cfg, win, now, prior, features)
     surprise, ok = surprises[cfg.learning.curious]
     d = cfg.body.d_model
     step = C.Step(spec=model.spec, win=win, surprise=surprise, ok=ok, last_surprise=last_surprise, episodic=episodic,
@@ -311,7 +316,7 @@ def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Pri
     newest = jnp.stack([surprise[-1], ok[-1].astype(jnp.float32)])
     out = Outcome(losses=losses, scores=scores, signal=signal, rint=rint, newest_surprise=newest, episodic=episodic,
                   z_now=jax.lax.stop_gradient(seen.z_now), features=jax.lax.stop_gradient(seen.z[-2:]).reshape(2, -1),
-                  memory_now=None if rows is None else jax.lax.stop_gradient(rows[-1]),
+                  memory_now=None if rows is None else jax.lax.stop_gradient(rows[-1]), trace_now=trace,
                   **{k: jnp.asarray(v, jnp.float32) for k, v in stats.items()})
     return total + ac, out
 
@@ -351,7 +356,8 @@ def perceive(cfg: Life, org: Organism, a: Act, obs, env_state) -> tuple[O.Window
         delay = jax.tree.map(lambda d, x: jnp.concatenate([d[1:], x[None]]), org.delay, org.now)
     win = org.window.push(obs=org.now, next_obs=seen, action=a.action.astype(jnp.int32), logp=a.logp,
                           reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True), chosen=a.chosen,
-                          memory=org.memory, recall=recall, recall_ok=recall_ok, recall_delay=asked)
+                          memory=org.memory, memory_trace=org.memory_trace, recall=recall, recall_ok=recall_ok,
+                          recall_delay=asked)
     return win, now, delay
 
 
@@ -409,7 +415,8 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
                    logits=jax.lax.stop_gradient(out.logits), life=jnp.where(done, 0, life), ret=ret,
                    ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=out.newest_surprise,
                    episodic=out.episodic, features=org.features if features is None else features,
-                   tally=tally, instincts=inst, ent_coef=coef, memory=out.memory_now, delay=delay, traces=traces)
+                   tally=tally, instincts=inst, ent_coef=coef, memory=out.memory_now, delay=delay, traces=traces,
+                   memory_trace=out.trace_now)
     return org, Record(losses=out.losses, scores=scores, signal=out.signal, rint=reward,
                        entropy=out.entropy, adv=out.adv, value_err=out.value_err, reward=a.reward, done=done,
                        episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(), finite=finite,

@@ -74,6 +74,7 @@ class Window(eqx.Module):
     valid: Bool[Array, " T"]  # False until the window has filled
     chosen: Bool[Array, " T"] | None = None  # False where the game overrode the action (asleep: noop); None: all chosen
     memory: Float[Array, "T M d"] | None = None  # the memory each row read (memory.py; None: no memory)
+    memory_trace: Float[Array, "T M d d1"] | None = None  # its RTRL trace (--rtrl; memory.py)
     recall: Obs | None = None  # [T] the view --recall-delay steps before each row: a delay line only losses read
     recall_ok: Bool[Array, " T"] | None = None  # ... seen in the same life
     recall_delay: Int[Array, " T"] | None = None  # ... how many steps before (--recall-min: drawn per row)

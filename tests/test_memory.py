@@ -59,6 +59,31 @@ def test_memory_is_written_kept_and_cleared_at_death(transitions):
                                   0 * m1)  # a death clears it
 
 
+def test_rtrl_carries_the_gates_exact_gradient_past_backprop(transitions):
+    """With writes that do not read the memory (--no-write-reads-memory), the write gate's gradient of a loss on
+    the memory after L writes is the same from backprop through all L writes as from backprop through the
+    last one alone started from the RTRL trace of the first L - 1 (float rounding apart); without the trace
+    the truncated gradient differs. A death clears the trace."""
+    win, _ = transitions
+    model, L = tiny(), 6
+    part = jax.tree.map(lambda x: x[:L], (win.obs, win.action, win.next_obs, win.done, win.valid))
+    head, tail = (jax.tree.map(lambda x: x[:L - 1], part), jax.tree.map(lambda x: x[L - 1:], part))
+    m0 = 0.5 * jax.random.normal(jax.random.PRNGKey(1), (2, 32))
+    c = jax.random.normal(jax.random.PRNGKey(2), (2, 32))
+    gate = lambda f: eqx.filter_jit(eqx.filter_grad(f))(model).mind.gate  # noqa: E731
+    full = gate(lambda m: (memory.unroll(m, m0, *part, bptt=L, reads=False)[-1] * c).sum())
+    ms, e = memory.unroll(model, m0, *head, bptt=1, reads=False, trace=memory.blank_trace(2, 32))
+    rtrl = gate(lambda m: (memory.unroll(m, memory.with_trace(m, ms[-1], e), *tail, bptt=1, reads=False)[-1]
+                           * c).sum())
+    cut = gate(lambda m: (memory.unroll(m, ms[-1], *tail, bptt=1, reads=False)[-1] * c).sum())
+    assert not bool(np.asarray(part[3]).any())  # no death inside: the trace runs through all L - 1 writes
+    for a, b in ((rtrl.weight, full.weight), (rtrl.bias, full.bias)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert float(jnp.abs(cut.bias - full.bias).max()) > 1e-3 * float(jnp.abs(full.bias).max())
+    out, g = memory.debrief(model, ms[-1], *(jax.tree.map(lambda x: x[0], t) for t in tail[:3]), reads=False)
+    np.testing.assert_array_equal(memory.trace_step(e, ms[-1], out, g, jnp.array(True), jnp.array(True)), 0 * e)
+
+
 @pytest.fixture(scope="module")
 def remembering(transitions):
     """Every layout in one batch with 2 memory tokens and 2 recurrent thoughts; the forward pass recomputes
@@ -69,7 +94,8 @@ def remembering(transitions):
     win = eqx.tree_at(lambda w: w.memory, win, jax.random.normal(jax.random.PRNGKey(2), (T, 2, 32)),
                       is_leaf=lambda x: x is None)
     batch = O.make_batch(tuple(O.LAYOUTS), T, model.n_patches, memory=2, think=2, recurrent=True)
-    forward = eqx.filter_jit(lambda m, w, n: O.forward(m, batch, w, n, None, memory.read_rows(m, w, K)).h)
+    mind = memory.Mind(window=T, memory=2, bptt=K)
+    forward = eqx.filter_jit(lambda m, w, n: O.forward(m, batch, w, n, None, memory.read_rows(m, w, mind)[0]).h)
     return model, batch, forward, win, now, forward(model, win, now)
 
 
@@ -182,16 +208,19 @@ def test_memory_solves_a_recall_task_that_the_window_cannot():
 
 
 MEM = train.Config.of(d_model=32, n_heads=2, layers=1, chunk=100, gif_steps=0, memory=2, think=2,
-                   objective=("inverse_dynamics", "recall"), recall_delay=12, recall_min=2)
+                   objective=("inverse_dynamics", "recall"), recall_delay=12, recall_min=2, rtrl=True,
+                   write_reads_memory=False)
 
 
 def test_memory_and_the_delay_line_resume_exactly(tmp_path):
-    """A run with memory, thoughts and the recall probe over a range of delays (2-12), stopped and resumed,
-    equals the uninterrupted run; every probe's target is the frame seen exactly its drawn delay before (its
-    age says so), the delays vary, and the recall curve is in the summary and compare.py memory's table."""
+    """A run with memory (and its RTRL trace), thoughts and the recall probe over a range of delays (2-12),
+    stopped and resumed, equals the uninterrupted run; every probe's target is the frame seen exactly its drawn
+    delay before (its age says so), the delays vary, and the recall curve is in the summary and compare.py
+    memory's table."""
     whole = MEM.replace(steps=300, run_dir=str(tmp_path / "whole"))
     s, (org, *_) = resumed_equals_whole(tmp_path, whole, 200)
     assert float(jnp.abs(org.memory).max()) > 0 and org.delay.block.shape[1] == 12  # carried, and in the checkpoint
+    assert float(jnp.abs(org.memory_trace).max()) > 0 and org.memory_trace.shape[1:] == (2, 32, 33)
     win = jax.tree.map(lambda x: x[0], org.window)  # organism 0's window
     asked = np.asarray(win.recall_delay)
     ages = np.asarray(win.obs.age)
@@ -227,6 +256,8 @@ def test_write_bias_sets_the_gate_a_newborn_writes_through():
     (dict(recall_delay=4, recall_min=0), "--recall-delay must be more than --window"),
     (dict(recall_min=13), "--recall-min must be 0"), (dict(recall_delay=200), "--recall-delay must be below 128"),
     (dict(write_bias=-50.0), "--write-bias must lie in"),
+    (dict(write_reads_memory=True), "--rtrl needs --memory and --no-write-reads-memory"),
+    (dict(memory=0, think=0), "--rtrl needs --memory"),
 ])
 def test_bad_memory_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):

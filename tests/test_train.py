@@ -58,6 +58,7 @@ def test_a_new_organism_has_the_types_of_a_living_one(online_run):
 
 
 @pytest.mark.parametrize("change", [dict(), dict(memory=2, think=2, objective=("inverse_dynamics", "recall")),
+                                    dict(memory=2, rtrl=True, write_reads_memory=False),
                                     dict(obs="pixels", curiosity="progress"), dict(learner="window", curiosity="rnd"),
                                     dict(curiosity="e3b"), dict(curiosity="icm"), dict(curiosity="count")])
 def test_no_newborn_leaf_is_weakly_typed(change):
