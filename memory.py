@@ -167,6 +167,12 @@ def write(model: Model, mem: Float[Array, "M d"], obs: Obs, action: Int[Array, "
           done: Bool[Array, ""], valid: Bool[Array, ""], reads: bool = True) -> Float[Array, "M d"]:
     """The debrief of one transition: the new memory (blank after a death; unchanged for an empty row)."""
     out, g = debrief(model, mem, obs, action, next_obs, reads)
+    return update(mem, out, g, done, valid)
+
+
+def update(mem: Float[Array, "M d"], out: Float[Array, "M d"], g: Float[Array, "M d"], done: Bool[Array, ""],
+           valid: Bool[Array, ""]) -> Float[Array, "M d"]:
+    """``(1 - g) m + g out``; blank after a death, unchanged for an empty row."""
     return jnp.where(done, 0.0, jnp.where(valid, (1 - g) * mem + g * out, mem))
 
 
@@ -211,7 +217,7 @@ def unroll(model: Model, mem: Float[Array, "M d"], obs: Obs, action: Int[Array, 
         out, g = debrief(model, m, o, a, n, reads)
         if e is not None:
             e = trace_step(e, m, out, g, dn, v)
-        m = jnp.where(dn, 0.0, jnp.where(v, (1 - g) * m + g * out, m))
+        m = update(m, out, g, dn, v)
         return (m, e), m
 
     (_, e), ms = jax.lax.scan(step, (mem, trace), (jnp.arange(L), obs, action, next_obs, done, valid))
