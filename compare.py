@@ -52,18 +52,18 @@ from report import organisms
 class Row:
     name: str
     objective: tuple[str, ...]
-    policy: str = "learned"
-    curiosity: str = "surprise"
+    policy: str | None = None  # None: the base's (--policy)
+    curiosity: str | None = None  # None: the base's (--curiosity)
     weights: tuple[float, ...] = ()
     body: tuple[tuple[str, object], ...] = ()  # other config fields of this row: (("layers", 1), ...)
 
 
 def objective_rows(c: Compare) -> list[Row]:
     """Every objective on its own (its surprise is the curiosity), the extras, and the random policy."""
-    out = [Row(name, (name,)) for name in c.objectives]
+    out = [Row(name, (name,), curiosity="surprise") for name in c.objectives]
     extras = c.extras
     if extras:
-        out += [Row("forward+inverse (mix)", **train.MIX),
+        out += [Row("forward+inverse (mix)", **train.MIX, curiosity="surprise"),
                 Row("inverse, learning progress", ("inverse_dynamics",), curiosity="progress"),
                 Row("ICM (latent inverse+forward)", ("latent_inverse", "latent_forward"), curiosity="icm")]
     out.append(Row("random policy (inverse_dynamics)", ("inverse_dynamics",), policy="random"))
@@ -121,7 +121,8 @@ class Compare:
 
 
 def config(c: Compare, row: Row) -> train.Config:
-    return c.base.replace(objective=row.objective, weights=row.weights, policy=row.policy, curiosity=row.curiosity,
+    return c.base.replace(objective=row.objective, weights=row.weights, policy=row.policy or c.base.learning.policy,
+                          curiosity=row.curiosity or c.base.learning.curiosity,
                           seed=0, population=c.seeds, generations=1, run_dir=str(Path(c.run_dir) / slug(row.name)),
                           resume=False, **dict(row.body))
 

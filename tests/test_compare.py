@@ -42,3 +42,18 @@ def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_
     again = json.loads(summary.read_text())
     key = lambda s: [(o["steps"], o["episodes"], o["achievements"], o["crafter_score"]) for o in s["organisms"]]  # noqa: E731
     assert again["steps"] == 400 and key(again) == key(whole)
+
+
+def test_rows_take_the_bases_policy_and_curiosity_unless_they_name_their_own():
+    """compare.py development and memory live the base's policy and curiosity (--policy random: every row the
+    same worlds and actions); the objectives comparison keeps each objective's own surprise as its curiosity."""
+    base = train.Config.of(policy="random", curiosity="rnd")
+    for what in ("development", "memory"):
+        c = compare.Compare(what=what, base=base)
+        cfgs = [compare.config(c, r) for r in compare.COMPARISONS[what](c)]
+        assert {x.learning.policy for x in cfgs} == {"random"} and {x.learning.curiosity for x in cfgs} == {"rnd"}
+    c = compare.Compare(what="objectives", base=train.Config.of(curiosity="effects"))
+    cfgs = {r.name: compare.config(c, r) for r in compare.objective_rows(c)}
+    assert cfgs["inverse_dynamics"].learning.curiosity == "surprise" and cfgs["inverse_dynamics"].learning.policy == \
+        "learned"
+    assert cfgs["random policy (inverse_dynamics)"].learning.policy == "random"
