@@ -19,8 +19,9 @@ population_one_thread_sps, slots_sps (the population with half its gene slots in
 genes), between_generations_s (credit, write-back, selection and births between two generations) and
 between_generations_share (that, as a share of a generation with lives of 5,000 steps), grown_sps and
 born4_sps (bodies grown from 1 gene to 4 slots, and born with 4) and grown_ratio (born / grown time:
-1 means growing costs nothing once grown), memory_sps / think_sps / think_recurrent_sps (one organism with
-4 memory tokens, 2 pause thoughts, 2 recurrent thoughts) and their _ratio (that / agent), compile_s,
+1 means growing costs nothing once grown), memory_sps / memory_noread_sps / memory_rtrl_sps / think_sps /
+think_recurrent_sps (one organism with 4 memory tokens; the same with writes that see their transition only,
+and with --rtrl; 2 pause thoughts, 2 recurrent thoughts) and their _ratio (that / agent), compile_s,
 peak_rss_mb.
 """
 
@@ -171,9 +172,13 @@ def main(b: Bench) -> dict:
 
 
 OLD_DEFAULT = dict(learner="window", curiosity="surprise", gamma=0.95, entropy_target=0.0)  # before the stream learner
-MINDS = {"memory 4 (bptt 3)": dict(memory=4), "think 2 (pause)": dict(think=2),
-         "think 2 (recurrent)": dict(think=2, think_mode="recurrent")}
-MIND_KEYS = {"memory 4 (bptt 3)": "memory", "think 2 (pause)": "think", "think 2 (recurrent)": "think_recurrent"}
+MINDS = {"memory 4 (bptt 3)": dict(memory=4),
+         "memory 4, writes see their transition only": dict(memory=4, write_reads_memory=False),
+         "memory 4, the same with --rtrl": dict(memory=4, write_reads_memory=False, rtrl=True),
+         "think 2 (pause)": dict(think=2), "think 2 (recurrent)": dict(think=2, think_mode="recurrent")}
+MIND_KEYS = {"memory 4 (bptt 3)": "memory", "memory 4, writes see their transition only": "memory_noread",
+             "memory 4, the same with --rtrl": "memory_rtrl", "think 2 (pause)": "think",
+             "think 2 (recurrent)": "think_recurrent"}
 LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py evolution's budget)
 
 
