@@ -3,6 +3,7 @@
     python bench.py [--steps 2000] [--repeats 3] [--population 8]
     python bench.py --scaling 1 16 128 512    # populations of each size, nothing else
     python bench.py --births                  # what a birth costs to compile, cold, nothing else
+    python bench.py --minds                   # one organism with each memory and thought setting, nothing else
 
 Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
 ``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The population is
@@ -62,6 +63,9 @@ class Bench:
     """time births alone, nothing else: a tiny body, the same body with another objective mix, a population
     of 4 of it, each the first time (compiling, in this fresh process; run it with no compilation cache) and
     again"""
+    minds: bool = False
+    """time one organism with the default body and with each memory and thought setting (``MINDS``), nothing
+    else: each setting's organism-steps/s and its ratio to the default's"""
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -87,6 +91,8 @@ def main(b: Bench) -> dict:
     if b.births:
         return births()
     cfg = train.Config.of(env=b.env, gif_steps=0)
+    if b.minds:
+        return mind_costs(cfg, b)
     spec = world.env_spec(cfg.body.world)
     env, params = world.make_env(cfg.body.world)
     _, state = world.reset(env, params, jax.random.PRNGKey(0))
@@ -180,6 +186,21 @@ MIND_KEYS = {"memory 4 (bptt 3)": "memory", "memory 4, writes see their transiti
              "memory 4, the same with --rtrl": "memory_rtrl", "think 2 (pause)": "think",
              "think 2 (recurrent)": "think_recurrent"}
 LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py evolution's budget)
+
+
+def mind_costs(cfg, b: Bench) -> dict:
+    """One organism with the default body, then with each of ``MINDS``, in this process: organism-steps/s and
+    the ratio to the default (what each memory and thought setting costs)."""
+    _, agent_s = time_one(cfg, b)
+    result = {"agent_sps": round(b.steps / agent_s, 1)}
+    print(f"{'default body (no memory, no thoughts)':<48} {b.steps / agent_s:>9.1f} steps/s")
+    for name, change in MINDS.items():
+        _, s = time_one(cfg.replace(**change), b)
+        key = MIND_KEYS[name]
+        result.update({f"{key}_sps": round(b.steps / s, 1), f"{key}_ratio": round(agent_s / s, 4)})
+        print(f"{name:<48} {b.steps / s:>9.1f} steps/s  ({agent_s / s:.2f} of the default)")
+    print(json.dumps(result))
+    return result
 
 
 def scaling(b: Bench) -> dict:
