@@ -15,7 +15,8 @@ of seeds as above; it adds a table of growth (genes, insertions, grown and born 
 steps to reach a given surprise) and a plot of overfitting over each life.
 
 ``memory`` runs the default objective with the recall probe (the view ``--recall-delay`` steps ago) with
-memory off and on, and thinking 0, 2 and 4 tokens, pause and recurrent, beside the random policy: the same
+memory off and on (and with the gate's gradient over the whole life, --rtrl), and thinking 0, 2 and 4 tokens,
+pause and recurrent, beside the random policy: the same
 table (the recall probe's row is the test of memory; its baseline, the view now).
 
 ``evolution`` (``compare_evolution.py``) races darwinian selection of genes, darwinian and lamarckian
@@ -78,7 +79,8 @@ class Compare:
     """which comparison: objectives (every objective, the mixes, curiosity variants, the random policy);
     evolution (genes; genes and instincts, darwinian and lamarckian; no-selection control); development
     (growing bodies against fixed ones); curiosity (every intrinsic reward against the random policy: a screen,
-    then long lives); memory (memory off and on, thinking 0 / 2 / 4, pause and recurrent, on the recall probe)"""
+    then long lives); memory (memory off and on, and with --rtrl; thinking 0 / 2 / 4, pause and recurrent, on
+    the recall probe)"""
     seeds: int = 4
     """objectives: organisms per row (seeds 0..K-1, living as one population); evolution: independent
     evolutions per arm; the table shows mean +- std"""
@@ -128,10 +130,12 @@ def config(c: Compare, row: Row) -> train.Config:
 
 
 def memory_rows(c: Compare) -> list[Row]:
-    """Memory off and on, thinking 0, 2 and 4 (pause and recurrent), all with the recall probe beside the
-    default objective; and the random policy, for the Crafter score."""
+    """Memory off and on (truncated backprop; writes that see their transition only with the gate's gradient
+    over the whole life, --rtrl), thinking 0, 2 and 4 (pause and recurrent), all with the recall probe beside
+    the default objective; and the random policy, for the Crafter score."""
     obj = tuple(dict.fromkeys((*c.base.learning.objective, "recall")))
     return [Row("no memory, no thoughts", obj), Row("memory 4", obj, body=(("memory", 4),)),
+            Row("memory 4, gate by RTRL", obj, body=(("memory", 4), ("write_reads_memory", False), ("rtrl", True))),
             Row("think 2 (pause)", obj, body=(("think", 2),)), Row("think 4 (pause)", obj, body=(("think", 4),)),
             Row("think 2 (recurrent)", obj, body=(("think", 2), ("think_mode", "recurrent"))),
             Row("think 4 (recurrent)", obj, body=(("think", 4), ("think_mode", "recurrent"))),
