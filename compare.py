@@ -16,8 +16,8 @@ steps to reach a given surprise) and a plot of overfitting over each life.
 
 ``memory`` runs the default objective with the recall probe (the view ``--recall-delay`` steps ago) with
 memory off and on (and with the gate's gradient over the whole life, --rtrl), and thinking 0, 2 and 4 tokens,
-pause and recurrent, beside the random policy: the same
-table (the recall probe's row is the test of memory; its baseline, the view now).
+pause and recurrent, beside the random policy: the same table (the recall probe's row is the test of memory;
+its baseline, the view now).
 
 ``evolution`` (``compare_evolution.py``) races darwinian selection of genes, darwinian and lamarckian
 selection of genes and instincts, and the no-selection control, and judges each arm's final pool and
