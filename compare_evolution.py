@@ -121,8 +121,9 @@ def main(c) -> Path:
             results[arm].append(r)
     d = Path(c.run_dir)
     d.mkdir(parents=True, exist_ok=True)
-    (d / "evolution.md").write_text(table(c, results) + answers(c))
+    (d / "evolution.md").write_text(table(c, results) + chosen(c) + answers(c))
     plot(results, d / "evolution.png")
+    plot_instincts(c, d / "instincts.png")
     print((d / "evolution.md").read_text())
     return d / "evolution.md"
 
@@ -198,6 +199,82 @@ def table(c, results: dict[str, list[dict]]) -> str:
         "the Crafter score's difference in standard errors of the difference. Surprise: the world model's "
         "prequential -log p per scored step (lower is better).",
         "", *lines, ""])
+
+
+def instinct_history(c, arm: str) -> list[dict[str, np.ndarray]]:
+    """Per independent evolution of ``arm``: {instinct: [generations, organisms]} as lived (generations.jsonl);
+    empty for an arm whose instincts are its flags."""
+    from report import load_generations
+
+    out = []
+    for seed in range(c.seeds):
+        gs = [g for g in load_generations(Path(configs(c, seed)[list(ARMS).index(arm)][1].run.run_dir))
+              if "instincts" in g]
+        if gs:
+            out.append({n: np.array([g["instincts"][n] for g in gs], np.float64) for n in gs[0]["instincts"]})
+    return out
+
+
+def chosen(c) -> str:
+    """What evolution chose: each instinct's mean in the last generation of each evolution, as mean +- std
+    across the independent evolutions, beside generation 0's (drawn from the prior) and the prior's range."""
+    import instincts
+
+    arms = [a for a in ARMS if instinct_history(c, a)]
+    if not arms:
+        return ""
+    lines = ["", "What evolution chose: each instinct's mean over the last generation's organisms, mean +- std across "
+                 "the independent evolutions (generation 0's, drawn from the prior, in brackets).", "",
+             "| arm | " + " | ".join(f"{r.name} ({r.low:g}..{r.high:g})" for r in instincts.TABLE) + " |",
+             "|---|" + "---|" * len(instincts.TABLE)]
+    for arm in arms:
+        hs = instinct_history(c, arm)
+        cells = []
+        for r in instincts.TABLE:
+            last, first = ([float(h[r.name][g].mean()) for h in hs] for g in (-1, 0))
+            sd = f" ± {np.std(last, ddof=1):.3g}" if len(last) > 1 else ""
+            cells.append(f"{np.mean(last):.3g}{sd} ({np.mean(first):.3g})")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_instincts(c, out: Path) -> Path | None:
+    """Each instinct's distribution generation by generation, per arm: the mean over the organisms of each
+    evolution (thin lines), their mean over the evolutions (thick), and the 10th-90th percentile of every
+    organism of the arm (band); the prior's range in gray. The control redraws from the prior every generation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import instincts
+    import plots
+
+    hist = {a: h for a in ARMS if (h := instinct_history(c, a))}
+    if not hist:
+        return None
+    fig, axes = plt.subplots(1, len(instincts.TABLE), figsize=(3.2 * len(instincts.TABLE), 3.6))
+    for ax, r in zip(axes, instincts.TABLE):
+        ax.axhspan(r.low, r.high, color="gray", alpha=0.1)
+        for arm, hs in hist.items():
+            k = list(ARMS).index(arm)  # the colours of evolution.png
+            G = min(len(h[r.name]) for h in hs)
+            v = np.stack([h[r.name][:G] for h in hs])  # [E, G, N]
+            x = np.arange(G)
+            for e in v:
+                ax.plot(x, e.mean(1), color=f"C{k}", lw=0.6, alpha=0.6)
+            ax.plot(x, v.mean((0, 2)), color=f"C{k}", lw=2, label=arm)
+            lo, hi = np.percentile(v.transpose(1, 0, 2).reshape(G, -1), [10, 90], axis=1)
+            ax.fill_between(x, lo, hi, color=f"C{k}", alpha=0.1, lw=0)
+        if r.space == "log":
+            ax.set_yscale("log")
+        ax.set_title(r.name, fontsize=9)
+        ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=6)
+    return plots.saved(fig, out, "instincts per generation: each evolution's mean (thin), the arm's (thick), "
+                                 "10-90th percentile of its organisms (band), the prior (gray)")
 
 
 def answers(c) -> str:

@@ -381,8 +381,11 @@ def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path
     compare.main(c)
     table = (tmp_path / "evolution.md").read_text()
     rows = [ln.split("|")[1].strip() for ln in table.splitlines() if ln.startswith("| ") and "arm" not in ln]
-    assert rows == list(compare_evolution.ARMS) * 2  # the table, then the answers to the design's questions
-    assert (tmp_path / "evolution.png").stat().st_size > 0
+    with_instincts = [a for a in compare_evolution.ARMS if a != "darwinian, genes"]
+    assert rows == [*compare_evolution.ARMS, *with_instincts, *compare_evolution.ARMS]  # the table, the instincts
+    # chosen (arms that select or redraw them), the answers to the design's questions
+    assert (tmp_path / "evolution.png").stat().st_size > 0 and (tmp_path / "instincts.png").stat().st_size > 0
+    assert "What evolution chose" in table and table.count("(0.0003..0.003)") == 1  # one instincts table
     arm = compare.slug("darwinian, genes and instincts")
     judged = json.loads((tmp_path / f"{arm}-s0-judged" / "config.json").read_text())
     assert judged["evolution"]["init_from"].endswith(f"{arm}-s0") and judged["evolution"]["evolve"] == "both"
