@@ -64,11 +64,19 @@ def test_a_gene_inserted_at_any_depth_leaves_every_output_bit_identical(young, g
         if gene == "copy":
             assert leaves_equal(one(new.genes, k), one(old.genes, max(k - 1, 0)))
         assert leaves_equal(one(grown, 1), one(orgs, 1))  # organism 1 was told not to grow
-    # --grow-gate: a gene grown behind a small open gate changes the outputs from its first step
+    # --grow-gate g: a gene grown behind a small open gate is near-identical: the outputs move in proportion
+    # to g (a tenth of the gate, a tenth of the change, within a factor 1.5) and at g = 0.01 the loss by < 1 %
     org = one(orgs)
-    stack = genes.insert(org.model.stack, 1, one(org.model.stack.genes, 0), 0.1)
-    assert float(stack.gates[1]) == np.float32(0.1)
-    assert not leaves_equal(outputs(DEV.life, eqx.tree_at(lambda o: o.model.stack, org, stack)), before)
+    moved = {}
+    for g in (0.1, 0.01):
+        stack = genes.insert(org.model.stack, 1, one(org.model.stack.genes, 0), g)
+        assert float(stack.gates[1]) == np.float32(g)
+        (feats, loss), (feats0, loss0) = outputs(DEV.life, eqx.tree_at(lambda o: o.model.stack, org, stack)), before
+        moved[g] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                       for a, b in zip(jax.tree.leaves(feats), jax.tree.leaves(feats0)))
+        assert moved[g] > 0
+    assert 10 / 1.5 < moved[0.1] / moved[0.01] < 10 * 1.5, moved
+    assert abs(float(loss) - float(loss0)) < 0.01 * abs(float(loss0))
 
 
 def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(young):
