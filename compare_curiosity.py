@@ -16,7 +16,8 @@ process:
 Each stage writes a table (Crafter score with its standard error over the seeds and its distance from the
 random policy in standard errors, episode length, achievements, sleep and wake-up, policy entropy,
 steps/s), every achievement's rate, the action mix, and curves over the life (achievements unlocked so far,
-episode length, policy entropy): ``D/curiosity.md``, ``D/curiosity-screen.png``, ``D/curiosity-long.png``.
+episode length, policy entropy): ``D/curiosity.md`` and one
+``D/curiosity-<steps>.png`` per stage (named by budget, as the rows are: ``D/<steps>/<arm>``).
 Finished rows are reused and a stopped one goes on from its checkpoint, so an interrupted study picks up
 where it stopped.
 """
@@ -238,7 +239,7 @@ def main(c) -> Path:
     for name, res, steps in (("Screen", screen, c.steps), ("Long lives", long, c.long)):
         if not res:
             continue
-        png = d / f"curiosity-{name.split()[0].lower()}.png"
+        png = d / f"curiosity-{steps}.png"  # by budget: a later call never overwrites another's
         plot(c, res, png, f"{name}: {steps:,} steps")
         text += [f"## {name}: {steps:,} steps", "", *table(c, res, steps), "", f"![curves]({png.name})", "",
                  "Each achievement's rate (% of episodes, mean ± s.e.; those no arm unlocked are left out):", "",

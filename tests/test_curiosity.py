@@ -208,7 +208,7 @@ def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
     assert rows(stages[1].split("Each achievement")[0])[1:] == screen[1:]
     assert "± " in text and "| – |" in text  # standard errors; the random policy is not compared with itself
     assert "steps asleep %" in text and "The action mix" in text and "| noop |" in text
-    assert (tmp_path / "curiosity-screen.png").stat().st_size > 0 and (tmp_path / "curiosity-long.png").exists()
+    assert (tmp_path / "curiosity-200.png").stat().st_size > 0 and (tmp_path / "curiosity-400.png").exists()
     assert (tmp_path / "400" / "effects-default" / "summary.json").exists()
 
 
