@@ -71,22 +71,28 @@ def wipe(run: Path) -> None:
             f.unlink()
 
 
-def done(cfg: train.Config) -> dict | None:
-    """The run's summary if it finished with this config, else None (its directory emptied)."""
+def finished(cfg: train.Config) -> dict | None:
+    """The run's summary if it finished with this config, else None."""
     run = Path(cfg.run.run_dir)
     if (run / "summary.json").exists() and same(cfg, json.loads((run / "config.json").read_text())):
         return json.loads((run / "summary.json").read_text())
-    wipe(run)
     return None
+
+
+def done(cfg: train.Config) -> dict | None:
+    """The run's summary if it finished with this config, else None (its directory emptied)."""
+    if (summary := finished(cfg)) is None:
+        wipe(Path(cfg.run.run_dir))
+    return summary
 
 
 def evolved(cfg: train.Config) -> tuple[dict, bool]:
     """(the evolution's summary, whether it ran now). A finished evolution of this config is reused; one that
     stopped (or ended at fewer --generations) goes on from its checkpoint; any other is started again."""
+    if (summary := finished(cfg)) is not None:
+        return summary, False
     run = Path(cfg.run.run_dir)
     saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else None
-    if saved is not None and (run / "summary.json").exists() and same(cfg, saved):
-        return json.loads((run / "summary.json").read_text()), False
     if saved is not None and (run / "checkpoint.eqx").exists() and same(cfg, saved, "generations") and \
             saved["evolution"]["generations"] <= cfg.evolution.generations:
         return train.train(cfg.replace(resume=True), False), True
