@@ -325,6 +325,27 @@ def recall_curve(ss: list[dict]) -> dict[str, list[float | None]]:
     return {b: [s["prequential"]["recall"].get("by_delay", {}).get(b, {}).get("model") for s in ss] for b in bins}
 
 
+FAR = 8  # delays from here on lie beyond truncated backprop's reach at the default window (3 writes)
+
+
+def far_recall(s: dict) -> float | None:
+    """One organism's recall accuracy on the changed cells at delays of FAR steps and more (its bins pooled by
+    the probes scored in each); None without a range of delays."""
+    bins = [v for b, v in s["prequential"]["recall"].get("by_delay", {}).items()
+            if int(b.replace("delay", "").split("_")[0]) >= FAR and v.get("scored")]
+    n = sum(v["scored"] for v in bins)
+    return sum(v["scored"] * v["model"] for v in bins) / n if n else None
+
+
+def paired(v: list, base: list) -> str:
+    """Seed by seed differences from the first row (organism i of every row is seed i): mean ± s.e. (in s.e.)."""
+    d = np.array([a - b for a, b in zip(v, base) if a is not None and b is not None], np.float64)
+    if len(d) < 2:
+        return "–"
+    e = d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.4f} ± {e:.4f} ({d.mean() / e:+.1f} s.e.)" if e > 0 else f"{d.mean():+.4f}"
+
+
 def memory_table(c: Compare, results: dict[str, list[dict]]) -> str:
     """What memory and thinking buy and cost: the recall probe's accuracy on the cells that changed since the
     view it asks for (the view now scores 0 there, perfect memory 1), by bin of delay when the probe's delay
@@ -336,14 +357,17 @@ def memory_table(c: Compare, results: dict[str, list[dict]]) -> str:
                  "the cells that changed since the view it asks for, where the view now scores 0 and a perfect "
                  "memory 1" + ("; by delay in steps, in bins" if bins else "") + "; speed relative to the first row)",
              "", "| run | recall (changed cells) | " + "".join(f"delay {label(b)} | " for b in bins)
+             + (f"delays ≥ {FAR}: minus the first row, seed by seed | " if bins else "")
              + "inverse accuracy | Crafter score % | organism-steps/s (relative) |",
-             "|---|---|" + "---|" * len(bins) + "---|---|---|"]
+             "|---|---|" + "---|" * len(bins) + "---|" * bool(bins) + "---|---|---|"]
+    far0 = [far_recall(s) for s in next(iter(results.values()))]
     for name, ss in results.items():
         rec = [s["prequential"]["recall"]["recall_changed_accuracy"]["model"] for s in ss]
         curve = recall_curve(ss)
         inv = [s["prequential"].get("inverse_dynamics", {}).get("action_accuracy", {}).get("model") for s in ss]
         sps = ss[0]["steady_sps"]
         lines.append(f"| {name} | {se(rec)} | " + "".join(f"{se(curve.get(b, []), '{:.3f}')} | " for b in bins)
+                     + (f"{paired([far_recall(s) for s in ss], far0)} | " if bins else "")
                      + f"{se(inv)} | {se([s['crafter_score'] for s in ss], '{:.2f}')} | "
                      + (f"{sps:.0f} ({sps / first:.2f}) |" if sps and first else "– |"))
     return "\n".join(lines) + "\n"
