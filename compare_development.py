@@ -3,9 +3,9 @@
 Rows (``rows``), each a population of ``--seeds`` organisms: born with 1 gene and growing up to ``--grown``
 slots, on a plateau of learning or on a schedule; bodies fixed at 1 gene, at 2 and at the final size (the
 size-versus-score curve). The objective, curiosity and gate flags (``--grow-gate``, ``--gate-lr``) are the
-base's. Beside compare.py's table, ``table`` gives growth's own figures (genes, gates of grown and born genes,
-compute in gene-steps and seconds, the overfitting gap, the steps to reach the small body's final surprise)
-and ``plot_overfitting`` the gap over each life (``D/overfitting.png``).
+base's. Beside compare.py's table, ``table`` gives growth's own figures (genes, gates of grown and born genes
+and their knockouts, compute in gene-steps and seconds, the overfitting gap, the steps to reach the small
+body's final surprise) and ``plot_overfitting`` the gap over each life (``D/overfitting.png``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import plots
+import train
 from compare import Compare, Row, config, pm
 from report import load_config
 
@@ -63,26 +64,41 @@ def born_slots(layers: int, events: list[dict]) -> list[int]:
     return slots
 
 
-def growth_figures(run: Path, layers: int, obj: str) -> dict:
+def knockouts(cfg: train.Config) -> np.ndarray:
+    """[N, slots]: how much each organism's world-model loss on its last window rises with one slot's gate set
+    to 0 (``evolve.knockout`` on the run's final checkpoint)."""
+    import evolve
+
+    _, (orgs, *_), _ = train.load_run(cfg, Path(cfg.run.run_dir) / "checkpoint.eqx", free=("run_dir",))
+    return np.asarray(evolve.knockout(cfg.life, orgs))
+
+
+def growth_figures(cfg: train.Config, layers: int, obj: str) -> dict:
     """One development run's figures, per organism: active genes at the end, the median |gate| of its grown
-    genes (None if none grew) and of its born ones, gene-steps (millions: active genes x steps, summed over the
-    chunks), the overfitting gap (``obj``'s prequential surprise minus its ``seen_surprise``); and the run's
-    insertions per organism, wall seconds after compiling, steps and surprise curves (``surprise_curve``)."""
+    genes (None if none grew) and of its born ones, the mean knockout of each (``knockouts``), gene-steps
+    (millions: active genes x steps, summed over the chunks), the overfitting gap (``obj``'s prequential
+    surprise minus its ``seen_surprise``); and the run's insertions per organism, wall seconds after
+    compiling, steps and surprise curves (``surprise_curve``)."""
+    run = Path(cfg.run.run_dir)
+    ko = knockouts(cfg)
     ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     per = [m.get("organisms", [m]) for m in ms]
     last, N = per[-1], len(per[-1])
     events = [[e for m in ms for e in m.get("growth", []) if e.get("organism", 0) == i] for i in range(N)]
-    grown, born = [], []
+    grown, born, ko_grown, ko_born = [], [], [], []
     for i, o in enumerate(last):  # the active genes fill the first slots (an insertion shifts the ones above)
         b, g = born_slots(layers, events[i]), np.abs(np.asarray(o["gates"], float))
         new = [s for s in range(int(o["active_genes"])) if s not in b]
         born.append(float(np.median(g[b])))
         grown.append(float(np.median(g[new])) if new else None)
+        ko_born.append(float(np.mean(ko[i, b])))
+        ko_grown.append(float(np.mean(ko[i, new])) if new else None)
     steps = np.array([m["step"] for m in ms], float)
     chunk = np.diff(np.concatenate([[0.0], steps]))
     summary = json.loads((run / "summary.json").read_text())
     lives = summary.get("organisms", [summary])
-    return {"active": [o["active_genes"] for o in last], "grown": grown, "born": born,
+    return {"active": [o["active_genes"] for o in last], "grown": grown, "born": born, "ko_grown": ko_grown,
+            "ko_born": ko_born,
             "gene_steps": [float(np.sum(chunk * np.array([p[i]["active_genes"] for p in per]))) / 1e6
                            for i in range(N)],
             "gap": [s["prequential"][obj]["surprise"] - s["prequential"][obj]["seen_surprise"] for s in lives],
@@ -91,27 +107,33 @@ def growth_figures(run: Path, layers: int, obj: str) -> dict:
 
 
 def table(c: Compare) -> str:
-    """Growth's own figures: genes at the end, insertions, the gates of grown and born genes, the compute
-    spent (gene-steps: active genes x steps; wall seconds), overfitting (the prequential surprise on new data
+    """Growth's own figures: genes at the end, insertions, the gates of grown and born genes and how much the
+    loss rises without each (knockout, on the organism's last window), the compute spent (gene-steps: active
+    genes x steps; wall seconds), overfitting (the prequential surprise on new data
     minus the surprise on the window's data it already learned from), and the steps each row needs to reach
     the surprise that the body fixed at 1 gene ends its life at."""
-    runs = {r.name: (Path(config(c, r).run_dir), dict(r.body)["layers"]) for r in rows(c)}
-    _, fixed = surprise_curve(runs["fixed at 1 gene"][0])
+    runs = {r.name: (config(c, r), dict(r.body)["layers"]) for r in rows(c)}
+    _, fixed = surprise_curve(Path(runs["fixed at 1 gene"][0].run.run_dir))
     target = float(np.mean(fixed[:, -5:]))
     obj = c.base.learning.objective[0]
     lines = ["", f"Growth (mean ± std over the organisms): genes at the end; the median |gate| of grown and of born "
-                 f"genes at the end; compute; overfitting ({obj}'s prequential surprise minus its surprise on the "
+                 "genes at the end, and the mean rise of the world-model loss on the last window when one of them "
+                 f"is knocked out (its gate set to 0); compute; overfitting ({obj}'s prequential surprise minus its "
+                 "surprise on the "
                  f"window's instances it already learned from, over the life, nats); and the steps needed to reach "
                  f"a prequential surprise of {target:.4f} (the mean over the last 5 chunks that the body fixed at 1 "
                  "gene ends at; running mean of 5 chunks; '–': never)", "",
              "| run | active genes at the end | insertions per organism | median abs(gate): grown / born "
-             "| gene-steps (millions) | wall s | overfitting gap (nats) | steps to reach the target |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, (run, layers) in runs.items():
-        f = growth_figures(run, layers, obj)
+             "| knockout (loss rise, nats): grown / born | gene-steps (millions) | wall s | overfitting gap (nats) "
+             "| steps to reach the target |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, (cfg, layers) in runs.items():
+        f = growth_figures(cfg, layers, obj)
         reach = [steps_to(cv, f["steps"], target) for cv in f["curves"]]
         lines.append(f"| {name} | {pm(f['active'], '{:.1f}')} | {f['insertions']:.1f} "
-                     f"| {pm(f['grown'], '{:.2f}')} / {pm(f['born'], '{:.2f}')} | {pm(f['gene_steps'], '{:.2f}')} "
+                     f"| {pm(f['grown'], '{:.2f}')} / {pm(f['born'], '{:.2f}')} "
+                     f"| {pm(f['ko_grown'], '{:.3f}')} / {pm(f['ko_born'], '{:.3f}')} "
+                     f"| {pm(f['gene_steps'], '{:.2f}')} "
                      f"| {f['wall']:.0f} | {pm(f['gap'], '{:.3f}')} "
                      f"| {pm(reach, '{:.0f}')} ({sum(r is not None for r in reach)}/{len(reach)} reached) |")
     return "\n".join(lines) + "\n"

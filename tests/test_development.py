@@ -143,11 +143,13 @@ def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
     assert whole["prequential"] and (tmp_path / "whole" / "gates.png").stat().st_size > 0
     # compare.py development's figures of this run: the grown genes found behind their gates, compute, overfitting
     assert compare_development.born_slots(3, [{"slot": 1}, {"slot": 0}]) == [1, 3, 4]
-    f = compare_development.growth_figures(tmp_path / "whole", 3, DEV.learning.objective[0])
+    f = compare_development.growth_figures(DEV.replace(run_dir=str(tmp_path / "whole")), 3,
+                                           DEV.learning.objective[0])
     grew = [len([e for e in events if e["organism"] == i]) for i in range(2)]
     assert f["active"] == [3 + g for g in grew] and f["insertions"] == sum(grew) / 2
     for i in range(2):
         assert (f["grown"][i] is None) == (grew[i] == 0) and f["born"][i] > 0
+        assert (f["ko_grown"][i] is None) == (grew[i] == 0) and f["ko_born"][i] != 0  # a born gene matters
         assert 3 * DEV.run.steps / 1e6 <= f["gene_steps"][i] <= (3 + grew[i]) * DEV.run.steps / 1e6
     assert all(np.isfinite(f["gap"])) and f["wall"] > 0
 
