@@ -132,7 +132,8 @@ def config(c: Compare, row: Row) -> train.Config:
 def memory_rows(c: Compare) -> list[Row]:
     """Memory off and on (truncated backprop; writes that see their transition only with the gate's gradient
     over the whole life, --rtrl), thinking 0, 2 and 4 (pause and recurrent), all with the recall probe beside
-    the default objective; and the random policy, for the Crafter score."""
+    the default objective; and the random policy, for the Crafter score (unless every row acts at random: with
+    --policy random the rows live the same worlds and actions, so the recall curve's differences pair by seed)."""
     obj = tuple(dict.fromkeys((*c.base.learning.objective, "recall")))
     return [Row("no memory, no thoughts", obj), Row("memory 4", obj, body=(("memory", 4),)),
             Row("memory 4, gate by RTRL", obj, body=(("memory", 4), ("write_reads_memory", False), ("rtrl", True))),
@@ -140,7 +141,7 @@ def memory_rows(c: Compare) -> list[Row]:
             Row("think 2 (recurrent)", obj, body=(("think", 2), ("think_mode", "recurrent"))),
             Row("think 4 (recurrent)", obj, body=(("think", 4), ("think_mode", "recurrent"))),
             Row("memory 4 + think 2 (pause)", obj, body=(("memory", 4), ("think", 2))),
-            Row("random policy", obj, policy="random")]
+            *[Row("random policy", obj, policy="random")] * (c.base.learning.policy != "random")]
 
 
 def development_rows(c: Compare) -> list[Row]:

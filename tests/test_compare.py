@@ -52,6 +52,8 @@ def test_rows_take_the_bases_policy_and_curiosity_unless_they_name_their_own():
         c = compare.Compare(what=what, base=base)
         cfgs = [compare.config(c, r) for r in compare.COMPARISONS[what](c)]
         assert {x.learning.policy for x in cfgs} == {"random"} and {x.learning.curiosity for x in cfgs} == {"rnd"}
+    names = lambda c: [r.name for r in compare.memory_rows(c)]  # noqa: E731
+    assert "random policy" not in names(c) and "random policy" in names(compare.Compare(what="memory"))  # no twin
     c = compare.Compare(what="objectives", base=train.Config.of(curiosity="effects"))
     cfgs = {r.name: compare.config(c, r) for r in compare.objective_rows(c)}
     assert cfgs["inverse_dynamics"].learning.curiosity == "surprise" and cfgs["inverse_dynamics"].learning.policy == \
