@@ -50,6 +50,7 @@ def surprise_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def steps_to(curve: np.ndarray, steps: np.ndarray, target: float, smooth: int = 5) -> float | None:
     """The first step at which the running mean of ``smooth`` chunks of ``curve`` is at or below ``target``."""
+    smooth = max(1, min(smooth, len(curve)))  # a life of fewer chunks: the mean of all of them
     run = np.convolve(curve, np.ones(smooth) / smooth, mode="valid")
     hit = np.flatnonzero(run <= target)
     return float(steps[hit[0] + smooth - 1]) if hit.size else None
@@ -150,7 +151,7 @@ def plot_overfitting(c: Compare, out: Path) -> Path:
     obj = c.base.learning.objective[0]
     fig, ax = plt.subplots(figsize=(8, 4))
     for r in rows(c):
-        ms = [json.loads(x) for x in (Path(config(c, r).run_dir) / "metrics.jsonl").read_text().splitlines() if x]
+        ms = [json.loads(x) for x in (Path(config(c, r).run.run_dir) / "metrics.jsonl").read_text().splitlines() if x]
         gap = [np.nanmean([o[f"{obj}/surprise"] - o[f"{obj}/seen_surprise"] for o in m.get("organisms", [m])])
                for m in ms]
         ax.plot([m["step"] for m in ms], gap, label=r.name)

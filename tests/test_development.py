@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_evolution import EVO, leaves_equal
 
+import compare
 import compare_development
 import develop
 import genes
@@ -163,3 +164,21 @@ def test_resume_across_a_growth_event_equals_an_uninterrupted_life(tmp_path):
 def test_bad_development_values_are_one_line_errors(change, message):
     with pytest.raises(ValueError, match=message):
         train.validate(DEV.replace(**change))
+
+
+def test_compare_development_makes_its_tables_and_plots(tmp_path):
+    """``compare.py development`` end to end on tiny lives (2 seeds, up to 2 genes): every row runs, the
+    growth table has every row with its gates, knockouts and compute, and the overfitting plot is drawn."""
+    from test_population import TINY
+
+    c = compare.Compare(what="development", seeds=2, grown=2, fresh=False,
+                        base=TINY.replace(steps=400, run_dir=str(tmp_path)))
+    text = compare.main(c).read_text()
+    growth = text.split("Growth (mean")[1]
+    rows = [ln.split("|")[1].strip() for ln in growth.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert rows == [r.name for r in compare_development.rows(c)]
+    line = next(ln for ln in growth.splitlines() if ln.startswith("| born 1 gene, grows on schedule"))
+    cells = [x.strip() for x in line.split("|")[1:-1]]
+    assert cells[1] == "2.0 ± 0.0" and cells[2] == "1.0"  # grew its one gene (at step 200), in both organisms
+    assert "–" not in cells[3] and "–" not in cells[4]  # gates and knockouts of the grown gene and the born one
+    assert (tmp_path / "overfitting.png").stat().st_size > 0 and (tmp_path / "compare.png").stat().st_size > 0
