@@ -70,7 +70,7 @@ def knockouts(cfg: train.Config) -> np.ndarray:
     to 0 (``evolve.knockout`` on the run's final checkpoint)."""
     import evolve
 
-    _, (orgs, *_), _ = train.load_run(cfg, Path(cfg.run.run_dir) / "checkpoint.eqx", free=("run_dir",))
+    _, (orgs, *_), _ = train.load_run(cfg, Path(cfg.run.run_dir) / "checkpoint.eqx", free=("run_dir", "resume"))
     return np.asarray(evolve.knockout(cfg.life, orgs))
 
 
