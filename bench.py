@@ -111,7 +111,7 @@ def main(b: Bench) -> dict:
     old_compile, old_s = time_one(cfg.replace(**OLD_DEFAULT), b)  # the settings the defaults replaced
     multi = cfg.replace(**train.MIX)
     multi_compile, multi_s = time_one(multi, b)
-    minds = {name: time_one(cfg.replace(**change), b) for name, change in MINDS.items()}  # memory.py, thoughts
+    minds = {name: time_one(cfg.replace(**change), b) for name, (_, change) in MINDS.items()}  # memory.py, thoughts
     N = b.population
     pop = cfg.replace(population=N)
     threads = population.threads_for(N)
@@ -169,8 +169,8 @@ def main(b: Bench) -> dict:
               "between_generations_share": round(share, 5),
               "grown_sps": round(N * b.steps / grown_s, 1), "born4_sps": round(N * b.steps / born4_s, 1),
               "grown_ratio": round(born4_s / grown_s, 4),
-              **{f"{key}_sps": round(b.steps / minds[name][1], 1) for name, key in MIND_KEYS.items()},
-              **{f"{key}_ratio": round(agent_s / minds[name][1], 4) for name, key in MIND_KEYS.items()},
+              **{f"{key}_sps": round(b.steps / minds[name][1], 1) for name, (key, _) in MINDS.items()},
+              **{f"{key}_ratio": round(agent_s / minds[name][1], 4) for name, (key, _) in MINDS.items()},
               "compile_s": round(agent_compile, 1),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(json.dumps(result))
@@ -178,13 +178,11 @@ def main(b: Bench) -> dict:
 
 
 OLD_DEFAULT = dict(learner="window", curiosity="surprise", gamma=0.95, entropy_target=0.0)  # before the stream learner
-MINDS = {"memory 4 (bptt 3)": dict(memory=4),
-         "memory 4, writes see their transition only": dict(memory=4, write_reads_memory=False),
-         "memory 4, the same with --rtrl": dict(memory=4, write_reads_memory=False, rtrl=True),
-         "think 2 (pause)": dict(think=2), "think 2 (recurrent)": dict(think=2, think_mode="recurrent")}
-MIND_KEYS = {"memory 4 (bptt 3)": "memory", "memory 4, writes see their transition only": "memory_noread",
-             "memory 4, the same with --rtrl": "memory_rtrl", "think 2 (pause)": "think",
-             "think 2 (recurrent)": "think_recurrent"}
+MINDS = {"memory 4 (bptt 3)": ("memory", dict(memory=4)),  # label: (summary key, flags)
+         "memory 4, writes see their transition only": ("memory_noread", dict(memory=4, write_reads_memory=False)),
+         "memory 4, the same with --rtrl": ("memory_rtrl", dict(memory=4, write_reads_memory=False, rtrl=True)),
+         "think 2 (pause)": ("think", dict(think=2)),
+         "think 2 (recurrent)": ("think_recurrent", dict(think=2, think_mode="recurrent"))}
 LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py evolution's budget)
 
 
@@ -194,9 +192,8 @@ def mind_costs(cfg, b: Bench) -> dict:
     _, agent_s = time_one(cfg, b)
     result = {"agent_sps": round(b.steps / agent_s, 1)}
     print(f"{'default body (no memory, no thoughts)':<48} {b.steps / agent_s:>9.1f} steps/s")
-    for name, change in MINDS.items():
+    for name, (key, change) in MINDS.items():
         _, s = time_one(cfg.replace(**change), b)
-        key = MIND_KEYS[name]
         result.update({f"{key}_sps": round(b.steps / s, 1), f"{key}_ratio": round(agent_s / s, 4)})
         print(f"{name:<48} {b.steps / s:>9.1f} steps/s  ({agent_s / s:.2f} of the default)")
     print(json.dumps(result))
