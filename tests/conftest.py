@@ -17,7 +17,7 @@ from jaxtyping import install_import_hook  # noqa: E402
 # strict shape/type checking of every annotated function in the project, in tests only
 with install_import_hook(["world", "genes", "pixels", "model", "objectives", "checkpoint", "report", "life", "train",
                           "compare", "evolve", "develop", "curiosity", "compare_curiosity", "compare_development",
-                          "memory", "targets", "learner", "optim", "population", "plots"],
+                          "compare_memory", "memory", "targets", "learner", "optim", "population", "plots"],
                          "beartype.beartype"):
     import compare  # noqa: F401,E402
     import develop  # noqa: F401,E402

@@ -12,6 +12,7 @@ from test_model import perturb, reads
 from test_train import resumed_equals_whole
 
 import compare
+import compare_memory
 import life
 import memory
 import objectives as O
@@ -237,16 +238,16 @@ def test_memory_and_the_delay_line_resume_exactly(tmp_path):
     assert sum(b["scored"] for b in curve.values()) == recall["scored"]
     # compare.py memory's table of what memory buys, on this run's summary (as two seeds of two rows)
     rows = {"off": [{**s, "steady_sps": 100.0}] * 2, "on": [{**s, "steady_sps": 50.0}] * 2}
-    text = compare.memory_table(compare.Compare(what="memory"), rows)
+    text = compare_memory.table(compare.Compare(what="memory"), rows)
     assert f"| on | {recall['recall_changed_accuracy']['model']:.4f} ± 0.0000 |" in text and "| 50 (0.50) |" in text
     assert "delay 2–3" in text or "delay 4–7" in text
     # the headline column: recall at delays of 8 steps and more, minus the first row, seed by seed
     far = curve["delay8_15"]["model"]
     moved = lambda x: {**s, "steady_sps": 50.0, "prequential": {**s["prequential"], "recall": {  # noqa: E731
         **recall, "by_delay": {**curve, "delay8_15": {**curve["delay8_15"], "model": far + x}}}}}
-    text = compare.memory_table(compare.Compare(what="memory"), {"off": rows["off"], "on": [moved(.01), moved(.02)]})
+    text = compare_memory.table(compare.Compare(what="memory"), {"off": rows["off"], "on": [moved(.01), moved(.02)]})
     assert "| +0.0150 ± 0.0050 (+3.0 s.e.) |" in text and "delays ≥ 8: minus the first row" in text
-    assert compare.plot_recall(rows, tmp_path / "recall.png").stat().st_size > 0
+    assert compare_memory.plot_recall(rows, tmp_path / "recall.png").stat().st_size > 0
 
 
 def test_write_bias_sets_the_gate_a_newborn_writes_through():
