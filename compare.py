@@ -21,10 +21,9 @@ beside the random policy: the same table, and the recall curve by delay with eac
 and more, paired by seed with the first row.
 
 ``evolution`` (``compare_evolution.py``) races darwinian selection of genes, darwinian and lamarckian
-selection of genes and instincts, and the no-selection control, and judges each arm's final pool and
-instincts on fresh seeds; ``curiosity``
-(``compare_curiosity.py``) screens every intrinsic reward against the random policy, then lives the best
-long.
+selection of genes and instincts, and the no-selection controls (darwinian, lamarckian), and judges each
+arm's final pool and instincts on fresh seeds; ``curiosity`` (``compare_curiosity.py``) screens every
+intrinsic reward against the random policy, then lives the best long.
 """
 
 from __future__ import annotations
@@ -77,7 +76,7 @@ class Compare:
 
     what: tyro.conf.Positional[Literal["objectives", "evolution", "development", "curiosity", "memory"]] = "objectives"
     """which comparison: objectives (every objective, the mixes, curiosity variants, the random policy);
-    evolution (genes; genes and instincts, darwinian and lamarckian; no-selection control); development
+    evolution (genes; genes and instincts, darwinian and lamarckian; no-selection controls); development
     (growing bodies against fixed ones); curiosity (every intrinsic reward against the random policy: a screen,
     then long lives); memory (memory off and on, and with --rtrl; thinking 0 / 2 / 4, pause and recurrent, on
     the recall probe)"""

@@ -1,15 +1,19 @@
 """``python compare.py evolution``: does selection make better learners than no selection?
 
-Four arms at one budget: darwinian selection of the genes alone; darwinian and lamarckian selection of
-genes and instincts (instincts.py: the learner's own numbers); and the control (the same pool, births and
-lives, no selection: genomes drawn uniformly, instincts from their prior every generation). Each arm is an
+Five arms at one budget: darwinian selection of the genes alone; darwinian and lamarckian selection of
+genes and instincts (instincts.py: the learner's own numbers); and two controls with the same pool, births
+and lives but no selection (genomes drawn uniformly, instincts from their prior every generation): the
+darwinian one, whose pool never changes, and the lamarckian one, whose pool takes back what randomly chosen
+carriers learned (so the lamarckian arm is compared with inherited learning alone). Each arm is an
 evolution of ``--generations`` lives of ``--steps`` steps by a population of ``--population``, once per seed
 (``--seeds``: independent evolutions; one fresh process per seed runs its arms, which share compiled code).
 Each arm's final pool and instincts are then judged on seeds and worlds no evolution saw (``train.py
 --init-from``: one new population drawn from it, living one life). Every judged figure is a mean over the
-seeds with its standard error across them (organisms that share a pool are not independent). Writes
+seeds with its standard error across them (organisms that share a pool are not independent), and its gap to
+its own control (``CONTROL_OF``) in standard errors of the difference. Writes
 ``D/evolution.md`` (the table, and the design's open questions answered from each final pool: do genes
-settle at one depth, do split halves drift apart, does splitting pay) and ``D/evolution.png``. Finished
+settle at one depth, do split halves drift apart, does splitting pay), ``D/evolution.png`` and
+``D/instincts.png``. Finished
 runs are reused; a stopped evolution goes on from its checkpoint (and one of fewer --generations is extended),
 its judgement made again.
 """
@@ -30,8 +34,12 @@ from compare import fresh_process, pm, slug
 ARMS = {"darwinian, genes": dict(inherit="darwinian", selection="evolve", evolve="genes"),
         "darwinian, genes and instincts": dict(inherit="darwinian", selection="evolve", evolve="both"),
         "lamarckian, genes and instincts": dict(inherit="lamarckian", selection="evolve", evolve="both"),
-        "control (no selection)": dict(inherit="darwinian", selection="none", evolve="both")}
+        "control (no selection)": dict(inherit="darwinian", selection="none", evolve="both"),
+        "control (no selection), lamarckian": dict(inherit="lamarckian", selection="none", evolve="both")}
 CONTROL = "control (no selection)"
+CONTROL_OF = {"darwinian, genes": CONTROL, "darwinian, genes and instincts": CONTROL,
+              "lamarckian, genes and instincts": "control (no selection), lamarckian",
+              "control (no selection), lamarckian": CONTROL}  # inherited learning alone, against none
 JUDGE_SEED = 10_000  # judged lives use seeds no evolution lived on
 
 
@@ -162,9 +170,8 @@ def table(c, results: dict[str, list[dict]]) -> str:
     base = base_config(c)
     b, e, kind = base.life, base.evolution, base.evolution.fitness
     G, N = e.generations, base.run.population
-    ctrl = seed_means(results[CONTROL], "crafter") if CONTROL in results else None
     lines = [f"| arm | {kind}: last generation, best / mean | {kind}: spread / one life's noise | "
-             "judged on fresh seeds: Crafter score % | vs control (s.e.) | mean episode length | "
+             "judged on fresh seeds: Crafter score % | vs its control (s.e.) | mean episode length | "
              "prequential surprise (nats) | inverse accuracy | instincts at the end (mean: "
              + ", ".join(instincts.NAMES) + ") | pool at the end: lineages / spread |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -172,9 +179,9 @@ def table(c, results: dict[str, list[dict]]) -> str:
         evo = [r["evolution"]["evolution"] for r in rs]
         fmt = lambda v, f="{:.2f}": "{} ± {}".format(*(f.format(x) for x in mean_se(v)))  # noqa: E731
         crafter = seed_means(rs, "crafter")
-        gap = "–"
-        if ctrl is not None and arm != CONTROL and len(crafter) > 1:
-            (m, s), (mc, sc) = mean_se(crafter), mean_se(ctrl)
+        gap, ctrl = "–", CONTROL_OF.get(arm)
+        if ctrl in results and len(crafter) > 1:
+            (m, s), (mc, sc) = mean_se(crafter), mean_se(seed_means(results[ctrl], "crafter"))
             gap = f"{(m - mc) / np.hypot(s, sc):+.1f}" if np.hypot(s, sc) > 0 else "–"
         snr = [x for e_ in evo for x in e_.get("signal_to_noise", []) if x is not None]
         noise = [x for e_ in evo for x in e_.get("noise", []) if x is not None]
@@ -201,8 +208,10 @@ def table(c, results: dict[str, list[dict]]) -> str:
         "means over generations and evolutions; s/n their ratio (below ~1 selection mostly sees luck). Judged: "
         f"each arm's final pool and instincts give one new population of {N} (--init-from), which lives one life "
         f"of {c.steps} steps on seeds and worlds no evolution saw; each judged figure is the mean over the "
-        "evolutions of their judged populations' means, +- its standard error across the evolutions; vs control: "
-        "the Crafter score's difference in standard errors of the difference. Surprise: the world model's "
+        "evolutions of their judged populations' means, +- its standard error across the evolutions; vs its control: "
+        "the Crafter score's difference in standard errors of the difference, against the no-selection control of "
+        "the same inheritance (the lamarckian control's against the darwinian one: what inherited learning alone "
+        "does). Surprise: the world model's "
         "prequential -log p per scored step (lower is better).",
         "", *lines, ""])
 
@@ -351,7 +360,7 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
         for j, r in enumerate(instincts.TABLE):
             if inst:
                 lo, hi, v = (instincts.to_space(r, z) for z in (r.low, r.high, np.mean([i[r.name] for i in inst])))
-                axes[4].scatter((v - lo) / (hi - lo), j + 0.12 * (k - 1.5), color=f"C{k}", s=18)
+                axes[4].scatter((v - lo) / (hi - lo), j + 0.1 * (k - (len(results) - 1) / 2), color=f"C{k}", s=18)
     kind = results[next(iter(results))][0]["evolution"]["evolution"]["fitness"]
     axes[0].set_title(f"fitness ({kind}): mean (band: one life's sampling error), best (dotted)", fontsize=9)
     axes[1].set_title("pool diversity (spread) per generation", fontsize=9)

@@ -25,7 +25,9 @@ Besides its genes an organism is born with the *trunk* (embeddings, senses, fina
 the whole population, which follows the same rule: fixed from generation 0 under darwinian, the fittest
 organism's learned trunk under lamarckian. Gates start at 1 and the optimizer state starts fresh at every
 birth under both rules (Adam's moments describe one life's gradients, not a gene). ``--selection none`` is
-the control: the pool never changes and genomes are drawn uniformly.
+the control: genomes are drawn uniformly and nothing is selected; the darwinian pool never changes, while a
+lamarckian one still takes learned weights back, from carriers (and a trunk) chosen at random instead of the
+fittest: inherited learning without selection.
 
 Arrays (the pool's genes and trunk) are a ``Pool``, checkpointed with the organisms; everything else (ids,
 parents, statistics per gene) is a host-side ``Ledger`` written to ``pool.json``. Every array operation
@@ -127,7 +129,8 @@ class Evolution:
     """'darwinian': life learning dies with the organism; 'lamarckian': each gene's fittest carrier writes its
     learned weights back into the pool, and the fittest organism's trunk (embeddings, heads) is kept"""
     selection: Literal["evolve", "none"] = "evolve"
-    """'none' is the control: the pool never changes, genomes are drawn uniformly, instincts from their prior"""
+    """'none' is the control: genomes drawn uniformly, instincts from their prior, no gene discarded or split;
+    with --inherit lamarckian, random carriers (not the fittest) write their learned weights back"""
     evolve: Literal["genes", "instincts", "both"] = "genes"
     """what selection shapes: 'genes' = the pool of layers; 'instincts' = each organism's learner numbers
     (instincts.py: learning rates, gamma, lambda, entropy target; the pool stays as drawn); 'both'. With
@@ -168,8 +171,6 @@ class Evolution:
             (self.turnover >= 0 and 2 * self.turnover <= P,
              f"--turnover {self.turnover} must lie between 0 and half the pool ({P // 2})"),
             (self.mutation >= 0, f"--mutation cannot be negative, got {self.mutation}"),
-            (not (self.selection == "none" and self.inherit == "lamarckian"),
-             "--selection none is the control of a darwinian pool: it cannot be --inherit lamarckian"),
             (not (self.init_from and self.evolving), "--init-from starts new lives, not an evolution: "
                                                      "use it with --generations 1"),
             (not (self.evolve == "instincts" and self.inherit == "lamarckian"),
@@ -453,11 +454,13 @@ def end_of_life(life_cfg: life.Life, cfg: Evolution, pool: Pool, ledger: Ledger,
     if cfg.inherit == "lamarckian":  # each carried gene's fittest carrier writes its learned weights back
         P = len(ledger.ids)
         carrier, slot, carried = np.zeros(P, np.int32), np.zeros(P, np.int32), np.zeros(P, bool)
-        for i in sorted(range(N), key=lambda i: (f[i], -i)):  # the fittest carrier (first on a tie) writes last
+        order = f if cfg.selection == "evolve" else \
+            np.random.default_rng(np.asarray(jax.random.fold_in(key, 1))).permutation(N)  # the control: at random
+        for i in sorted(range(N), key=lambda i: (order[i], -i)):  # the fittest carrier (first on a tie) writes last
             for s in range(L):
                 carrier[genomes[i, s]], slot[genomes[i, s]], carried[genomes[i, s]] = i, placed[i, s], True
         pool = write_back(pool, orgs, jnp.asarray(carrier), jnp.asarray(slot), jnp.asarray(carried),
-                          jnp.asarray(int(np.argmax(f)), jnp.int32))
+                          jnp.asarray(int(np.argmax(order)), jnp.int32))
     discarded, splits = [], []
     if cfg.genes:
         pool, discarded, splits = select(cfg, pool, ledger, key)

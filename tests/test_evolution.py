@@ -126,6 +126,23 @@ def test_lamarckian_writes_back_exactly_the_fittest_carriers_learned_weights(liv
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_lamarckian_control_writes_back_random_carriers_and_selects_nothing(lived):
+    pool, ledger, genomes, *_, after = lived
+    cfg = EVO.replace(inherit="lamarckian", selection="none")
+    best = int(np.argmax(evolve.fitness(after)[cfg.evolution.fitness]))
+    writers = []
+    for k in range(8):
+        new, _, line, _ = end_of_life(cfg, pool, fresh_ledger(ledger), genomes, after, jax.random.PRNGKey(k))
+        assert line["pool"]["ids"] == list(range(P)) and not line["pool"]["discarded"]  # nothing selected
+        for p in set(genomes.ravel()):  # each carried gene: the learned weights of one of its carriers
+            got = jax.tree.map(lambda g: g[p], new.genes)
+            assert any(leaves_equal(got, jax.tree.map(lambda g: g[i, s], after.model.stack.genes))
+                       for i in range(N) for s in range(LAYERS) if genomes[i, s] == p)
+        writers += [i for i in range(N) if all(np.array_equal(a, b) for a, b in zip(
+            trunk_leaves(new.trunk), trunk_leaves(jax.tree.map(lambda x: x[i], after.model))))]
+    assert len(writers) == 8 and set(writers) != {best}  # the trunk of an organism drawn at random, not the fittest
+
+
 def test_genes_grown_in_life_move_the_genome_but_never_enter_the_pool(lived):
     pool, ledger, genomes, *_, after = lived
     grown = develop.grow(EVO.life, "copy", after, np.ones(2, bool), np.array([1, 1]), jax.random.PRNGKey(0))
@@ -404,7 +421,6 @@ def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path
 @pytest.mark.parametrize("change, message", [
     (dict(pool=2), "smaller than one genome needs"),
     (dict(generations=0), "--generations must be at least 1"), (dict(layers=2, slots=2), "at least 3"),
-    (dict(selection="none", inherit="lamarckian"), "cannot be --inherit lamarckian"),
     (dict(turnover=4), "--turnover"), (dict(init_from="/nonexistent"), "--init-from"),
     (dict(evolve="instincts", inherit="lamarckian"), "needs --evolve genes or both"),
     (dict(evolve="both", policy="random"), "needs --policy learned"),
