@@ -43,6 +43,13 @@ CONTROL_OF = {"darwinian, genes": CONTROL, "darwinian, genes and instincts": CON
 JUDGE_SEED = 10_000  # judged lives use seeds no evolution lived on
 
 
+def arms_of(c) -> list[str]:
+    """The arms to run: ``--arms`` (names of ``ARMS``), all five when empty."""
+    if unknown := [a for a in c.arms if a not in ARMS]:
+        raise ValueError(f"unknown evolution arm(s) {unknown}: choose from {list(ARMS)}")
+    return [a for a in ARMS if a in c.arms] if c.arms else list(ARMS)
+
+
 def base_config(c) -> train.Config:
     """The flags every arm shares. The default curiosity, effects, becomes ``mix`` (the same reward at its flags'
     weights 0), so that the arms with instincts can weigh sleep and new views (instincts.py)."""
@@ -113,6 +120,8 @@ def evolve_seed(c, seed: int) -> dict:
     is made again whenever its evolution ran."""
     out = {}
     for arm, evo, judge in configs(c, seed):
+        if arm not in arms_of(c):
+            continue
         ev, ran = evolved(evo)
         if ran:
             wipe(Path(judge.run.run_dir))
@@ -125,11 +134,12 @@ def main(c) -> Path:
 
     if c.base.evolution.generations < 2:
         raise ValueError("evolution needs --generations of at least 2 and a --population")
+    arms = arms_of(c)
     for seed in range(c.seeds):  # every config is checked before the first compile
         for _, evo, _ in configs(c, seed):
             train.validate(evo)
-    results: dict[str, list[dict]] = {arm: [] for arm in ARMS}
-    for seed in tqdm(range(c.seeds), unit="seed", desc=f"evolution: {len(ARMS)} arms per seed"):
+    results: dict[str, list[dict]] = {arm: [] for arm in arms}
+    for seed in tqdm(range(c.seeds), unit="seed", desc=f"evolution: {len(arms)} arms per seed"):
         got = fresh_process(evolve_seed, c, seed) if c.fresh else evolve_seed(c, seed)
         for arm, r in got.items():
             results[arm].append(r)
@@ -235,7 +245,7 @@ def chosen(c) -> str:
     across the independent evolutions, beside generation 0's (drawn from the prior) and the prior's range."""
     import instincts
 
-    arms = [a for a in ARMS if instinct_history(c, a)]
+    arms = [a for a in arms_of(c) if instinct_history(c, a)]
     if not arms:
         return ""
     lines = ["", "What evolution chose: each instinct's mean over the last generation's organisms, mean +- std across "
@@ -265,7 +275,7 @@ def plot_instincts(c, out: Path) -> Path | None:
     import instincts
     import plots
 
-    hist = {a: h for a in ARMS if (h := instinct_history(c, a))}
+    hist = {a: h for a in arms_of(c) if (h := instinct_history(c, a))}
     if not hist:
         return None
     fig, axes = plt.subplots(1, len(instincts.TABLE), figsize=(3.2 * len(instincts.TABLE), 3.6))
@@ -302,7 +312,7 @@ def answers(c) -> str:
     lines = ["", "| arm | genes judged | share of a gene's carriers at its usual depth (1/3: none) "
                  "| credit: best depth minus worst | split pairs alive at the end: distance / size "
                  "| credit of split children vs first-generation genes |", "|---|---|---|---|---|---|"]
-    for arm in ARMS:
+    for arm in arms_of(c):
         share, spread_, dist, kids, olds, n = [], [], [], [], [], 0
         for seed in range(c.seeds):
             evo = configs(c, seed)[list(ARMS).index(arm)][1]
@@ -341,7 +351,8 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
     import instincts
 
     fig, axes = plt.subplots(1, 5, figsize=(22, 4))
-    for k, (arm, rs) in enumerate(results.items()):
+    for row, (arm, rs) in enumerate(results.items()):
+        k = list(ARMS).index(arm)  # an arm keeps its colour whichever arms run
         evo = [r["evolution"]["evolution"] for r in rs]
         G, x = len(evo[0]["best"]), np.arange(len(evo[0]["best"]))
         mean = np.array([e["mean"] for e in evo]).mean(0)
@@ -354,15 +365,15 @@ def plot(results: dict[str, list[dict]], out: Path) -> None:
         for ax, key in ((axes[2], "crafter"), (axes[3], "surprise")):
             v = seed_means(rs, key)
             m, se = mean_se(v)
-            ax.scatter(v, [k] * len(v), color=f"C{k}", s=14)
-            ax.barh(k, m, color=f"C{k}", alpha=0.3, xerr=None if np.isnan(se) else se)
+            ax.scatter(v, [row] * len(v), color=f"C{k}", s=14)
+            ax.barh(row, m, color=f"C{k}", alpha=0.3, xerr=None if np.isnan(se) else se)
         inst = [e["instincts"][-1] for e in evo if e.get("instincts")]
         for j, r in enumerate(instincts.TABLE):
             if inst:
                 lo, hi, v = (instincts.to_space(r, z) for z in (r.low, r.high, np.mean([i[r.name] for i in inst])))
-                axes[4].scatter((v - lo) / (hi - lo), j + 0.1 * (k - (len(results) - 1) / 2), color=f"C{k}", s=18)
+                axes[4].scatter((v - lo) / (hi - lo), j + 0.1 * (row - (len(results) - 1) / 2), color=f"C{k}", s=18)
     kind = results[next(iter(results))][0]["evolution"]["evolution"]["fitness"]
-    axes[0].set_title(f"fitness ({kind}): mean (band: one life's sampling error), best (dotted)", fontsize=9)
+    axes[0].set_title(f"fitness ({kind}): mean, band one life's noise; best dotted", fontsize=9)
     axes[1].set_title("pool diversity (spread) per generation", fontsize=9)
     axes[2].set_title("judged on fresh seeds: Crafter score % (± s.e. over evolutions)", fontsize=9)
     axes[3].set_title("judged: prequential surprise (lower is better)", fontsize=9)

@@ -416,6 +416,16 @@ def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path
     now = (evo / "generations.jsonl").read_text().splitlines()
     assert len(now) == 3 and now[:2] == gens
     assert json.loads((judged / "summary.json").read_text()) != json.loads(before)
+    # --arms: only those arms are run and reported (here reused as they are); an unknown arm is a one-line error
+    ctl = "control (no selection), lamarckian"
+    compare.main(dataclasses.replace(c, base=c.base.replace(generations=3), arms=(ctl,)))
+    table = (tmp_path / "evolution.md").read_text()
+    rows = [ln.split("|")[1].strip() for ln in table.splitlines() if ln.startswith("| ") and "arm" not in ln]
+    assert rows == [ctl] * 3 and (evo / "generations.jsonl").read_text().splitlines() == now
+    first = next(ln for ln in table.splitlines() if ln.startswith(f"| {ctl} |"))
+    assert first.split("|")[5].strip() == "–"  # its control, the darwinian one, did not run
+    with pytest.raises(ValueError, match="unknown evolution arm"):
+        compare.main(dataclasses.replace(c, arms=("lamarck",)))
 
 
 @pytest.mark.parametrize("change, message", [
