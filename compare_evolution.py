@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -75,8 +76,12 @@ def configs(c, seed: int) -> list[tuple[str, train.Config, train.Config]]:
 
 
 def same(cfg: train.Config, saved: dict, *loose: str) -> bool:
-    """Whether a run's config.json is ``cfg``'s, but for --resume and the fields in ``loose``."""
-    flat = lambda d: {k: v for g in d.values() for k, v in g.items() if k not in ("resume", *loose)}  # noqa: E731
+    """Whether a run's config.json is ``cfg``'s, but for --resume and the fields in ``loose``. Paths are
+    compared as the places they name, and the run directory not at all (the file lies in it): a report given
+    ``--run-dir runs/evolution`` reuses the runs made with ``--run-dir /abs/path/runs/evolution``."""
+    def flat(d: dict) -> dict:
+        out = {k: v for g in d.values() for k, v in g.items() if k not in ("resume", "run_dir", *loose)}
+        return {**out, "init_from": os.path.realpath(out["init_from"]) if out.get("init_from") else ""}
     return flat(json.loads(json.dumps(dataclasses.asdict(cfg)))) == flat(saved)
 
 

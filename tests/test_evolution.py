@@ -392,7 +392,7 @@ def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evoluti
     np.testing.assert_allclose(lived, inherited, rtol=1e-6)  # the judged lives carry the evolved instincts
 
 
-def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path):
+def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path, monkeypatch):
     c = compare.Compare(what="evolution", seeds=1, fresh=False,
                         base=EVO.replace(steps=32, generations=2, population=2, run_dir=str(tmp_path)))
     compare.main(c)
@@ -426,6 +426,13 @@ def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path
     assert first.split("|")[5].strip() == "–"  # its control, the darwinian one, did not run
     with pytest.raises(ValueError, match="unknown evolution arm"):
         compare.main(dataclasses.replace(c, arms=("lamarck",)))
+    # the same runs named by a relative path from elsewhere are reused, not wiped and run again
+    monkeypatch.chdir(tmp_path.parent)
+    ctl_runs = tmp_path / f"{compare.slug(ctl)}-s0"
+    made = [ctl_runs / "checkpoint.eqx", Path(f"{ctl_runs}-judged") / "summary.json"]
+    was = [f.stat().st_mtime_ns for f in made]
+    compare.main(dataclasses.replace(c, base=c.base.replace(generations=3, run_dir=tmp_path.name), arms=(ctl,)))
+    assert [f.stat().st_mtime_ns for f in made] == was
 
 
 @pytest.mark.parametrize("change, message", [
