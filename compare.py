@@ -82,7 +82,7 @@ class Compare:
     the recall probe)"""
     seeds: int = 4
     """objectives: organisms per row (seeds 0..K-1, living as one population); evolution: independent
-    evolutions per arm; the table shows mean +- std"""
+    evolutions per arm (judged figures: mean +- standard error across them)"""
     grown: int = 4
     """development: the slots a growing body may fill (and the size of the largest fixed body)"""
     fresh: bool = True
@@ -194,7 +194,7 @@ def pm(values: list, fmt: str = "{:.3f}") -> str:
     v = [x for x in values if x is not None]
     if not v:
         return "–"
-    return fmt.format(np.mean(v)) + (f" ± {fmt.format(np.std(v))}" if len(v) > 1 else "")
+    return fmt.format(np.mean(v)) + (f" ± {fmt.format(np.std(v)).lstrip('+')}" if len(v) > 1 else "")
 
 
 def predictions(summaries: list[dict]) -> list[tuple[str, str, dict[str, str]]]:
