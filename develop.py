@@ -37,6 +37,7 @@ import numpy as np
 
 import life
 from genes import Gene, insert, shift_in
+from learner import BodyTraces
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,10 @@ def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: G
         # the optimizer state follows the genes: shifted with them, fresh (zero moments, count 0) for the new one
         slots = jax.tree.map(lambda x: shift_in(x, k, jnp.zeros_like(x[0])), org.opt_state.slots)
         grown = eqx.tree_at(lambda o: o.opt_state.slots, grown, slots)
+        if isinstance(org.traces, BodyTraces):  # so do the traces through the body: the new gene's start at zero
+            t = org.traces
+            grown = eqx.tree_at(lambda o: (o.traces.actor_slots, o.traces.critic_slots), grown,
+                                tuple(shift_in(x, k, jnp.zeros_like(x[0])) for x in (t.actor_slots, t.critic_slots)))
         return jax.tree.map(lambda a, b: jnp.where(on, a, b), grown, org)
 
     mask, k = jnp.asarray(mask), jnp.asarray(k, jnp.int32)

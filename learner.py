@@ -45,6 +45,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 import curiosity
 import objectives as O
+import optim
 from model import ActorCritic
 
 CuriosityName = Literal[tuple(curiosity.CURIOSITIES)]
@@ -63,10 +64,12 @@ class Learning:
     curiosity: Annotated[CuriosityName, tyro.conf.arg(help=curiosity.HELP)] = "effects"
     policy: Literal["learned", "random"] = "learned"
     """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
-    learner: Literal["window", "stream"] = "stream"
+    learner: Literal["window", "stream", "body"] = "stream"
     """how reward becomes behaviour: 'window' = a PPO-style loss over the window (GAE), in the model's own
     update; 'stream' = stream AC(lambda): an actor and a critic of their own on the model's features,
-    eligibility traces, the ObGD step (learner.py)"""
+    eligibility traces, the ObGD step; 'body' = stream AC(lambda) through the transformer itself: the policy
+    and value heads read its output, and the traces cover every weight, genes and embeddings included
+    (learner.py)"""
     lr: float = 1e-3
     """Adam learning rate of the model's own update"""
     max_grad_norm: float = 100.0
@@ -229,6 +232,72 @@ def update(ac: ActorCritic, traces: ActorCritic, phi: Float[Array, " n"], phi_ne
     return new, traces, Update(delta, v, entropy, s_actor, s_critic)
 
 
+# ----------------------------------------------------------------------------- stream AC(lambda) through the body
+
+
+class BodyTraces(eqx.Module):
+    """The eligibility traces of stream AC(lambda) through the body: the actor's and the critic's, each over
+    every weight of the model, laid out as its Adam sees it (``optim.flatten``: the trunk as one vector, each
+    gene slot as a row), so a trace step is a few big ops and a grown gene's slot starts with a zero trace."""
+
+    actor_trunk: Float[Array, " n"]
+    actor_slots: Float[Array, "D m"]
+    critic_trunk: Float[Array, " n"]
+    critic_slots: Float[Array, "D m"]
+
+
+def body_traces(model) -> BodyTraces:
+    """Empty traces for stream AC(lambda) through ``model``."""
+    trunk, slots, _ = optim.flatten(model)
+    return BodyTraces(jnp.zeros_like(trunk), jnp.zeros_like(slots), jnp.zeros_like(trunk), jnp.zeros_like(slots))
+
+
+def obgd_flat(trunk, slots, g_trunk, g_slots, delta, *, lr: Scalar, decay: Scalar, kappa: float):
+    """``obgd`` on one trace laid out flat: (trunk trace, slot traces, the parameters' change, the step)."""
+    trunk, slots = decay * trunk + g_trunk, decay * slots + g_slots
+    norm = jnp.sum(jnp.abs(trunk)) + jnp.sum(jnp.abs(slots))
+    step = lr / jnp.maximum(1.0, lr * kappa * jnp.maximum(jnp.abs(delta), 1.0) * norm)
+    return trunk, slots, (step * delta * trunk, step * delta * slots), step
+
+
+def body_update(model, traces: BodyTraces, readout, action: Int[Array, ""], reward: Float[Array, ""],
+                done: Bool[Array, ""], chosen: Bool[Array, ""], *, gamma: Scalar, lam: Scalar, lr: Scalar,
+                kappa_actor: float, kappa_critic: float, ent_coef: Scalar):
+    """One stream AC(lambda) step through the body on the transition (s, action, reward, s', done).
+
+    ``readout(model)`` gives the outputs [2, d] the heads read for s and s' (``objectives.readout``); the
+    policy is ``model.policy_head`` and the value ``model.value_head`` on them. The gradients of V(s), of
+    log pi(a|s) and of the policy's entropy reach every weight of the model (one batched backward pass for
+    the three); each trace takes its own and its own ObGD bound, as in ``update``. Returns (the parameters'
+    change, laid out as ``optim.flatten`` lays the model: add it to the world model's Adam step; the new
+    traces, zeroed if ``done``; the step's ``Update``; the policy's logits on s')."""
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def heads(p):
+        m = eqx.combine(p, static)
+        h = readout(m)  # [2, d]: s, s'
+        logits, values = jax.vmap(m.policy_head)(h), jax.vmap(m.value_head)(h)
+        logp = jax.nn.log_softmax(logits[0])
+        entropy = -jnp.sum(jnp.exp(logp) * logp)
+        return jnp.stack([values[0], logp[action], entropy]), (values[1], logits[1])
+
+    (v, _, entropy), pull, (v_next, logits_next) = jax.vjp(heads, params, has_aux=True)
+    (grads,) = jax.vmap(pull)(jnp.eye(3))  # each leaf [3, ...]: grad V(s), grad log pi(a|s), grad H
+    g_trunk, g_slots = jax.vmap(lambda g: optim.flatten(eqx.combine(g, static))[:2])(grads)
+    delta = reward + gamma * (1.0 - done) * jax.lax.stop_gradient(v_next) - v
+    # the actor's gradient: grad [log pi(a|s) + c sign(delta) H], none where the game overrode the action
+    w = jnp.where(chosen, 1.0, 0.0) * jnp.stack([jnp.zeros(()), jnp.ones(()), ent_coef * jnp.sign(delta)])
+    decay = gamma * lam
+    a_trunk, a_slots, d_actor, s_actor = obgd_flat(traces.actor_trunk, traces.actor_slots, w @ g_trunk,
+                                                   jnp.tensordot(w, g_slots, 1), delta, lr=lr, decay=decay,
+                                                   kappa=kappa_actor)
+    c_trunk, c_slots, d_critic, s_critic = obgd_flat(traces.critic_trunk, traces.critic_slots, g_trunk[0],
+                                                     g_slots[0], delta, lr=lr, decay=decay, kappa=kappa_critic)
+    change = (d_actor[0] + d_critic[0], d_actor[1] + d_critic[1])
+    traces = jax.tree.map(lambda z: jnp.where(done, 0.0, z), BodyTraces(a_trunk, a_slots, c_trunk, c_slots))
+    return change, traces, Update(delta, v, entropy, s_actor, s_critic), logits_next
+
+
 # ----------------------------------------------------------------------------- the window learner
 
 
@@ -251,7 +320,7 @@ def actor_critic_loss(model: eqx.Module, h: Float[Array, "T1 d"], win: eqx.Modul
     ``win``: an ``objectives.Window``), on the reward ``rint`` (intrinsic, or the oracle's).
 
     ``h``: the prefix outputs of s_0..s_T-1 and of the current observation (last). A step whose action the
-    game overrode (asleep) gets no policy gradient.
+    game overrode (asleep) gets no policy gradient and no entropy bonus.
     """
     logits = jax.vmap(model.policy_head)(h)  # [T+1, A]; the last is the current observation
     values = jax.vmap(model.value_head)(h)  # [T+1]
@@ -263,6 +332,6 @@ def actor_critic_loss(model: eqx.Module, h: Float[Array, "T1 d"], win: eqx.Modul
     entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, -1)
     w = win.valid.astype(jnp.float32) / jnp.maximum(win.valid.sum(), 1)
     chosen = 1.0 if win.chosen is None else win.chosen.astype(jnp.float32)  # no policy gradient where overridden
-    loss = jnp.sum(w * (chosen * pg + value_coef * 0.5 * (values[:-1] - ret) ** 2 - ent_coef * entropy))
+    loss = jnp.sum(w * (chosen * (pg - ent_coef * entropy) + value_coef * 0.5 * (values[:-1] - ret) ** 2))
     return loss, dict(entropy=jnp.sum(w * entropy), value=values[-1], logits=logits[-1],
                       adv=jnp.sum(w * jnp.abs(adv)), value_err=jnp.sum(w * (values[:-1] - ret) ** 2))

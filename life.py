@@ -68,7 +68,13 @@ class Life:
 
     @property
     def stream(self) -> bool:
+        """An actor and a critic of their own on the model's features (``--learner stream``)."""
         return self.learning.learner == "stream"
+
+    @property
+    def through_body(self) -> bool:
+        """Stream AC(lambda) through the transformer itself (``--learner body``)."""
+        return self.learning.learner == "body"
 
     @property
     def reads_features(self) -> bool:
@@ -111,15 +117,16 @@ class Organism(eqx.Module):
     ent_coef: jax.Array  # the entropy coefficient now (--ent-coef; adapted when its entropy target is not 0)
     memory: jax.Array | None = None  # [M, d] what ``now`` reads from memory (memory.py); None: no memory
     delay: Obs | None = None  # [D] the last --recall-delay frames: the recall probe's delay line (its loss reads it)
-    traces: ActorCritic | None = None  # the stream learner's eligibility traces, shaped like ``model.ac`` (learner.py)
+    traces: ActorCritic | learner.BodyTraces | None = None  # the stream learner's eligibility traces: shaped like
+    # ``model.ac``, or over the whole model (--learner body; learner.py)
     memory_trace: jax.Array | None = None  # [M, d, d+1] how its memory depends on the write gate (--rtrl; memory.py)
 
 
 class Act(eqx.Module):
     """What one action did: the world before any rebirth, and the key a rebirth would use."""
 
-    action: jax.Array
-    logp: jax.Array
+    action: jax.Array  # the action that ran: the policy's, or noop where the game overrode it (asleep)
+    logp: jax.Array  # log-prob of the policy's sampled action
     next_obs: jax.Array  # what came of it (the last frame of a life if ``done``)
     last_state: object
     reward: jax.Array
@@ -215,7 +222,8 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
                     tally=tally, instincts=instincts.of_flags(cfg.learning),
                     ent_coef=jnp.asarray(cfg.learning.ent_coef, jnp.float32),
                     memory=mem.blank(m.memory, d) if m.memory else None, delay=delay,
-                    traces=learner.zeros_like(model.ac) if model.ac is not None else None,
+                    traces=learner.zeros_like(model.ac) if model.ac is not None else
+                    learner.body_traces(model) if cfg.through_body else None,
                     memory_trace=mem.blank_trace(m.memory, d) if m.rtrl else None)
 
 
@@ -256,6 +264,7 @@ class Outcome(eqx.Module):
     adv: jax.Array
     value_err: jax.Array
     memory_now: jax.Array | None  # what now reads from memory
+    memory_policy: jax.Array | None  # [2, M, d] what s_t and now read (the stream learner through the body)
     trace_now: jax.Array | None  # its RTRL trace (--rtrl; memory.trace_step)
 
 
@@ -304,7 +313,7 @@ def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Pri
     if row == -2:  # paid to the step before: the newest is paid next step
         rint = rint.at[-1].set(0.0)
     lrn = cfg.learning
-    if cfg.stream:  # the actor-critic learns apart (learner.update), from the features of the last two states
+    if lrn.learner != "window":  # the actor-critic learns apart (learner.update, learner.body_update)
         ac, stats = 0.0, dict(logits=jnp.zeros(model.spec.n_actions), entropy=0.0, adv=0.0, value_err=0.0)
     else:
         batch = cfg.batch
@@ -317,6 +326,7 @@ def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Pri
     out = Outcome(losses=losses, scores=scores, signal=signal, rint=rint, newest_surprise=newest, episodic=episodic,
                   z_now=jax.lax.stop_gradient(seen.z_now), features=jax.lax.stop_gradient(seen.z[-2:]).reshape(2, -1),
                   memory_now=None if rows is None else jax.lax.stop_gradient(rows[-1]), trace_now=trace,
+                  memory_policy=None if rows is None else jax.lax.stop_gradient(rows[-2:]),
                   **{k: jnp.asarray(v, jnp.float32) for k, v in stats.items()})
     return total + ac, out
 
@@ -337,9 +347,11 @@ def act(cfg: Life, org: Organism | None, env_state, key) -> Act:
         action = jax.random.categorical(k_act, org.logits)
         logp = jax.nn.log_softmax(org.logits)[action]
     k_step, k_reset = jax.random.split(k_env)
-    next_obs, last_state, reward, done = world.advance(env, params, env_state, action, k_step)
-    return Act(action=action, logp=jnp.asarray(logp, jnp.float32), next_obs=next_obs, last_state=last_state,
-               reward=reward, done=done, reset_key=k_reset, chosen=~overridden(env_state))
+    chosen = ~overridden(env_state)
+    ran = jnp.where(chosen, action, world.NOOP)  # what the game steps: noop while asleep, whatever was sampled
+    next_obs, last_state, reward, done = world.advance(env, params, env_state, ran, k_step)
+    return Act(action=ran, logp=jnp.asarray(logp, jnp.float32), next_obs=next_obs, last_state=last_state,
+               reward=reward, done=done, reset_key=k_reset, chosen=chosen)
 
 
 def perceive(cfg: Life, org: Organism, a: Act, obs, env_state) -> tuple[O.Window, Obs, Obs | None]:
@@ -374,11 +386,22 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
         org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features, inst, coef)
     if features is not None:
         features = C.update_feature_stats(features, out.z_now, now.age)
-    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm,
-                                     gate_lr=lrn.gate_lr)
-    finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
     done, traces = a.done, org.traces
     reward = out.signal * scale  # what the learner gets (learning progress: the step before's, one step late)
+    change = None
+    if cfg.through_body:  # s_t (the newest window row) and s_t+1 (now), through the body as it was this step
+        states = jax.tree.map(lambda w, n: jnp.stack([w[-1], n]), win.obs, now)
+        change, traces, u, logits = learner.body_update(
+            org.model, traces, lambda m: O.readout(m, cfg.batch, states, out.memory_policy), a.action, reward, done,
+            a.chosen, gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
+            kappa_critic=lrn.kappa_value, ent_coef=coef)
+        out = eqx.tree_at(lambda o: (o.logits, o.entropy, o.adv, o.value_err), out,
+                          (logits, u.entropy, jnp.abs(u.delta), u.delta**2))
+    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm,
+                                     gate_lr=lrn.gate_lr, extra=change)
+    finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
+    if cfg.through_body:
+        finite = finite & jnp.isfinite(out.adv)
     if cfg.stream:  # s_t (the newest window row) and s_t+1 (now), as the transformer sees them
         phi, phi_next = out.features
         ac, traces, u = learner.update(model.ac, traces, phi, phi_next, a.action, reward, done, a.chosen,

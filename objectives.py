@@ -213,6 +213,13 @@ def make_plan(name: str, layout: str, n_patches: int, length: int | None = None,
                 np.array(owner + [-1] * pad), span_of(segs), readout, tuple(thinks))
 
 
+def think_index(plan: Plan) -> np.ndarray:
+    """Which thought each token of ``plan`` is: int [N], -1 for none."""
+    k = np.full(plan.length, -1)
+    k[list(plan.thinks)] = np.arange(len(plan.thinks))
+    return k
+
+
 def starts(plan: Plan, T: int) -> np.ndarray:
     return np.arange(T - plan.span + 1)
 
@@ -367,11 +374,6 @@ def make_batch(objectives: tuple[str, ...], T: int, P: int, memory: int = 0, thi
         full[:, memory:, memory:] = mask
         mask = full
 
-    def think_index(plan):
-        k = np.full(plan.length, -1)
-        k[list(plan.thinks)] = np.arange(len(plan.thinks))
-        return k
-
     return Batch(plans, tuple(ranges[i] for i in range(len(objectives))), policy_rows, plans[host].readout,
                  first_pass, any(s.kind == "m" for p in plans for s in p.segments),
                  cat([p[1] for p in parts]),
@@ -415,18 +417,13 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[A
         jnp.concatenate([win.recall_delay, jnp.zeros(1, win.recall_delay.dtype)]).astype(jnp.float32)
 
     def embed(rows, table):
-        age = jax.vmap(model.sense_age)(ages[batch.age_row[rows]])[:, None]
-        x = (table[batch.idx[rows]] + model.type_emb[batch.types[rows]] + model.time_emb[batch.times[rows]]
-             + model.slot_emb[batch.slots[rows]] + age)
+        content = table[batch.idx[rows]]
         if delays is not None:  # the probe's query senses the delay it asks about (in the age sense's code)
-            x = x + jnp.where(asks[rows][..., None], jax.vmap(model.sense_age)(delays[batch.age_row[rows]])[:, None],
-                              0.0)
-        if batch.thinks:
-            k = batch.think[rows]
-            x = x + jnp.where(k[..., None] >= 0, model.mind.think_emb[np.maximum(k, 0)], 0.0)
-        if M:
-            x = jnp.concatenate([memory_tokens(model, memory[batch.age_row[rows]]) + age, x], axis=1)
-        return x
+            content = content + jnp.where(asks[rows][..., None],
+                                          jax.vmap(model.sense_age)(delays[batch.age_row[rows]])[:, None], 0.0)
+        rows_memory = memory[batch.age_row[rows]] if M else None
+        return embed_tokens(model, content, batch.types[rows], batch.times[rows], batch.slots[rows],
+                            batch.think[rows] if batch.thinks else None, ages[batch.age_row[rows]], rows_memory)
 
     def run(rows, table):
         return model(embed(rows, table), jnp.asarray(batch.mask[rows]))[:, M:]
@@ -434,16 +431,58 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[A
     f = batch.first_pass
     x = embed(slice(0, f), table)
     if batch.recurrent:  # each thought's output becomes the next thought's input: one pass per thought
-        pr, at = batch.policy_rows, M + np.array(batch.thinks)
-        mask = jnp.asarray(batch.mask[pr])
-        for k in range(1, len(at)):
-            x = x.at[pr, at[k]].add(model(x[pr], mask)[:, at[k - 1]])
+        pr = batch.policy_rows
+        x = x.at[pr].set(think_through(model, x[pr], jnp.asarray(batch.mask[pr]), M + np.array(batch.thinks)))
     h = model(x, jnp.asarray(batch.mask[:f]))[:, M:]
     raw = h[batch.policy_rows, : P1]  # [T+1, P+1, d]: the model's view of each state, having seen only it
     z = raw if features is None else standardise(raw, features)
     if f < len(batch.idx):
         h = jnp.concatenate([h, run(slice(f, None), jnp.concatenate([table, z.reshape(-1, d)]))])
     return Seen(h, z, raw[-1])
+
+
+def embed_tokens(model: Model, content: Float[Array, "B N d"], types, times, slots, think, age: Float[Array, " B"],
+                 memory: Float[Array, "B M d"] | None = None) -> Float[Array, "B MN d"]:
+    """Sequences' input tokens: each token's content plus its type, time and slot embeddings and the age its
+    sequence senses; the thought each thinking token is (``think``: [B, N], -1 for none; None: no thoughts);
+    with ``memory``, M memory tokens first."""
+    a = jax.vmap(model.sense_age)(age)[:, None]
+    x = content + model.type_emb[types] + model.time_emb[times] + model.slot_emb[slots] + a
+    if think is not None:
+        x = x + jnp.where(think[..., None] >= 0, model.mind.think_emb[np.maximum(think, 0)], 0.0)
+    if memory is not None:
+        x = jnp.concatenate([memory_tokens(model, memory) + a, x], axis=1)
+    return x
+
+
+def think_through(model: Model, x: Float[Array, "B N d"], mask, at: np.ndarray) -> Float[Array, "B N d"]:
+    """Recurrent thoughts: each thought's output (tokens ``at``, in order) added to the next thought's input,
+    one pass per thought."""
+    for k in range(1, len(at)):
+        x = x.at[:, at[k]].add(model(x, mask)[:, at[k - 1]])
+    return x
+
+
+def readout(model: Model, batch: Batch, states: Obs, memory: Float[Array, "b M d"] | None = None
+            ) -> Float[Array, "b d"]:
+    """The output the policy and the value read (the host layout's readout token) for each of a few states
+    (``states``: leading axis b; ``memory``: what each reads), run alone: the state's tokens and the
+    thoughts after it, with the host layout's embeddings and mask. It is the output ``forward`` gives at
+    ``batch.policy_rows`` (nothing there sees past the readout), for the price of b short sequences: what
+    the stream learner through the body (``learner.body_update``) differentiates."""
+    plan, L, M = batch.plans[batch.host], batch.readout + 1, batch.memory
+    s_tok = jax.vmap(model.embed_state)(states)  # [b, P+1, d]
+    b, P1, d = s_tok.shape
+    content = jnp.concatenate([s_tok, jnp.zeros((b, L - P1, d))], axis=1)  # the thoughts have no content
+    tile = lambda a: np.tile(a[:L], (b, 1))  # noqa: E731
+    think = tile(think_index(plan)) if plan.thinks else None
+    x = embed_tokens(model, content, tile(plan.types), tile(plan.times), tile(plan.slots), think, states.age,
+                     memory if M else None)
+    mask = batch.mask[batch.policy_rows[-1], : M + L, : M + L]
+    mask = jnp.asarray(np.tile(mask, (b, 1, 1)))
+    if batch.recurrent:
+        x = think_through(model, x, mask, M + np.array(plan.thinks))
+    return model(x, mask)[:, M + batch.readout]
 
 
 def memory_tokens(model: Model, mem: Float[Array, "*b M d"]) -> Float[Array, "*b M d"]:

@@ -9,7 +9,8 @@ first updates get the bias correction of a new history, not of the organism's wh
 vectors is also faster here: a few big ops instead of a few per leaf (per-op overhead rules at this size).
 
 The stream learner's actor and critic (``model.ac``) are not Adam's: they learn by their own rule
-(``learner.py``), and an update leaves them as they are.
+(``learner.py``), and an update leaves them as they are. The stream learner through the body changes the
+same weights Adam does: its change is added to Adam's step (``extra``).
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ def init(model: Model, lr: float) -> Opt:
 
 
 def update(model: Model, grads, opt: Opt, *, lr: float | jax.Array, max_grad_norm: float,
-           gate_lr: float = 1.0) -> tuple[Model, Opt]:
+           gate_lr: float = 1.0, extra: tuple | None = None) -> tuple[Model, Opt]:
     """One step of ``chain(clip_by_global_norm(max_grad_norm), adam(lr))``, slot by slot; ``gate_lr``
     multiplies the step of the residual gate of every gene grown in this life (--gate-lr: Adam moves a gate by at
     most about lr a step). A grown gene's slot restarted its Adam count at its insertion, so its count is behind
-    that of the slots the organism was born with."""
+    that of the slots the organism was born with. ``extra``: a change of the parameters laid out as ``flatten``
+    lays them (trunk, slots), added to Adam's step (the stream learner through the body: ``learner.body_update``)."""
     trunk, slots, rebuild = flatten(model)
     g_trunk, g_slots, _ = flatten(grads)
     clip = optax.clip_by_global_norm(max_grad_norm)
@@ -71,4 +73,6 @@ def update(model: Model, grads, opt: Opt, *, lr: float | jax.Array, max_grad_nor
     if gate_lr != 1.0:  # the gate is the last entry of a slot's vector
         count = opt.slots[0].count  # [D]: steps each slot's Adam has taken
         u_slots = u_slots.at[:, -1].multiply(jnp.where(count < count.max(), gate_lr, 1.0))
+    if extra is not None:
+        u_trunk, u_slots = u_trunk + extra[0], u_slots + extra[1]
     return rebuild(trunk + u_trunk, slots + u_slots), Opt(trunk=s_trunk, slots=s_slots)

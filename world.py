@@ -23,6 +23,7 @@ from craftax.craftax_env import make_craftax_env_from_name
 from jaxtyping import Array, Float, Int
 
 OUT_OF_BOUNDS = 1  # BlockType.OUT_OF_BOUNDS.value in both games
+NOOP = 0  # Action.NOOP.value in both games: what Craftax steps while the player sleeps
 ENVS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1")
 
 

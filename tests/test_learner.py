@@ -211,3 +211,95 @@ def test_an_entropy_target_moves_the_coefficient_towards_it_and_the_life_carries
     assert 0 < float(org.ent_coef) < 0.01 and float(rec.ent_coef) == float(org.ent_coef)
     (fixed, rec), _ = learned_twice(TINY.replace(ac_hidden=8, entropy_target=0.0))
     assert float(fixed.ent_coef) == float(rec.ent_coef) == np.float32(0.01)  # a target of 0: the coefficient stays
+
+
+# ----------------------------------------------------------------------------- stream AC(lambda) through the body
+
+
+def tiny_body(memory=0, think=0, slots=2):
+    from model import Model
+
+    return Model(world.env_spec("Craftax-Classic-Symbolic-v1"), d=16, n_heads=2, layers=1, slots=slots, mlp_ratio=1,
+                 patch=(4, 9), cell_dim=4, key=jax.random.PRNGKey(3), memory=memory, think=think)
+
+
+def test_the_readout_through_the_body_is_the_forward_pass_own_policy_output(transitions):
+    """``objectives.readout`` (the two short sequences the learner through the body differentiates) gives the
+    output ``forward`` gives at the policy's rows, for the newest state and now: plain, with memory tokens
+    and with recurrent thoughts."""
+    win, now = transitions
+    T = 4
+    win = jax.tree.map(lambda x: x[:T], win)
+    for memory, think, recurrent in ((0, 0, False), (2, 2, True)):
+        model = tiny_body(memory, think)
+        batch = O.make_batch(("inverse_dynamics", "forward_dynamics"), T, 2, memory=memory, think=think,
+                             recurrent=recurrent)
+        rows = jax.random.normal(jax.random.PRNGKey(4), (T + 1, memory, 16)) if memory else None
+        seen = O.forward(model, batch, win, now, None, rows)
+        want = seen.h[batch.policy_rows[-2:], batch.readout]
+        states = jax.tree.map(lambda w, n: jnp.stack([w[-1], n]), win.obs, now)
+        got = O.readout(model, batch, states, None if rows is None else rows[-2:])
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_stream_ac_through_the_body_matches_a_step_by_step_computation(transitions):
+    """Three steps of ``learner.body_update`` (a reward, an overridden action, a life's end) against the
+    formulas computed leaf by leaf with ``jax.grad`` on the model itself: z <- gamma lam z + grad; the ObGD
+    step of each trace with its own kappa; the change w + step delta z on every weight, genes and embeddings
+    included; traces zeroed at the end. The readout is a plain differentiable function of the model here."""
+    import optim
+
+    model = tiny_body()
+    win, now = transitions
+    batch = O.make_batch(("inverse_dynamics",), 4, 2)
+    obs = jax.tree.map(lambda x: x[:4], win.obs)
+
+    def readout_at(t):
+        states = jax.tree.map(lambda x: x[t:t + 2], obs)
+        return lambda m: O.readout(m, batch, states)
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def head(p, t, what, a=0):
+        m = eqx.combine(p, static)
+        h = readout_at(t)(m)
+        if what == "v":
+            return m.value_head(h[0])
+        logp = jax.nn.log_softmax(m.policy_head(h[0]))
+        return logp[a] if what == "logp" else -jnp.sum(jnp.exp(logp) * logp)
+
+    steps = [(0, 1, 0.5, False, True), (1, 2, -1.0, False, False), (2, 3, 2.0, True, True)]  # t, a, r, done, chosen
+    traces = learner.body_traces(model)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    z_pi, z_v = zeros, zeros
+    m_body, m_hand = model, params
+    for t, a, r, done, chosen in steps:
+        change, traces, u, _ = learner.body_update(
+            m_body, traces, readout_at(t), jnp.asarray(a), jnp.asarray(r), jnp.asarray(done), jnp.asarray(chosen),
+            gamma=GAMMA, lam=LAM, lr=LR, kappa_actor=KAPPA_PI, kappa_critic=KAPPA_V, ent_coef=ENT)
+        trunk, slots, rebuild = optim.flatten(m_body)
+        m_body = rebuild(trunk + change[0], slots + change[1])
+        # by hand, leaf by leaf
+        v, v_next = head(m_hand, t, "v"), eqx.combine(m_hand, static).value_head(readout_at(t)(
+            eqx.combine(m_hand, static))[1])
+        delta = r + GAMMA * (1 - done) * v_next - v
+        g_v = jax.grad(head)(m_hand, t, "v")
+        g_pi = jax.tree.map(lambda x, y: chosen * (x + ENT * jnp.sign(delta) * y), jax.grad(head)(m_hand, t, "logp", a),
+                            jax.grad(head)(m_hand, t, "h"))
+        z_v = jax.tree.map(lambda z, g: GAMMA * LAM * z + g, z_v, g_v)
+        z_pi = jax.tree.map(lambda z, g: GAMMA * LAM * z + g, z_pi, g_pi)
+        new = m_hand
+        for z, kappa in ((z_pi, KAPPA_PI), (z_v, KAPPA_V)):
+            norm = sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves(z))
+            step = LR / max(1.0, LR * kappa * max(abs(float(delta)), 1.0) * norm)
+            new = jax.tree.map(lambda w, z_: w + step * delta * z_, new, z)
+        m_hand = new
+        np.testing.assert_allclose(float(u.delta), float(delta), rtol=1e-4, atol=1e-6)
+        if done:
+            z_pi, z_v = zeros, zeros
+    got, want = optim.flatten(m_body), optim.flatten(eqx.combine(m_hand, static))
+    for x, y in zip(got[:2], want[:2]):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+    moved = optim.flatten(model)
+    assert float(jnp.abs(got[1] - moved[1]).sum()) > 0 and float(jnp.abs(got[0] - moved[0]).sum()) > 0  # genes too
+    assert all(float(jnp.abs(x).sum()) == 0 for x in jax.tree.leaves(traces))  # zeroed at the life's end
