@@ -150,6 +150,7 @@ class Record(eqx.Module):
     done: jax.Array
     episode_length: jax.Array  # the life's length if it ended on this step, else 0
     unlocked: jax.Array  # kinds of achievement unlocked so far
+    achieved: jax.Array  # [n_achievements] what the life that ended on this step unlocked (zeros if none ended)
     finite: jax.Array  # the loss was finite
     ent_coef: jax.Array  # the entropy coefficient after this step (--ent-coef; --entropy-target adapts it)
 
@@ -442,7 +443,8 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
                    memory_trace=out.trace_now)
     return org, Record(losses=out.losses, scores=scores, signal=out.signal, rint=reward,
                        entropy=out.entropy, adv=out.adv, value_err=out.value_err, reward=a.reward, done=done,
-                       episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(), finite=finite,
+                       episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(),
+                       achieved=done * a.last_state.achievements.astype(jnp.float32), finite=finite,
                        ent_coef=coef)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 import targets
 import world
-from report import load_config, load_generations, load_metrics, organisms
+from report import crafter_by_age, load_config, load_generations, load_metrics, organisms
 
 
 def score_panels(line: dict) -> list:
@@ -50,7 +50,7 @@ def curves(run: Path) -> Path:
             ax.fill_between(step, mu - sd, mu + sd, color=kw.get("color"), alpha=0.2, lw=0)
 
     panels = score_panels(ms[0])
-    n = len(panels) + 4
+    n = len(panels) + 5
     cols = 4
     fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.4 * ((n + cols - 1) // cols)),
                              squeeze=False)
@@ -78,6 +78,17 @@ def curves(run: Path) -> Path:
     for ax, (key, title, style) in zip(axes[len(panels) + 1:], rest):
         line(ax, key, style, color="C0")
         ax.set_title(title, fontsize=9)
+    ax = axes[len(panels) + 4]  # skill by age: the Crafter score of the episodes that ended in each span
+    span = skill_span(int(step[-1]), int(step[0]))
+    ends, by_age = crafter_by_age(ms, span)
+    if len(ends):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ax.plot(ends, np.nanmean(by_age, 0), "o-", color="C0")
+            if population > 1:
+                mu, sd = np.nanmean(by_age, 0), np.nanstd(by_age, 0)
+                ax.fill_between(ends, mu - sd, mu + sd, color="C0", alpha=0.2, lw=0)
+    ax.set_title(f"Crafter score % of the episodes ended in each {span:,} steps", fontsize=9)
     for i, a in enumerate(axes):
         if i >= n:
             a.axis("off")
@@ -89,6 +100,12 @@ def curves(run: Path) -> Path:
     pop = f", population of {population} (mean, band: +- 1 std)" if population > 1 else ""
     return saved(fig, run / "curves.png", f"{run.name}: {'+'.join(cfg['objective'])}, policy {cfg['policy']}{pop}  "
                  "(prequential: scored before learning from the step)")
+
+
+def skill_span(steps: int, chunk: int) -> int:
+    """The span of life that skill by age is scored over: 100,000 steps in a long life, else a fifth of it (whole
+    chunks)."""
+    return 100_000 if steps >= 300_000 else max(chunk, (steps // 5) // chunk * chunk)
 
 
 def life_gif(cfg, steps: int, org, env_state, key, path: Path, pixel_size: int = 16, zoom: int = 3) -> Path:

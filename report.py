@@ -56,9 +56,42 @@ def chunk_metrics(rec) -> list[dict]:
             ok = np.isfinite(v)  # a score is NaN on steps whose newest instance did not count
             m[k] = float(v[ok].mean()) if ok.any() else None
         m.update(episodes=int(done.sum()), episode_length=float(r.episode_length[done].mean()) if done.any() else None,
-                 extrinsic_reward=float(r.reward.sum()), unlocked=int(r.unlocked[-1]))
+                 extrinsic_reward=float(r.reward.sum()), unlocked=int(r.unlocked[-1]),
+                 ended_achievements=r.achieved.sum(0).tolist())
         out.append(m)
     return out
+
+
+def ended_score(chunks: list[dict]) -> float:
+    """The Crafter score of the episodes that ended in some chunks of one organism (its per-chunk metrics);
+    NaN if none ended."""
+    n = sum(o["episodes"] for o in chunks)
+    return world.crafter_score(np.sum([o["ended_achievements"] for o in chunks], 0) / n) if n else float("nan")
+
+
+def crafter_by_age(lines: list[dict], span: int) -> tuple[np.ndarray, np.ndarray]:
+    """Skill by age: the Crafter score of the episodes that ended in each ``span`` steps of a life, from the
+    lines of metrics.jsonl: (the age at each span's end, [organisms, spans] scores; NaN where none ended).
+    Beside the whole life's score (every episode since birth), it says whether skill still grows."""
+    lines = [m for m in lines if "ended_achievements" in organisms(m)[0]]  # (runs older than the figure: none)
+    if not lines:
+        return np.zeros(0), np.zeros((0, 0))
+    steps = np.array([m["step"] for m in lines])
+    bins = np.unique((steps - 1) // span)
+    ends = np.minimum((bins + 1) * span, steps.max())
+    scores = np.array([[ended_score([organisms(m)[i] for m, s in zip(lines, steps) if (s - 1) // span == b])
+                        for b in bins] for i in range(len(organisms(lines[0])))])
+    return ends, scores
+
+
+def crafter_last(lines: list[dict], span: int) -> list[float]:
+    """Each organism's Crafter score over the last ``span`` steps of its life (the episodes that ended there)."""
+    lines = [m for m in lines if "ended_achievements" in organisms(m)[0]]
+    if not lines:
+        return []
+    last = lines[-1]["step"]
+    return [ended_score([organisms(m)[i] for m in lines if m["step"] > last - span])
+            for i in range(len(organisms(lines[0])))]
 
 
 def population_metrics(per: list[dict], n: int, seconds: float) -> dict:
