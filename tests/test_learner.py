@@ -303,3 +303,23 @@ def test_stream_ac_through_the_body_matches_a_step_by_step_computation(transitio
     moved = optim.flatten(model)
     assert float(jnp.abs(got[1] - moved[1]).sum()) > 0 and float(jnp.abs(got[0] - moved[0]).sum()) > 0  # genes too
     assert all(float(jnp.abs(x).sum()) == 0 for x in jax.tree.leaves(traces))  # zeroed at the life's end
+
+
+def test_asleep_the_action_stored_is_the_noop_that_ran_not_the_one_sampled():
+    """Craftax steps noop while the player sleeps: ``life.act`` reports that action (what the window stores,
+    what the layouts learn from and the action mix counts), with ``chosen`` False; awake, the sampled one."""
+    import dataclasses
+
+    import life
+    import train
+
+    cfg = train.Config()
+    cfg = dataclasses.replace(cfg, learning=dataclasses.replace(cfg.learning, policy="random")).life
+    env, params = world.make_env(cfg.body.world)
+    state = world.reset(env, params, jax.random.PRNGKey(0))[1]
+    asleep = state.replace(is_sleeping=jnp.asarray(True))
+    keys = jax.random.split(jax.random.PRNGKey(1), 16)
+    act = jax.jit(jax.vmap(lambda s, k: life.act(cfg, None, s, k), in_axes=(None, 0)))
+    awake, slept = act(state, keys), act(asleep, keys)
+    assert np.all(np.asarray(slept.action) == world.NOOP) and not np.any(np.asarray(slept.chosen))
+    assert len(set(np.asarray(awake.action).tolist())) > 1 and np.all(np.asarray(awake.chosen))

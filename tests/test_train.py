@@ -49,6 +49,24 @@ def test_online_run_is_finite_and_learns_at_every_step(online_run):
         assert any(not np.array_equal(x, y) for x, y in zip(a, b)), part
 
 
+def test_skill_by_age_adds_up_to_the_whole_life_score(online_run):
+    """The Crafter score per span of life (``report.crafter_by_age``, from each chunk's achievements of the lives
+    that ended in it): over one span of the whole life it is the life's own score (from its tally); the last
+    span's is ``crafter_last``'s."""
+    import report
+    import world
+
+    org, rec = online_run
+    n = CFG.run.chunk
+    lines = [{"step": (j + 1) * n, **report.population_metrics(report.chunk_metrics(
+        jax.tree.map(lambda x: x[None, j * n:(j + 1) * n], rec)), n, 1.0)} for j in range(len(rec.done) // n)]
+    whole = world.crafter_score(np.asarray(org.tally.achievements) / float(org.tally.episodes))
+    ends, scores = report.crafter_by_age(lines, len(rec.done))
+    assert list(ends) == [len(rec.done)] and np.isclose(scores[0, 0], whole)
+    ends, scores = report.crafter_by_age(lines, 1000)
+    assert list(ends) == [1000, 2000, 3000, 4000] and np.isclose(report.crafter_last(lines, 1000)[0], scores[0, -1])
+
+
 def test_a_new_organism_has_the_types_of_a_living_one(online_run):
     """Born and lived-in organisms have the same leaf types (weak types included): no chunk recompiles."""
     org, _ = online_run
