@@ -35,7 +35,8 @@ import numpy as np
 import compare
 import world
 from compare import RANDOM, Row
-from report import load_config, organisms
+from plots import skill_span
+from report import crafter_last, load_config, load_metrics, organisms
 
 READS_REWARD = ("reward", "forward_reward", "trajectory_reward", "trajectory_reward_after",
                 "two_state_prefix_reward")
@@ -139,9 +140,10 @@ def entropy(arm: str, run: str) -> str:
 
 def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
     r_mean, r_se = se([s["crafter_score"] for s in results.get(RANDOM, [])]) if RANDOM in results else (0, np.nan)
+    span = skill_span(steps, c.base.run.chunk)  # skill by age: the score of the episodes ended in the last span
     lines = [f"| arm ({steps:,} steps, {c.seeds} seeds) | Crafter score % | vs random (s.e.) | mean episode length "
              f"| achievements unlocked | steps asleep % | wake_up % | policy entropy, last tenth (nats) "
-             f"| organism-steps/s |", "|---|---|---|---|---|---|---|---|---|"]
+             f"| organism-steps/s | Crafter score %, last {span:,} steps |", "|---" * 10 + "|"]
     for arm, ss in results.items():
         m, s = se([x["crafter_score"] for x in ss])
         gap = (m - r_mean) / np.sqrt(s**2 + r_se**2) if arm != RANDOM and RANDOM in results else np.nan
@@ -151,8 +153,16 @@ def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
         woke = se([100 * x["achievements"]["wake_up"] for x in ss])
         lines.append(f"| {row(c, arm).name} | {fmt(m, s)} | {'–' if np.isnan(gap) else f'{gap:+.1f}'} "
                      f"| {fmt(lm, ls, '{:.0f}')} | {fmt(um, us, '{:.1f}')} | {fmt(*asleep, '{:.1f}')} "
-                     f"| {fmt(*woke, '{:.0f}')} | {entropy(arm, ss[0]['run_dir'])} | {ss[0]['steady_sps'] or 0:.0f} |")
+                     f"| {fmt(*woke, '{:.0f}')} | {entropy(arm, ss[0]['run_dir'])} | {ss[0]['steady_sps'] or 0:.0f} "
+                     f"| {last_span(ss[0]['run_dir'], span)} |")
     return lines
+
+
+def last_span(run: str, span: int) -> str:
+    """The Crafter score of the episodes that ended in the last ``span`` steps, mean ± s.e. over the organisms
+    ('–' for a row logged before the figure existed)."""
+    last = [x for x in crafter_last(load_metrics(Path(run)), span) if np.isfinite(x)]
+    return fmt(*se(last)) if last else "–"
 
 
 def action_table(results: dict[str, list[dict]], c) -> list[str]:

@@ -69,11 +69,11 @@ def same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("curiosity, learner", [("icm", "window"), ("count", "window"), ("e3b", "window"),
-                                               ("effects", "stream")])
+                                               ("effects", "stream"), ("effects", "body")])
 def test_the_extrinsic_reward_never_reaches_the_learner(curiosity, learner):
     """Changing every reward the organism senses leaves its update bit-identical, for every objective that
-    does not predict rewards (all at once, with ICM's surprise), every kind of curiosity signal and both
-    learners: every curiosity but the oracle control."""
+    does not predict rewards (all at once, with ICM's surprise), every kind of curiosity signal and every
+    learner (the window's, the stream learner apart and through the body): every curiosity but the oracle control."""
     objective = SENSES_NO_REWARD if curiosity == "icm" else ("inverse_dynamics",)
     cfg = TINY.replace(objective=objective, curiosity=curiosity, learner=learner, ac_hidden=8)
     (org, rec), (org2, rec2) = learned_twice(cfg)
@@ -208,6 +208,7 @@ def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
     assert rows(stages[1].split("Each achievement")[0])[1:] == screen[1:]
     assert "± " in text and "| – |" in text  # standard errors; the random policy is not compared with itself
     assert "steps asleep %" in text and "The action mix" in text and "| noop |" in text
+    assert "Crafter score %, last " in text  # skill by age: the score of the life's last span, beside the whole
     assert (tmp_path / "curiosity-200.png").stat().st_size > 0 and (tmp_path / "curiosity-400.png").exists()
     assert (tmp_path / "400" / "effects-default" / "summary.json").exists()
 
