@@ -236,6 +236,7 @@ class Curiosity:
     memory: Callable = lambda d: jnp.zeros((0,), jnp.float32)  # d -> the episodic memory a life starts with
     features: bool = False  # reads the model's standardised features (keeps their running statistics)
     control: bool = False  # not a curiosity: the environment's reward (the oracle)
+    symbolic: bool = False  # reads named status entries of a symbolic observation: refused with --obs pixels
 
 
 CURIOSITIES: dict[str, Curiosity] = {}
@@ -317,7 +318,7 @@ register(Curiosity("icm", surprise_signal, needs=("latent_inverse", "latent_forw
 register(Curiosity("rnd", surprise_signal, needs=("rnd",)))
 register(Curiosity("count", count_signal, memory=counts))
 register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True))
-register(Curiosity("effects", effects_signal, memory=counts))
-register(Curiosity("effects+sleep", partial(effects_signal, sleep=True), memory=counts))
-register(Curiosity("mix", mix_signal, memory=mix_memory))
+register(Curiosity("effects", effects_signal, memory=counts, symbolic=True))
+register(Curiosity("effects+sleep", partial(effects_signal, sleep=True), memory=counts, symbolic=True))
+register(Curiosity("mix", mix_signal, memory=mix_memory, symbolic=True))
 register(Curiosity("oracle", oracle_signal, control=True))

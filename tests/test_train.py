@@ -147,6 +147,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(window=1), "two instances of each layout"),
     (dict(curiosity="icm", weights=(1.0, 2.0)), "--weights has 2 values for the 1 of --objective"),
     (dict(obs="pixels", objective=("masked_state",)), "masked_state needs --obs symbolic"),
+    (dict(obs="pixels"), "--curiosity effects reads the inventory and vitals"),
     (dict(obs="pixels", env="Craftax-Symbolic-v1"), "--obs pixels is available for Craftax-Classic"),
     (dict(objective=("two_state_prefix",), window=3), "--window must be at least 4"),
     (dict(objective=("reward", "reward")), "twice"),
