@@ -161,7 +161,7 @@ def validate(cfg: Config) -> None:
     instincts.check(c.learning, cfg.evolution.instincts)
     cfg.growth.check(c.body, cfg.run.chunk, cfg.evolution.evolving)
     if cfg.evolution.init_from:
-        read_header(Path(cfg.evolution.init_from) / "checkpoint.eqx")  # there, and readable
+        same_body(cfg)  # there, readable, and of the same body
     devices = len(jax.devices())
     if cfg.run.population > 1 and cfg.run.population % devices:
         raise ValueError(f"--population {cfg.run.population} cannot be shared evenly over the {devices} devices; "
@@ -388,22 +388,31 @@ class Lives:
                         (self.orgs, self.env_states, self.keys, self.pool), meta)
 
 
+def same_body(cfg: Config) -> Config:
+    """``--init-from``: the config of the run it starts from, after checking that its body agrees with this one
+    (one clear line naming the flags that differ, before anything is compiled)."""
+    theirs = Config.from_json(read_header(Path(cfg.evolution.init_from) / "checkpoint.eqx")["config"])
+    same = ("body", "objectives", "learner", "memory", "think")
+    describe = lambda c: {**dataclasses.asdict(c.body), "objectives": c.objectives,  # noqa: E731
+                          "learner": c.learning.learner, "memory": c.mind.memory, "think": c.mind.think}
+    a, b = describe(cfg.life), describe(theirs.life)
+    diff = [k for k in a if json.loads(json.dumps(a[k])) != json.loads(json.dumps(b[k]))]
+    if diff:
+        sizes = ("layers", "slots", "d_model", "n_heads", "mlp_ratio", "cell_dim", "memory", "think")
+        flags = " ".join(f"--{k.replace('_', '-')} {b[k]}" for k in diff if k in sizes)
+        raise ValueError(f"--init-from {cfg.evolution.init_from} has another body ({', '.join(same)} must agree): "
+                         + ", ".join(f"{k}={b[k]!r} (here {a[k]!r})" for k in diff)
+                         + (f"; give {flags}" if flags else ""))
+    return theirs
+
+
 def founders(cfg: Config, orgs):
     """``--init-from``: newborns that start from another run's organisms or final pool (``evolve.founders``),
     and the instincts they would inherit from it ([N, I]: organism i takes row i mod N' of the instincts its
     next generation would have been born with), or None if it kept none (its instincts were its flags)."""
     path = Path(cfg.evolution.init_from) / "checkpoint.eqx"
-    header = read_header(path)
-    theirs = Config.from_json(header["config"])
+    theirs = same_body(cfg)
     mine = cfg.life
-    same = ("body", "objectives", "learner", "memory", "think")
-    describe = lambda c: {**dataclasses.asdict(c.body), "objectives": c.objectives,  # noqa: E731
-                          "learner": c.learning.learner, "memory": c.mind.memory, "think": c.mind.think}
-    a, b = describe(mine), describe(theirs.life)
-    diff = [k for k in a if json.loads(json.dumps(a[k])) != json.loads(json.dumps(b[k]))]
-    if diff:
-        raise ValueError(f"--init-from {cfg.evolution.init_from} has another body ({', '.join(same)} must agree): "
-                         + ", ".join(f"{k}={b[k]!r} (here {a[k]!r})" for k in diff))
     _, (their_orgs, _, _, their_pool), meta = load_run(theirs, path, free=())
     ledger = evolve.Ledger.from_json(meta["ledger"]) if their_pool is not None else None
     inherited = None

@@ -386,6 +386,9 @@ def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evoluti
     again, _ = train.founders(cfg.replace(init_from=plain.run.run_dir), orgs)
     assert leaves_equal(again.model, saved.model)
     assert leaves_equal(again.opt_state, orgs.opt_state)  # a fresh optimizer
+    other = cfg.replace(init_from=plain.run.run_dir, slots=cfg.life.body.slots + 1)  # refused before compiling
+    with pytest.raises(ValueError, match=f"another body.*give --slots {cfg.life.body.slots}"):
+        train.validate(other)
     summary = train.train(cfg.replace(run_dir=str(tmp_path / "judged")), progress=False)
     assert summary["population"] == 2 and summary["steps"] == 32
     lived = [[o["instincts"][n] for n in instincts.NAMES] for o in summary["organisms"]]
