@@ -45,6 +45,7 @@ ORACLE = "oracle"
 WINDOW = (("learner", "window"), ("gamma", 0.95), ("lam", 0.9), ("entropy_target", 0.0))
 STREAM = (("learner", "stream"), ("gamma", 0.99), ("lam", 0.8))  # with the default entropy target, 1.5 nats
 BODY = (("learner", "body"), ("gamma", 0.99), ("lam", 0.8))  # stream AC(lambda) through the transformer itself
+INTENTIONAL = BODY + (("ac_step", "intentional"),)  # ... with the step sized by what it should change
 FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01): the stream learner's first default
 
 
@@ -73,11 +74,15 @@ ARMS = {
     "effects+sleep": Arm("effects, falling asleep and waking up counted", curiosity="effects+sleep"),
     "effects-body": Arm("effects, stream learner through the body", body=BODY),
     "oracle-body": Arm("oracle, stream learner through the body (control)", curiosity="oracle", body=BODY),
+    "effects-intentional": Arm("effects, through the body, intentional step", body=INTENTIONAL),
+    "oracle-intentional": Arm("oracle, through the body, intentional step (control)", curiosity="oracle",
+                              body=INTENTIONAL),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count")  # the arms screened when --arms is empty
 DEFAULT = "effects"
-CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body")  # not the animal: no reward-free finalist
+CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body",
+            "oracle-intentional")  # not the animal: no reward-free finalist
 
 
 def row(c, arm: str) -> Row:

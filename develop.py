@@ -114,8 +114,10 @@ def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: G
         grown = eqx.tree_at(lambda o: o.opt_state.slots, grown, slots)
         if isinstance(org.traces, BodyTraces):  # so do the traces through the body: the new gene's start at zero
             t = org.traces
-            grown = eqx.tree_at(lambda o: (o.traces.actor_slots, o.traces.critic_slots), grown,
-                                tuple(shift_in(x, k, jnp.zeros_like(x[0])) for x in (t.actor_slots, t.critic_slots)))
+            slots = (t.actor.slots, t.actor.sq_slots, t.critic.slots, t.critic.sq_slots)
+            grown = eqx.tree_at(lambda o: (o.traces.actor.slots, o.traces.actor.sq_slots, o.traces.critic.slots,
+                                           o.traces.critic.sq_slots), grown,
+                                tuple(shift_in(x, k, jnp.zeros_like(x[0])) for x in slots))
         return jax.tree.map(lambda a, b: jnp.where(on, a, b), grown, org)
 
     mask, k = jnp.asarray(mask), jnp.asarray(k, jnp.int32)

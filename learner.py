@@ -108,6 +108,15 @@ class Learning:
     """--learner stream: the actor's ObGD bound kappa"""
     kappa_value: float = 2.0
     """--learner stream: the critic's ObGD bound kappa"""
+    ac_step: Literal["obgd", "intentional"] = "obgd"
+    """--learner body: how each step is sized. 'obgd': the ObGD bound (--ac-lr, --kappa-*); 'intentional': the
+    step that moves the value by --eta-value of the TD error and the policy's log-probability by --eta-policy
+    of the normalised TD error, whatever the body's size (learner.intentional_flat)"""
+    eta_policy: float = 0.01
+    """--ac-step intentional: the actor's fraction (the reference's 0.05 made the oracle's policy deterministic
+    within 2,000 steps here: one shared body moves every state's policy with the one it steps on)"""
+    eta_value: float = 0.5
+    """--ac-step intentional: the critic's fraction"""
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -156,6 +165,9 @@ class Learning:
             (self.ac_lr > 0, f"--ac-lr must be positive, got {self.ac_lr}"),
             (self.gate_lr > 0, f"--gate-lr must be positive, got {self.gate_lr}"),
             (self.kappa_policy > 0 and self.kappa_value > 0, "--kappa-policy and --kappa-value must be positive"),
+            (self.eta_policy > 0 and self.eta_value > 0, "--eta-policy and --eta-value must be positive"),
+            (self.ac_step == "obgd" or self.learner == "body",
+             f"--ac-step {self.ac_step} sizes the steps of --learner body (here --learner {self.learner})"),
         ]:
             if not ok:
                 raise ValueError(msg)
@@ -235,42 +247,92 @@ def update(ac: ActorCritic, traces: ActorCritic, phi: Float[Array, " n"], phi_ne
 # ----------------------------------------------------------------------------- stream AC(lambda) through the body
 
 
-class BodyTraces(eqx.Module):
-    """The eligibility traces of stream AC(lambda) through the body: the actor's and the critic's, each over
-    every weight of the model, laid out as its Adam sees it (``optim.flatten``: the trunk as one vector, each
-    gene slot as a row), so a trace step is a few big ops and a grown gene's slot starts with a zero trace."""
+class Trace(eqx.Module):
+    """One network's eligibility trace through the body (the actor's or the critic's), laid out as the model's
+    Adam sees it (``optim.flatten``: the trunk as one vector, each gene slot as a row, so a step is a few big
+    ops and a grown gene's slot starts from zero), with what the intentional step keeps beside it: RMSProp's
+    second moment of the gradient, and sigma, a running mean of the gradient's normalised squared norm."""
 
-    actor_trunk: Float[Array, " n"]
-    actor_slots: Float[Array, "D m"]
-    critic_trunk: Float[Array, " n"]
-    critic_slots: Float[Array, "D m"]
+    trunk: Float[Array, " n"]
+    slots: Float[Array, "D m"]
+    sq_trunk: Float[Array, " n"]
+    sq_slots: Float[Array, "D m"]
+    sigma: Float[Array, ""]
+
+
+class BodyTraces(eqx.Module):
+    """Stream AC(lambda) through the body: the actor's and the critic's traces over every weight of the model,
+    and the TD error's running moments (the intentional step's clip and the actor's normalisation)."""
+
+    actor: Trace
+    critic: Trace
+    delta_sq: Float[Array, ""]  # running mean of delta^2 (its bias corrected by ``t``)
+    delta_abs: Float[Array, ""]  # running mean of |clipped delta|
+    t: Float[Array, ""]  # steps learned
 
 
 def body_traces(model) -> BodyTraces:
     """Empty traces for stream AC(lambda) through ``model``."""
     trunk, slots, _ = optim.flatten(model)
-    return BodyTraces(jnp.zeros_like(trunk), jnp.zeros_like(slots), jnp.zeros_like(trunk), jnp.zeros_like(slots))
+    zero = jnp.zeros(())
+
+    def trace():
+        return Trace(jnp.zeros_like(trunk), jnp.zeros_like(slots), jnp.zeros_like(trunk), jnp.zeros_like(slots), zero)
+
+    return BodyTraces(trace(), trace(), zero, zero, zero)
 
 
-def obgd_flat(trunk, slots, g_trunk, g_slots, delta, *, lr: Scalar, decay: Scalar, kappa: float):
-    """``obgd`` on one trace laid out flat: (trunk trace, slot traces, the parameters' change, the step)."""
-    trunk, slots = decay * trunk + g_trunk, decay * slots + g_slots
+def obgd_flat(z: Trace, g_trunk, g_slots, delta, *, lr: Scalar, decay: Scalar, kappa: float):
+    """``obgd`` on one trace laid out flat: (the new trace, the parameters' change (trunk, slots), the step)."""
+    trunk, slots = decay * z.trunk + g_trunk, decay * z.slots + g_slots
     norm = jnp.sum(jnp.abs(trunk)) + jnp.sum(jnp.abs(slots))
     step = lr / jnp.maximum(1.0, lr * kappa * jnp.maximum(jnp.abs(delta), 1.0) * norm)
-    return trunk, slots, (step * delta * trunk, step * delta * slots), step
+    new = eqx.tree_at(lambda t: (t.trunk, t.slots), z, (trunk, slots))
+    return new, (step * delta * trunk, step * delta * slots), step
+
+
+RMS_DECAY = 0.999  # the intentional step: RMSProp's decay of the squared gradient
+CLIP_DECAY, CLIP_MULT = 0.9998, 20.0  # delta is clipped at CLIP_MULT times its running rms
+NORM_DECAY = 0.9998  # the actor's delta is divided by the running mean of its magnitude
+
+
+def intentional_flat(z: Trace, g_trunk, g_slots, delta, t, *, eta: Scalar, decay: Scalar):
+    """The intentional step (Sharifnassab, Elsayed, De Asis, Mahmood & Sutton 2026; code
+    sharifnassab/Intentional_RL) on one trace: the trace z <- decay z + g and the gradient's RMSProp moment v;
+    the step w <- w + eta delta (z / sqrt v) / sqrt(sigma |z|^2_v), with sigma the running mean of |g|^2_v
+    (the norms weighted by 1 / sqrt v). On a fresh trace the output the gradient belongs to moves by about
+    eta delta: a set fraction of the TD error, however many weights share the step (ObGD's step shrinks with
+    the trace's L1 norm, so with the size of the body). Returns what ``obgd_flat`` does; ``t``: the steps
+    learned, this one included."""
+    sq_trunk = RMS_DECAY * z.sq_trunk + (1 - RMS_DECAY) * g_trunk**2
+    sq_slots = RMS_DECAY * z.sq_slots + (1 - RMS_DECAY) * g_slots**2
+    bias = 1.0 - RMS_DECAY**t
+    r_trunk, r_slots = jnp.sqrt(sq_trunk / bias) + 1e-8, jnp.sqrt(sq_slots / bias) + 1e-8
+    trunk, slots = decay * z.trunk + g_trunk, decay * z.slots + g_slots
+    g_norm = jnp.sum(g_trunk**2 / r_trunk) + jnp.sum(g_slots**2 / r_slots)
+    z_norm = jnp.sum(trunk**2 / r_trunk) + jnp.sum(slots**2 / r_slots)
+    sigma = z.sigma + (1 - decay) * (g_norm - z.sigma)
+    sigma_bc = sigma / jnp.maximum(1.0 - decay**t, 1e-8)
+    step = eta / jnp.maximum(jnp.sqrt(sigma_bc * z_norm), 1e-8)
+    new = Trace(trunk, slots, sq_trunk, sq_slots, sigma)
+    return new, (step * delta * trunk / r_trunk, step * delta * slots / r_slots), step
 
 
 def body_update(model, traces: BodyTraces, readout, action: Int[Array, ""], reward: Float[Array, ""],
                 done: Bool[Array, ""], chosen: Bool[Array, ""], *, gamma: Scalar, lam: Scalar, lr: Scalar,
-                kappa_actor: float, kappa_critic: float, ent_coef: Scalar):
+                kappa_actor: float, kappa_critic: float, ent_coef: Scalar, rule: str = "obgd",
+                eta_actor: float = 0.01, eta_critic: float = 0.5):
     """One stream AC(lambda) step through the body on the transition (s, action, reward, s', done).
 
     ``readout(model)`` gives the outputs [2, d] the heads read for s and s' (``objectives.readout``); the
     policy is ``model.policy_head`` and the value ``model.value_head`` on them. The gradients of V(s), of
     log pi(a|s) and of the policy's entropy reach every weight of the model (one batched backward pass for
-    the three); each trace takes its own and its own ObGD bound, as in ``update``. Returns (the parameters'
-    change, laid out as ``optim.flatten`` lays the model: add it to the world model's Adam step; the new
-    traces, zeroed if ``done``; the step's ``Update``; the policy's logits on s')."""
+    the three); each trace takes its own. ``rule`` sizes the step (--ac-step): 'obgd', each trace's ObGD bound
+    as in ``update`` (step ``lr``, bound ``kappa_*``); 'intentional', ``intentional_flat`` with ``eta_*``, the
+    TD error clipped at CLIP_MULT times its running rms and, for the actor, divided by its running mean
+    magnitude. Returns (the parameters' change, laid out as ``optim.flatten`` lays the model: add it to the
+    world model's Adam step; the new traces, zeroed if ``done``; the step's ``Update``; the policy's logits
+    on s')."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
     def heads(p):
@@ -287,14 +349,26 @@ def body_update(model, traces: BodyTraces, readout, action: Int[Array, ""], rewa
     delta = reward + gamma * (1.0 - done) * jax.lax.stop_gradient(v_next) - v
     # the actor's gradient: grad [log pi(a|s) + c sign(delta) H], none where the game overrode the action
     w = jnp.where(chosen, 1.0, 0.0) * jnp.stack([jnp.zeros(()), jnp.ones(()), ent_coef * jnp.sign(delta)])
-    decay = gamma * lam
-    a_trunk, a_slots, d_actor, s_actor = obgd_flat(traces.actor_trunk, traces.actor_slots, w @ g_trunk,
-                                                   jnp.tensordot(w, g_slots, 1), delta, lr=lr, decay=decay,
-                                                   kappa=kappa_actor)
-    c_trunk, c_slots, d_critic, s_critic = obgd_flat(traces.critic_trunk, traces.critic_slots, g_trunk[0],
-                                                     g_slots[0], delta, lr=lr, decay=decay, kappa=kappa_critic)
+    g_actor, g_critic = (w @ g_trunk, jnp.tensordot(w, g_slots, 1)), (g_trunk[0], g_slots[0])
+    decay, t = gamma * lam, traces.t + 1
+    delta_sq, delta_abs = traces.delta_sq, traces.delta_abs
+    if rule == "obgd":
+        actor, d_actor, s_actor = obgd_flat(traces.actor, *g_actor, delta, lr=lr, decay=decay, kappa=kappa_actor)
+        critic, d_critic, s_critic = obgd_flat(traces.critic, *g_critic, delta, lr=lr, decay=decay, kappa=kappa_critic)
+    else:
+        delta_sq = CLIP_DECAY * delta_sq + (1 - CLIP_DECAY) * delta**2
+        cap = CLIP_MULT * jnp.sqrt(delta_sq / (1 - CLIP_DECAY**t))
+        clipped = jnp.clip(delta, -cap, cap)
+        delta_abs = NORM_DECAY * delta_abs + (1 - NORM_DECAY) * jnp.abs(clipped)
+        normed = clipped / jnp.maximum(delta_abs / (1 - NORM_DECAY**t), 1e-12)
+        actor, d_actor, s_actor = intentional_flat(traces.actor, *g_actor, normed, t, eta=eta_actor, decay=decay)
+        critic, d_critic, s_critic = intentional_flat(traces.critic, *g_critic, clipped, t, eta=eta_critic,
+                                                      decay=decay)
     change = (d_actor[0] + d_critic[0], d_actor[1] + d_critic[1])
-    traces = jax.tree.map(lambda z: jnp.where(done, 0.0, z), BodyTraces(a_trunk, a_slots, c_trunk, c_slots))
+    actor, critic = (eqx.tree_at(lambda z: (z.trunk, z.slots), z, (jnp.where(done, 0.0, z.trunk),
+                                                                 jnp.where(done, 0.0, z.slots)))
+                     for z in (actor, critic))  # a life's end empties the traces; the moments go on
+    traces = BodyTraces(actor, critic, delta_sq, delta_abs, t)
     return change, traces, Update(delta, v, entropy, s_actor, s_critic), logits_next
 
 
