@@ -10,6 +10,10 @@ The registry (``--curiosity``):
   progress; paid one step late);
 - ``icm``: latent_forward's error in the model's standardised features (shaped by latent_inverse);
 - ``rnd``, ``count``, ``e3b``: novelty (below);
+- ``disagreement``: the spread of an ensemble of forward models' predictions of the next state (of a fixed
+  random embedding of it: the ``disagreement`` layout, ``targets.disagreement_loss``), paid before the
+  outcome is seen; it names no part of the observation and reads no reward (Pathak, Gandhi & Gupta 2019;
+  Plan2Explore's signal);
 - ``effects``: 1 / sqrt(times this change of inventory and vitals happened in this episode, cleared at
   death): novelty of what the animal's actions do to it, not of what it sees;
 - ``effects+sleep``: the same, with falling asleep and waking up counted as effects of their own (a sleep
@@ -205,6 +209,7 @@ HELP = ("the intrinsic reward: 'surprise' = -log p of the first objective's targ
         "'inverse' = the surprise of forward_dynamics / inverse_dynamics; 'progress' = how much one update lowered "
         "the first objective's surprise (learning progress); 'icm' = latent_forward's error in the model's "
         "standardised features; 'rnd' = the error of predicting a fixed random network's embedding of the state; "
+        "'disagreement' = the spread of an ensemble of forward models' predictions of the next state; "
         "'count' = 1/sqrt(visits of this view in this life); 'e3b' = an elliptical episodic bonus in the model's "
         "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this episode); "
         "'effects+sleep' = the same, with falling asleep and waking up counted as effects too; 'mix' = effects "
@@ -316,6 +321,7 @@ register(Curiosity("inverse", surprise_signal, needs=("inverse_dynamics",)))
 register(Curiosity("progress", progress_signal))
 register(Curiosity("icm", surprise_signal, needs=("latent_inverse", "latent_forward")))
 register(Curiosity("rnd", surprise_signal, needs=("rnd",)))
+register(Curiosity("disagreement", surprise_signal, needs=("disagreement",)))
 register(Curiosity("count", count_signal, memory=counts))
 register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True))
 register(Curiosity("effects", effects_signal, memory=counts, symbolic=True))

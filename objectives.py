@@ -54,6 +54,7 @@ LAYOUTS = {
     "latent_forward": "z0 a0 ; z1",  # forward dynamics in that space; its error is ICM curiosity
     # novelty
     "rnd": "s0 ; n0",  # random network distillation: its error is high on rarely seen states (curiosity.py)
+    "disagreement": "s0 a0 ; d1",  # an ensemble of forward models: where they disagree is new (curiosity.py)
     # memory
     "recall": "s0 ; v0",  # what did I see --recall-delay steps ago? (a probe of memory: the window no longer has it)
 }

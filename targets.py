@@ -8,6 +8,7 @@ compare tables. Adding a kind of target is one ``register(Kind(...))``.
     z  the model's own output at a state, fed back in (its standardised prefix output)
     n  a fixed random network's embedding of a state (random network distillation; predicted only)
     v  the view seen ``--recall-delay`` steps before s0 (the recall probe; predicted only)
+    d  an ensemble's predictions of n (disagreement: its members' spread is the surprise; predicted only)
 
 A kind's loss reads a ``Query``: the outputs of one target segment's query tokens for every instance of a
 layout in the window, with what it may compare them to (the states, actions and rewards of those instances,
@@ -28,7 +29,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from curiosity import random_features
-from model import Model, Obs, padded_view, place_centres, place_log_code
+from model import RND_DIM, Model, Obs, padded_view, place_centres, place_log_code
 
 PIXEL_VAR = 0.01  # pixel predictions are Gaussian with this variance (std 0.1 per channel)
 HIDE_RATE = 0.25  # fraction of cells hidden in a masked state
@@ -309,6 +310,30 @@ def random_features_loss(q: Query):
     return err, 0.5 * jnp.sum((pred - goal) ** 2, -1), err, jnp.mean(goal**2, -1)
 
 
+ENSEMBLE = 5  # disagreement: forward models in the ensemble
+BOOTSTRAP_SEED = 23
+
+
+def disagreement_loss(q: Query):
+    """An ensemble of ENSEMBLE forward models (linear heads on the shared query output of s_t, from s_t-1 and
+    a_t-1) each predicting a fixed random network's embedding of s_t (RND's target), each trained on its own
+    bootstrap half of the transitions (a fixed draw per transition, from the age it was seen at). The
+    surprise is their disagreement: the variance of the predictions across the ensemble, summed over the
+    embedding (Pathak, Gandhi & Gupta 2019; Plan2Explore, Sekar et al. 2020), which needs no outcome to
+    compute and falls where the models agree. Scored by the ensemble mean's MSE, beside predicting zero."""
+    goal = jax.vmap(partial(random_features, q.model.spec))(q.state(q.t))  # [n, K]
+    n = goal.shape[0]
+    pred = jax.vmap(q.model.heads["d"])(q.h[:, 0]).reshape(n, ENSEMBLE, -1)
+    ages = q.state(q.t - 1).age.astype(jnp.int32)
+    keep = jax.vmap(lambda a: jax.random.bernoulli(jax.random.fold_in(jax.random.PRNGKey(BOOTSTRAP_SEED), a), 0.5,
+                                                   (ENSEMBLE,)))(ages).astype(jnp.float32)
+    err = jnp.mean((pred - goal[:, None]) ** 2, -1)  # [n, E]
+    loss = jnp.sum(keep * err, -1) / jnp.maximum(jnp.sum(keep, -1), 1.0)
+    spread = jnp.sum(jnp.var(pred, 1), -1)
+    mean_err = jnp.mean((pred.mean(1) - goal) ** 2, -1)
+    return loss, spread, mean_err, jnp.mean(goal**2, -1)
+
+
 def chosen(win, starts, t):
     """An action the game overrode (asleep: noop) caused nothing: it is never a target."""
     return None if win.chosen is None else win.chosen[starts + t]
@@ -351,6 +376,10 @@ register(Kind("v", ("recall", "recall"), False, True, True, shown_after=False, l
                           "the view now (wrong on every changed cell)"),
               pixel_score=Score("recall_pixel_mse", "view_now", False,
                                 "recall: pixel MSE, view long ago (dashed: view now)", "the view now")))
+register(Kind("d", ("ensemble",), False, True, True, shown_after=False, loss=disagreement_loss,
+              head=ENSEMBLE * RND_DIM,
+              score=Score("ensemble_mse", "zero", False, "ensemble: MSE of random features (dashed: zero)",
+                          "predicting zero")))
 register(Kind("m", ("patch", "status"), True, False, False))
 
 
