@@ -62,6 +62,7 @@ ARMS = {
     ORACLE: Arm("oracle: Craftax's reward (control)", curiosity="oracle"),
     "effects": Arm("effects (default)"),
     "count": Arm("count", curiosity="count"), "rnd": Arm("rnd", curiosity="rnd"),
+    "disagreement": Arm("disagreement", curiosity="disagreement"),
     "progress": Arm("progress", curiosity="progress"), "surprise": Arm("surprise", curiosity="surprise"),
     "e3b": Arm("e3b", curiosity="e3b"), "icm": Arm("icm", curiosity="icm"),
     "surprise-window": Arm("surprise, window learner (old default)", curiosity="surprise", body=WINDOW),
@@ -79,7 +80,7 @@ ARMS = {
                               body=INTENTIONAL),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
-          "oracle-window", "rnd", "count")  # the arms screened when --arms is empty
+          "oracle-window", "rnd", "count", "disagreement")  # the arms screened when --arms is empty
 DEFAULT = "effects"
 CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body",
             "oracle-intentional")  # not the animal: no reward-free finalist
