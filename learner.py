@@ -301,9 +301,10 @@ def intentional_flat(z: Trace, g_trunk, g_slots, delta, t, *, eta: Scalar, decay
     sharifnassab/Intentional_RL) on one trace: the trace z <- decay z + g and the gradient's RMSProp moment v;
     the step w <- w + eta delta (z / sqrt v) / sqrt(sigma |z|^2_v), with sigma the running mean of |g|^2_v
     (the norms weighted by 1 / sqrt v). On a fresh trace the output the gradient belongs to moves by about
-    eta delta: a set fraction of the TD error, however many weights share the step (ObGD's step shrinks with
-    the trace's L1 norm, so with the size of the body). Returns what ``obgd_flat`` does; ``t``: the steps
-    learned, this one included."""
+    eta delta: a set fraction of the TD error, whatever the number of weights and the gradient's scale (ObGD's
+    moves it by delta |z|^2 / (kappa |z|_1), the size of a typical entry of the trace: small when the gradient
+    is spread thin over a big body). Returns what ``obgd_flat`` does; ``t``: the steps learned, this one
+    included."""
     sq_trunk = RMS_DECAY * z.sq_trunk + (1 - RMS_DECAY) * g_trunk**2
     sq_slots = RMS_DECAY * z.sq_slots + (1 - RMS_DECAY) * g_slots**2
     bias = 1.0 - RMS_DECAY**t

@@ -219,3 +219,37 @@ def test_the_long_stage_takes_the_random_policy_the_oracle_the_default_and_the_b
               for a, x in [("random", 1.7), ("oracle", 2.5), ("effects", 1.0), ("count", 1.2), ("rnd", 1.5),
                            ("e3b", 0.1), ("oracle-window", 3.0)]}
     assert compare_curiosity.finalists(c, screen) == ["random", "oracle", "effects", "rnd", "count"]
+
+
+def test_disagreement_is_the_ensembles_spread_and_each_member_learns_on_its_own_half(transitions):
+    """``targets.disagreement_loss``: the surprise is the variance of the members' predictions (0 when they
+    agree), computed without the outcome; each member's loss reaches only its own bootstrap draw of the
+    transitions (about half, a different half per member, the same draw for the same transition)."""
+    win, _ = transitions
+    spec = world.env_spec("Craftax-Classic-Symbolic-v1")
+    model = Model(spec, d=16, n_heads=2, layers=1, slots=1, mlp_ratio=1, patch=(4, 9), cell_dim=4,
+                  key=jax.random.PRNGKey(0))
+    E, K = targets.ENSEMBLE, model.heads["d"].weight.shape[0] // targets.ENSEMBLE
+    starts = np.arange(24)
+    h = jax.random.normal(jax.random.PRNGKey(1), (len(starts), 1, 16))
+    prior = targets.Prior(majority=jnp.zeros((), jnp.int32), mean_reward=jnp.zeros(()))
+
+    def query(m, hh=h, st=starts):
+        return targets.Query(m, hh, 1, (("s", 0), ("a", 0)), win, st, jnp.zeros((1, 1, 16)), prior)
+
+    loss, spread, mse, zero = targets.disagreement_loss(query(model))
+    pred = jax.vmap(model.heads["d"])(h[:, 0]).reshape(len(starts), E, K)
+    np.testing.assert_allclose(spread, np.var(np.asarray(pred), 1).sum(-1), rtol=1e-4)
+    assert np.all(np.asarray(spread) > 0) and np.all(np.asarray(mse) < np.asarray(zero) * 100)
+    agree = eqx.tree_at(lambda m: (m.heads["d"].weight, m.heads["d"].bias), model,
+                        (jnp.tile(model.heads["d"].weight[:K], (E, 1)), jnp.tile(model.heads["d"].bias[:K], E)))
+    np.testing.assert_allclose(targets.disagreement_loss(query(agree))[1], 0.0, atol=1e-6)
+    # whose loss reaches which member
+    grads = jax.jacrev(lambda w: targets.disagreement_loss(query(eqx.tree_at(lambda m: m.heads["d"].weight, model,
+                                                                             w)))[0])(model.heads["d"].weight)
+    reached = np.abs(np.asarray(grads)).reshape(len(starts), E, K, -1).sum((2, 3)) > 0  # [instance, member]
+    assert 0.25 < reached.mean() < 0.75 and len({tuple(r) for r in reached.T}) == E  # halves, each its own
+    # the draw belongs to the transition, not to its place in the window: the same transitions one row later
+    g2 = jax.jacrev(lambda w: targets.disagreement_loss(query(eqx.tree_at(lambda m: m.heads["d"].weight, model, w),
+                                                                  h[1:], starts[1:]))[0])(model.heads["d"].weight)
+    assert np.array_equal(np.abs(np.asarray(g2)).reshape(len(starts) - 1, E, K, -1).sum((2, 3)) > 0, reached[1:])

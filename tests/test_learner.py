@@ -324,3 +324,27 @@ def test_asleep_the_action_stored_is_the_noop_that_ran_not_the_one_sampled():
     awake, slept = act(state, keys), act(asleep, keys)
     assert np.all(np.asarray(slept.action) == world.NOOP) and not np.any(np.asarray(slept.chosen))
     assert len(set(np.asarray(awake.action).tolist())) > 1 and np.all(np.asarray(awake.chosen))
+
+
+def test_a_fresh_intentional_step_moves_a_linear_output_by_eta_times_delta():
+    """The intentional step's promise, on a linear output y = w . x (its gradient is x): on a fresh trace it
+    moves y by eta delta exactly, whatever the number of weights and the gradient's scale. ObGD's bounded step
+    moves it by delta |x|^2 / (kappa |x|_1), the size of a typical gradient entry: 100 times less for a
+    gradient 100 times smaller (a gradient spread thin over a big body)."""
+    def fresh(n, m):
+        return learner.Trace(jnp.zeros(n), jnp.zeros((2, m)), jnp.zeros(n), jnp.zeros((2, m)), jnp.zeros(()))
+
+    delta, decay, obgd = jnp.asarray(0.7), 0.99 * 0.8, {}
+    for n, m in ((50, 3), (5000, 30)):
+        for scale in (1.0, 0.01):
+            x = scale * jax.random.normal(jax.random.PRNGKey(n), (n + 2 * m,))
+            g = (x[:n], x[n:].reshape(2, m))
+            new, change, _ = learner.intentional_flat(fresh(n, m), *g, delta, jnp.asarray(1.0), eta=0.5, decay=decay)
+            moved = float(g[0] @ change[0] + jnp.sum(g[1] * change[1]))
+            np.testing.assert_allclose(moved, 0.5 * 0.7, rtol=1e-3)
+            np.testing.assert_allclose(new.trunk, g[0])
+            _, ob, _ = learner.obgd_flat(fresh(n, m), *g, delta, lr=1.0, decay=decay, kappa=2.0)
+            obgd[n, scale] = float(g[0] @ ob[0] + jnp.sum(g[1] * ob[1]))
+            want = 0.7 * float(jnp.sum(x**2)) / max(1.0, 2.0 * float(jnp.sum(jnp.abs(x))))
+            np.testing.assert_allclose(obgd[n, scale], want, rtol=1e-3)
+    np.testing.assert_allclose(obgd[5000, 0.01] / obgd[5000, 1.0], 0.01, rtol=1e-3)
