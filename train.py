@@ -480,7 +480,21 @@ def parse(argv: list[str] | None = None) -> Config:
         except (ValueError, TypeError) as e:
             raise ValueError(f"{path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
         cfg = tyro.cli(Config, args=argv, default=saved.replace(resume=True))
+    elif cfg.evolution.init_from and (Path(cfg.evolution.init_from) / "checkpoint.eqx").exists():
+        cfg = tyro.cli(Config, args=argv, default=body_of(cfg.evolution.init_from))
     return cfg
+
+
+def body_of(run: str) -> Config:
+    """``--init-from``: the defaults a run that starts from ``run`` takes, its body (every body flag, sizes
+    worked out), objectives, learner, memory and thoughts; flags given on the command line still win (and
+    ``same_body`` refuses, in one line, those that disagree)."""
+    theirs = Config.from_json(read_header(Path(run) / "checkpoint.eqx")["config"])
+    body = theirs.life.body
+    return Config().replace(**{f.name: getattr(body, f.name) for f in dataclasses.fields(theirs.body)},
+                            objective=theirs.learning.objective, weights=theirs.learning.weights,
+                            curiosity=theirs.learning.curiosity, learner=theirs.learning.learner,
+                            memory=theirs.mind.memory, think=theirs.mind.think)
 
 
 def main(argv: list[str] | None = None) -> None:

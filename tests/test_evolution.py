@@ -389,6 +389,11 @@ def test_init_from_starts_new_lives_from_an_evolved_pool_or_a_checkpoint(evoluti
     other = cfg.replace(init_from=plain.run.run_dir, slots=cfg.life.body.slots + 1)  # refused before compiling
     with pytest.raises(ValueError, match=f"another body.*give --slots {cfg.life.body.slots}"):
         train.validate(other)
+    # on the command line, the body comes from the run it starts from (a bare command line gives the default body)
+    parsed = train.parse(["--init-from", str(d / "whole"), "--population", "2"])
+    assert parsed.life.body == BOTH.life.body and parsed.life.body != train.Config().life.body
+    assert parsed.learning.objective == BOTH.learning.objective and parsed.run.population == 2
+    assert train.parse(["--init-from", str(d / "whole"), "--d-model", "8"]).body.d_model == 8  # a flag still wins
     summary = train.train(cfg.replace(run_dir=str(tmp_path / "judged")), progress=False)
     assert summary["population"] == 2 and summary["steps"] == 32
     lived = [[o["instincts"][n] for n in instincts.NAMES] for o in summary["organisms"]]
