@@ -488,12 +488,13 @@ def parse(argv: list[str] | None = None) -> Config:
 def body_of(run: str) -> Config:
     """``--init-from``: the defaults a run that starts from ``run`` takes, its body (every body flag, sizes
     worked out), objectives, learner, memory and thoughts; flags given on the command line still win (and
-    ``same_body`` refuses, in one line, those that disagree)."""
+    ``same_body`` refuses, in one line, those that disagree). Not its curiosity: a run started from the
+    oracle control is not made a control itself (a curiosity that needs other objectives is refused)."""
     theirs = Config.from_json(read_header(Path(run) / "checkpoint.eqx")["config"])
     body = theirs.life.body
     return Config().replace(**{f.name: getattr(body, f.name) for f in dataclasses.fields(theirs.body)},
                             objective=theirs.learning.objective, weights=theirs.learning.weights,
-                            curiosity=theirs.learning.curiosity, learner=theirs.learning.learner,
+                            learner=theirs.learning.learner,
                             memory=theirs.mind.memory, think=theirs.mind.think)
 
 
