@@ -46,6 +46,8 @@ WINDOW = (("learner", "window"), ("gamma", 0.95), ("lam", 0.9), ("entropy_target
 STREAM = (("learner", "stream"), ("gamma", 0.99), ("lam", 0.8))  # with the default entropy target, 1.5 nats
 BODY = (("learner", "body"), ("gamma", 0.99), ("lam", 0.8))  # stream AC(lambda) through the transformer itself
 INTENTIONAL = BODY + (("ac_step", "intentional"),)  # ... with the step sized by what it should change
+OBSERVATION = STREAM + (("ac_input", "observation"),)  # the actor and critic read the observation itself
+BOTH = STREAM + (("ac_input", "both"),)  # ... beside the model's features
 FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01): the stream learner's first default
 
 
@@ -78,12 +80,18 @@ ARMS = {
     "effects-intentional": Arm("effects, through the body, intentional step", body=INTENTIONAL),
     "oracle-intentional": Arm("oracle, through the body, intentional step (control)", curiosity="oracle",
                               body=INTENTIONAL),
+    "effects-observation": Arm("effects, actor-critic on the observation", body=OBSERVATION),
+    "effects-both": Arm("effects, actor-critic on the observation and the features", body=BOTH),
+    "oracle-observation": Arm("oracle, actor-critic on the observation (control)", curiosity="oracle",
+                              body=OBSERVATION),
+    "oracle-both": Arm("oracle, actor-critic on the observation and the features (control)", curiosity="oracle",
+                       body=BOTH),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count", "disagreement")  # the arms screened when --arms is empty
 DEFAULT = "effects"
 CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body",
-            "oracle-intentional")  # not the animal: no reward-free finalist
+            "oracle-intentional", "oracle-observation", "oracle-both")  # not the animal: no reward-free finalist
 
 
 def row(c, arm: str) -> Row:

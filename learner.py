@@ -46,7 +46,8 @@ from jaxtyping import Array, Bool, Float, Int
 import curiosity
 import objectives as O
 import optim
-from model import ActorCritic
+from model import ActorCritic, Obs
+from world import EnvSpec
 
 CuriosityName = Literal[tuple(curiosity.CURIOSITIES)]
 Scalar = float | Float[Array, ""]  # a learner's number: a flag, or an organism's instinct (instincts.py)
@@ -102,6 +103,11 @@ class Learning:
     """--learner stream: width of the actor's and the critic's hidden layers"""
     ac_depth: int = 2
     """--learner stream: hidden layers of the actor and of the critic"""
+    ac_input: Literal["features", "observation", "both"] = "features"
+    """--learner stream: what the actor and the critic read. 'features': the transformer's standardised prefix
+    outputs at every state token (trained by Adam as the animal lives); 'observation': the observation itself
+    (cells one-hot and the status; a pixel frame pooled to 9 x 9), standardised by running statistics, a fixed
+    input as the stream AC(lambda) reference has; 'both': the two side by side (learner.observation_vector)"""
     ac_lr: float = 1.0
     """--learner stream: the ObGD step size alpha"""
     kappa_policy: float = 3.0
@@ -166,6 +172,9 @@ class Learning:
             (self.gate_lr > 0, f"--gate-lr must be positive, got {self.gate_lr}"),
             (self.kappa_policy > 0 and self.kappa_value > 0, "--kappa-policy and --kappa-value must be positive"),
             (self.eta_policy > 0 and self.eta_value > 0, "--eta-policy and --eta-value must be positive"),
+            (self.ac_input == "features" or self.learner == "stream",
+             f"--ac-input {self.ac_input} is what the actor and critic of --learner stream read (here --learner "
+             f"{self.learner})"),
             (self.ac_step == "obgd" or self.learner == "body",
              f"--ac-step {self.ac_step} sizes the steps of --learner body (here --learner {self.learner})"),
         ]:
@@ -174,6 +183,25 @@ class Learning:
 
 
 # ----------------------------------------------------------------------------- the stream learner
+
+
+def observation_vector(spec: EnvSpec, obs: Obs) -> Float[Array, " K"]:
+    """The observation as one fixed vector (``--ac-input observation``/``both``): each cell's block, item
+    and mob one-hot, then the status; a pixel frame average-pooled to 9 x 9 x 3 (as RND's target reads it)."""
+    if spec.image is None:
+        parts = [jax.nn.one_hot(ids, n + 1).reshape(-1) for ids, n in
+                 ((obs.block, spec.n_block), (obs.item, spec.n_item), (obs.mob, spec.n_mob)) if n > 0]
+        return jnp.concatenate([*parts, obs.status])
+    h, w, _ = obs.image.shape
+    return obs.image[: h - h % 9, : w - w % 9].reshape(9, h // 9, 9, w // 9, 3).mean((1, 3)).reshape(-1)
+
+
+def observation_size(spec: EnvSpec) -> int:
+    """Length of ``observation_vector``."""
+    if spec.image is not None:
+        return 9 * 9 * 3
+    H, W = spec.view
+    return H * W * sum(n + 1 for n in (spec.n_block, spec.n_item, spec.n_mob) if n > 0) + spec.n_status
 
 ENTROPY_RATE = 1e-3  # --entropy-target: how fast log c follows the entropy's gap (per nat, per step)
 ENTROPY_COEF_RANGE = (1e-4, 1.0)  # where the adapted coefficient stays

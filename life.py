@@ -82,6 +82,17 @@ class Life:
         learner): only then does a step keep their running statistics (the others skip the work)."""
         return self.curiosity.features or self.stream or any(p.latent for p in self.batch.plans)
 
+    @property
+    def ac_reads(self) -> tuple[bool, bool]:
+        """What the stream learner's actor and critic read: (the model's features, the observation itself)."""
+        a = self.learning.ac_input
+        return a != "observation", a != "features"
+
+    def ac_fan_in(self) -> int:
+        feats, raw = self.ac_reads
+        return feats * (n_patches(self.spec, self.body.patch) + 1) * self.body.d_model + \
+            raw * learner.observation_size(self.spec)
+
 
 class Tally(eqx.Module):
     """Running totals over the whole life (they live in the checkpoint)."""
@@ -120,6 +131,7 @@ class Organism(eqx.Module):
     traces: ActorCritic | learner.BodyTraces | None = None  # the stream learner's eligibility traces: shaped like
     # ``model.ac``, or over the whole model (--learner body; learner.py)
     memory_trace: jax.Array | None = None  # [M, d, d+1] how its memory depends on the write gate (--rtrl; memory.py)
+    obs_stats: jax.Array | None = None  # [2, 1, K] running mean and variance of the observation vector (--ac-input)
 
 
 class Act(eqx.Module):
@@ -179,7 +191,8 @@ def new_model(cfg: Life, key) -> Model:
     b, lrn = cfg.body, cfg.learning
     return Model(cfg.spec, d=b.d_model, n_heads=b.n_heads, layers=b.layers, slots=b.slots, mlp_ratio=b.mlp_ratio,
                  patch=b.patch, cell_dim=b.cell_dim, key=key, memory=cfg.mind.memory, think=cfg.mind.think,
-                 ac_hidden=lrn.ac_hidden if cfg.stream else 0, ac_depth=lrn.ac_depth, write_bias=cfg.mind.write_bias)
+                 ac_hidden=lrn.ac_hidden if cfg.stream else 0, ac_depth=lrn.ac_depth, ac_fan_in=cfg.ac_fan_in(),
+                 write_bias=cfg.mind.write_bias)
 
 
 def new_world(cfg: Life, key):
@@ -225,7 +238,9 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
                     memory=mem.blank(m.memory, d) if m.memory else None, delay=delay,
                     traces=learner.zeros_like(model.ac) if model.ac is not None else
                     learner.body_traces(model) if cfg.through_body else None,
-                    memory_trace=mem.blank_trace(m.memory, d) if m.rtrl else None)
+                    memory_trace=mem.blank_trace(m.memory, d) if m.rtrl else None,
+                    obs_stats=C.new_feature_stats(1, learner.observation_size(spec))
+                    if cfg.stream and cfg.ac_reads[1] else None)
 
 
 def born(cfg: Life, key) -> tuple[Organism, object]:
@@ -374,6 +389,21 @@ def perceive(cfg: Life, org: Organism, a: Act, obs, env_state) -> tuple[O.Window
     return win, now, delay
 
 
+def ac_inputs(cfg: Life, features, seen: Obs, now: Obs, stats):
+    """What the stream learner's actor and critic read of s_t (the newest window row) and s_t+1 (now): the
+    model's standardised features, the observation standardised by its running statistics (updated with
+    s_t+1's, after use), or both side by side. (phi, phi_next, the statistics after this step)"""
+    feats, raw = cfg.ac_reads
+    parts = [features] if feats else []
+    if raw:
+        x = jnp.stack([learner.observation_vector(cfg.spec, jax.tree.map(lambda o: o[-1], seen)),
+                       learner.observation_vector(cfg.spec, now)])
+        parts.append(C.standardise(x[:, None], stats)[:, 0])
+        stats = C.update_feature_stats(stats, x[1:], now.age)
+    phi = jnp.concatenate(parts, -1)
+    return phi[0], phi[1], stats
+
+
 def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Organism, Record]:
     """Push the transition, learn once, keep the tallies. ``obs``/``env_state``: the world to act in next
     (a new one if ``a.done``). Pure: returns the new organism and this step's record."""
@@ -387,7 +417,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
         org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features, inst, coef)
     if features is not None:
         features = C.update_feature_stats(features, out.z_now, now.age)
-    done, traces = a.done, org.traces
+    done, traces, obs_stats = a.done, org.traces, org.obs_stats
     reward = out.signal * scale  # what the learner gets (learning progress: the step before's, one step late)
     change = None
     if cfg.through_body:  # s_t (the newest window row) and s_t+1 (now), through the body as it was this step
@@ -405,7 +435,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
     if cfg.through_body:
         finite = finite & jnp.isfinite(out.adv)
     if cfg.stream:  # s_t (the newest window row) and s_t+1 (now), as the transformer sees them
-        phi, phi_next = out.features
+        phi, phi_next, obs_stats = ac_inputs(cfg, out.features, win.obs, now, obs_stats)
         ac, traces, u = learner.update(model.ac, traces, phi, phi_next, a.action, reward, done, a.chosen,
                                        gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
                                        kappa_critic=lrn.kappa_value, ent_coef=coef)
@@ -441,7 +471,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
                    ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=out.newest_surprise,
                    episodic=out.episodic, features=org.features if features is None else features,
                    tally=tally, instincts=inst, ent_coef=coef, memory=out.memory_now, delay=delay, traces=traces,
-                   memory_trace=out.trace_now)
+                   memory_trace=out.trace_now, obs_stats=obs_stats)
     return org, Record(losses=out.losses, scores=scores, signal=out.signal, rint=reward,
                        entropy=out.entropy, adv=out.adv, value_err=out.value_err, reward=a.reward, done=done,
                        episode_length=jnp.where(done, life, 0), unlocked=(tally.achievements > 0).sum(),

@@ -265,7 +265,7 @@ class Model(eqx.Module):
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
                  patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray, memory: int = 0, think: int = 0,
-                 ac_hidden: int = 0, ac_depth: int = 1, write_bias: float = GATE_BIAS):
+                 ac_hidden: int = 0, ac_depth: int = 1, ac_fan_in: int = 0, write_bias: float = GATE_BIAS):
         import targets  # the registry of target kinds knows the token types and extra heads (it imports this file)
 
         ks = iter(jax.random.split(key, 25))
@@ -305,8 +305,8 @@ class Model(eqx.Module):
         self.mind = MindParams(memory, think, d, key=next(ks), write_bias=write_bias) if memory or think else None
         self.heads = {k: eqx.nn.Linear(d, n, key=jax.random.fold_in(key, 2 + i))
                       for i, (k, n) in enumerate(sorted(targets.heads().items()))}
-        self.ac = ActorCritic((P + 1) * d, spec.n_actions, ac_hidden, ac_depth, key=jax.random.fold_in(key, 1)) \
-            if ac_hidden else None
+        self.ac = ActorCritic(ac_fan_in or (P + 1) * d, spec.n_actions, ac_hidden, ac_depth,
+                              key=jax.random.fold_in(key, 1)) if ac_hidden else None
 
     # ------------------------------------------------------------------ sizes
     @property
