@@ -1,5 +1,7 @@
 """The learner: stream AC(lambda) against a hand computation, steps the animal did not choose, effect novelty."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -348,3 +350,45 @@ def test_a_fresh_intentional_step_moves_a_linear_output_by_eta_times_delta():
             want = 0.7 * float(jnp.sum(x**2)) / max(1.0, 2.0 * float(jnp.sum(jnp.abs(x))))
             np.testing.assert_allclose(obgd[n, scale], want, rtol=1e-3)
     np.testing.assert_allclose(obgd[5000, 0.01] / obgd[5000, 1.0], 0.01, rtol=1e-3)
+
+
+def test_the_observation_input_is_each_cell_one_hot_and_the_status_standardised_beside_the_features(transitions):
+    """--ac-input: the observation vector has observation_size entries, one hot per cell and channel group
+    (block, mob in Classic) then the status; ac_inputs standardises it by the running statistics it was given,
+    puts it after the features ('both') or alone ('observation'), and updates the statistics with s_t+1 only."""
+    import life
+
+    win, now = transitions
+    import train
+
+    cfg = train.Config().life
+    spec = cfg.spec
+    assert spec.name == "Craftax-Classic-Symbolic-v1"
+    x = learner.observation_vector(spec, now)
+    H, W = spec.view
+    assert x.shape == (learner.observation_size(spec),)
+    nb = H * W * (spec.n_block + 1)
+    blocks = x[:nb].reshape(H, W, -1)
+    mobs = x[nb: -spec.n_status].reshape(H, W, spec.n_mob + 1)
+    np.testing.assert_array_equal(blocks.sum(-1), 1.0)  # one block id per cell (0: dark)
+    np.testing.assert_array_equal(mobs.sum(-1), 1.0)  # one mob id per cell (0: none)
+    np.testing.assert_array_equal(blocks.argmax(-1), now.block)
+    np.testing.assert_array_equal(mobs.argmax(-1), now.mob)
+    np.testing.assert_array_equal(x[-spec.n_status:], now.status)
+    K, F = x.shape[0], 6
+    mean, var = jnp.full((1, K), 0.5), jnp.full((1, K), 4.0)
+    stats = jnp.stack([mean, var])
+    feats = jnp.arange(2 * F, dtype=jnp.float32).reshape(2, F)
+    for ac_input, width in (("both", F + K), ("observation", K), ("features", F)):
+        c = dataclasses.replace(cfg, learning=dataclasses.replace(cfg.learning, ac_input=ac_input))
+        phi, phi_next, after = life.ac_inputs(c, feats, win.obs, now, stats)
+        assert phi.shape == phi_next.shape == (width,)
+        if ac_input == "features":
+            np.testing.assert_array_equal(phi, feats[0])
+            continue
+        s_t = learner.observation_vector(spec, jax.tree.map(lambda o: o[-1], win.obs))
+        np.testing.assert_allclose(phi[-K:], (s_t - 0.5) / np.sqrt(4.0 + 1e-6), rtol=1e-5)
+        np.testing.assert_allclose(phi_next[-K:], (x - 0.5) / np.sqrt(4.0 + 1e-6), rtol=1e-5)
+        if ac_input == "both":
+            np.testing.assert_array_equal(phi[:F], feats[0])
+        np.testing.assert_allclose(after, C.update_feature_stats(stats, x[None], now.age), rtol=1e-6)

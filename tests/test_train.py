@@ -164,6 +164,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(curiosity="mix", sleep_weight=-0.5), "--sleep-weight and --count-weight cannot be negative"),
     (dict(count_weight=0.5), "--curiosity effects does not read them"),
     (dict(ac_step="intentional"), "sizes the steps of --learner body"),
+    (dict(learner="body", ac_input="both"), "what the actor and critic of --learner stream read"),
     (dict(learner="body", ac_step="intentional", eta_policy=0.0), "--eta-policy and --eta-value must be positive"),
 ])
 def test_bad_config_values_are_rejected(change, message):
