@@ -81,7 +81,8 @@ class Compare:
     then long lives); memory (memory off and on, and with --rtrl; thinking 0 / 2 / 4, pause and recurrent, on
     the recall probe)"""
     seeds: int = 4
-    """objectives: organisms per row (seeds 0..K-1, living as one population); evolution: independent
+    """objectives: organisms per row (seeds --seed .. --seed+K-1, 0..K-1 by default, living as one population;
+    --seed 4 replicates a study on fresh seeds); evolution: independent
     evolutions per arm (judged figures: mean +- standard error across them)"""
     grown: int = 4
     """development: the slots a growing body may fill (and the size of the largest fixed body)"""
@@ -125,8 +126,8 @@ class Compare:
 def config(c: Compare, row: Row) -> train.Config:
     return c.base.replace(objective=row.objective, weights=row.weights, policy=row.policy or c.base.learning.policy,
                           curiosity=row.curiosity or c.base.learning.curiosity,
-                          seed=0, population=c.seeds, generations=1, run_dir=str(Path(c.run_dir) / slug(row.name)),
-                          resume=False, **dict(row.body))
+                          seed=c.base.run.seed, population=c.seeds, generations=1,
+                          run_dir=str(Path(c.run_dir) / slug(row.name)), resume=False, **dict(row.body))
 
 
 def memory_rows(c: Compare) -> list[Row]:
