@@ -11,7 +11,8 @@ pieces, as they are here:
   parameters before each nonlinearity, leaky ReLU, sparse initialisation: 90 % of each unit's incoming
   weights zero) that read the transformer's view of the state (its prefix output at every state token,
   standardised by running statistics) through a ``stop_gradient``: the world model shapes the features,
-  the reward shapes the actor and critic, and neither pulls the other around;
+  the reward shapes the actor and critic, and neither pulls the other around (``--ac-input``: the
+  observation itself, fixed and standardised, instead of or beside the features);
 - the TD error delta = r + gamma V(s') (1 - done) - V(s), with r the reward divided by the running
   standard deviation of its discounted return (``life.py`` keeps the moments);
 - one eligibility trace per network, z <- gamma lambda z + grad, zeroed when a life ends:
