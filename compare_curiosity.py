@@ -155,7 +155,9 @@ def entropy(arm: str, run: str) -> str:
 def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
     r_mean, r_se = se([s["crafter_score"] for s in results.get(RANDOM, [])]) if RANDOM in results else (0, np.nan)
     span = skill_span(steps, c.base.run.chunk)  # skill by age: the score of the episodes ended in the last span
-    lines = [f"| arm ({steps:,} steps, {c.seeds} seeds) | Crafter score % | vs random (s.e.) | mean episode length "
+    first = c.base.run.seed
+    lines = [f"| arm ({steps:,} steps, seeds {first}–{first + c.seeds - 1}) | Crafter score % | vs random (s.e.) "
+             f"| mean episode length "
              f"| achievements unlocked | steps asleep % | wake_up % | policy entropy, last tenth (nats) "
              f"| organism-steps/s | Crafter score %, last {span:,} steps |", "|---" * 10 + "|"]
     for arm, ss in results.items():
