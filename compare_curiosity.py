@@ -65,6 +65,7 @@ ARMS = {
     "effects": Arm("effects (default)"),
     "count": Arm("count", curiosity="count"), "rnd": Arm("rnd", curiosity="rnd"),
     "disagreement": Arm("disagreement", curiosity="disagreement"),
+    "changes": Arm("changes (C-BET)", curiosity="changes"),
     "progress": Arm("progress", curiosity="progress"), "surprise": Arm("surprise", curiosity="surprise"),
     "e3b": Arm("e3b", curiosity="e3b"), "icm": Arm("icm", curiosity="icm"),
     "surprise-window": Arm("surprise, window learner (old default)", curiosity="surprise", body=WINDOW),
@@ -88,7 +89,7 @@ ARMS = {
                        body=BOTH),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
-          "oracle-window", "rnd", "count", "disagreement")  # the arms screened when --arms is empty
+          "oracle-window", "rnd", "count", "disagreement", "changes")  # the arms screened when --arms is empty
 DEFAULT = "effects"
 CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body",
             "oracle-intentional", "oracle-observation", "oracle-both")  # not the animal: no reward-free finalist

@@ -16,7 +16,11 @@ The registry (``--curiosity``):
   Plan2Explore's signal);
 - ``effects``: 1 / sqrt(times this change of inventory and vitals happened in this episode, cleared at
   death): novelty of what the animal's actions do to it, not of what it sees;
-- ``effects+sleep``: the same, with falling asleep and waking up counted as effects of their own (a sleep
+- ``changes``: the same count (C-BET, Parisi, Dean, Pathak & Gupta 2021) over a hash of the whole
+  observation's change: every cell whose block, item or mob changed, with what it became, and the sign of
+  every status entry's change; no entry is named, so it is not a prior about this game (a step while the
+  view scrolls is a change of most cells: moving pays like a new view);
+- ``effects+sleep``: effects, with falling asleep and waking up counted as effects of their own (a sleep
   otherwise pays only its gains of energy, less and less, and the animal learns to stay awake). Measured:
   it wakes up again and oversleeps, 2.40 % against the default's 3.04 % (docs/curiosity.md section 6);
 - ``mix``: ``effects`` plus falling asleep and waking up (1 / sqrt(times each happened this episode)) times
@@ -155,6 +159,47 @@ def effect_bucket(spec: EnvSpec, before: Obs, after: Obs,
     return (word >> np.uint32(32 - HASH_BITS)).astype(jnp.int32), jnp.any(sign != 1)
 
 
+@lru_cache(maxsize=None)
+def _change_words(spec: EnvSpec):
+    rng = np.random.default_rng(RND_SEED + 3)
+    if spec.image is not None:
+        return (rng.integers(0, 2**32, (9 * 9 * 3, 4), dtype=np.uint32),)
+    H, W = spec.view
+    cells = tuple(rng.integers(0, 2**32, (H, W, n + 1), dtype=np.uint32)
+                  for n in (spec.n_block, spec.n_item, spec.n_mob))
+    return cells + (rng.integers(0, 2**32, (spec.n_status, 3), dtype=np.uint32),)
+
+
+def change_bucket(spec: EnvSpec, before: Obs, after: Obs) -> tuple[Int[Array, ""], Bool[Array, ""]]:
+    """C-BET's change (Parisi et al. 2021), over the whole observation with no entry named: every cell whose
+    block, item or mob changed (with what it became) and the sign of every status entry's change, hashed
+    to a bucket like ``view_bucket``; and whether anything changed at all. A pixel frame: each cell of its
+    9 x 9 x 3 pooling, quantised to 4 levels, that changed, with its new level."""
+    words = _change_words(spec)
+    if spec.image is None:
+        H, W = spec.view
+        r, c = np.arange(H)[:, None], np.arange(W)[None]
+        parts, moved = [], []
+        for table, old, new in zip(words, (before.block, before.item, before.mob), (after.block, after.item,
+                                                                                   after.mob)):
+            diff = old != new
+            parts.append(jnp.where(diff, jnp.asarray(table)[r, c, new], np.uint32(0)).reshape(-1))
+            moved.append(diff.reshape(-1))
+        sign = jnp.sign(after.status - before.status).astype(jnp.int32) + 1
+        parts.append(jnp.asarray(words[-1])[np.arange(spec.n_status), sign])
+        moved.append(sign != 1)
+    else:
+        def levels(o):
+            h, w, _ = o.image.shape
+            small = o.image[: h - h % 9, : w - w % 9].reshape(9, h // 9, 9, w // 9, 3).mean((1, 3))
+            return jnp.clip((small * 4).astype(jnp.int32), 0, 3).reshape(-1)
+        old, new = levels(before), levels(after)
+        parts = [jnp.where(old != new, jnp.asarray(words[0])[np.arange(old.shape[0]), new], np.uint32(0))]
+        moved = [old != new]
+    word = jax.lax.reduce(jnp.concatenate(parts), np.uint32(0), jax.lax.bitwise_xor, (0,))
+    return (word >> np.uint32(32 - HASH_BITS)).astype(jnp.int32), jnp.any(jnp.concatenate(moved))
+
+
 def effect_bonus(counts: Float[Array, " K"], bucket: Int[Array, ""], changed: Bool[Array, ""],
                  done: Bool[Array, ""]):
     """``count_bonus`` over effects: 1 / sqrt(times this effect happened in this episode); nothing for a
@@ -212,7 +257,9 @@ HELP = ("the intrinsic reward: 'surprise' = -log p of the first objective's targ
         "'disagreement' = the spread of an ensemble of forward models' predictions of the next state; "
         "'count' = 1/sqrt(visits of this view in this life); 'e3b' = an elliptical episodic bonus in the model's "
         "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this episode); "
-        "'effects+sleep' = the same, with falling asleep and waking up counted as effects too; 'mix' = effects "
+        "'changes' = the same count over a hash of every cell and status entry that changed and how, none "
+        "named (C-BET); 'effects+sleep' = the same, with falling asleep and waking up counted as effects too; "
+        "'mix' = effects "
         "plus --sleep-weight x a bonus for falling asleep and waking up plus --count-weight x count (weights an "
         "evolution may shape: instincts.py); a "
         "curiosity adds the objectives it needs. 'oracle' is a CONTROL, not the animal: Craftax's own reward "
@@ -281,6 +328,12 @@ def effects_signal(s: Step, sleep: bool = False):
     return signal, memory, -1
 
 
+def changes_signal(s: Step):
+    bucket, changed = change_bucket(s.spec, newest(s.win.obs), newest(s.win.next_obs))
+    signal, memory = effect_bonus(s.episodic, bucket, changed, s.win.done[-1])
+    return signal, memory, -1
+
+
 def mix_memory(d: int):
     """mix's episodic memory: effect counts, view counts, and the times it fell asleep and woke up."""
     return jnp.zeros(2 * 2**HASH_BITS + 2, jnp.float32)
@@ -325,6 +378,7 @@ register(Curiosity("disagreement", surprise_signal, needs=("disagreement",)))
 register(Curiosity("count", count_signal, memory=counts))
 register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True))
 register(Curiosity("effects", effects_signal, memory=counts, symbolic=True))
+register(Curiosity("changes", changes_signal, memory=counts))
 register(Curiosity("effects+sleep", partial(effects_signal, sleep=True), memory=counts, symbolic=True))
 register(Curiosity("mix", mix_signal, memory=mix_memory, symbolic=True))
 register(Curiosity("oracle", oracle_signal, control=True))
