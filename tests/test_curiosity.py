@@ -69,7 +69,8 @@ def same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("curiosity, learner", [("icm", "window"), ("count", "window"), ("e3b", "window"),
-                                               ("effects", "stream"), ("effects", "body")])
+                                               ("effects", "stream"), ("effects", "body"),
+                                               ("changes", "stream")])
 def test_the_extrinsic_reward_never_reaches_the_learner(curiosity, learner):
     """Changing every reward the organism senses leaves its update bit-identical, for every objective that
     does not predict rewards (all at once, with ICM's surprise), every kind of curiosity signal and every

@@ -147,6 +147,36 @@ def test_effect_novelty_pays_less_for_a_familiar_effect_nothing_for_no_effect_an
     assert not bool(C.effect_bucket(spec, asleep, before)[1])
 
 
+def test_changes_hash_every_cell_and_status_entry_that_changed_none_named(transitions):
+    """--curiosity changes: no change pays nothing; a cell's new block, a mob, any status entry (one effects
+    does not read, too) each make a change of their own; the same change hashes the same; counted like effects."""
+    win, _ = transitions
+    spec = world.env_spec("Craftax-Classic-Symbolic-v1")
+    before = jax.tree.map(lambda x: x[0], win.obs)
+    assert not bool(C.change_bucket(spec, before, before)[1])
+    table = eqx.tree_at(lambda o: o.block, before, before.block.at[3, 4].set(before.block[3, 4] % 5 + 1))
+    other = eqx.tree_at(lambda o: o.block, before, before.block.at[3, 4].set(before.block[3, 4] % 5 + 2))
+    cow = eqx.tree_at(lambda o: o.mob, before, before.mob.at[1, 1].set((before.mob[1, 1] + 1) % (spec.n_mob + 1)))
+    last = spec.n_status - 1  # past the inventory and the vitals: an entry effect novelty does not read
+    turned = eqx.tree_at(lambda o: o.status, before, before.status.at[last].add(0.5))
+    buckets = []
+    for after in (table, other, cow, turned):
+        bucket, changed = C.change_bucket(spec, before, after)
+        assert bool(changed)
+        buckets.append(int(bucket))
+    assert len(set(buckets)) == 4
+    assert int(C.change_bucket(spec, before, table)[0]) == buckets[0]
+    assert not bool(C.effect_bucket(spec, before, turned)[1])
+    signal, counts, row = C.changes_signal(C.Step(spec=spec, win=jax.tree.map(lambda x: x[-1:], win),
+                                                  surprise=jnp.zeros(1), ok=jnp.ones(1, bool),
+                                                  last_surprise=jnp.zeros(2), episodic=C.counts(16),
+                                                  phi=jnp.zeros(16)))
+    bucket, changed = C.change_bucket(spec, jax.tree.map(lambda x: x[-1], win.obs),
+                                      jax.tree.map(lambda x: x[-1], win.next_obs))
+    assert row == -1 and float(signal) == float(changed) and float(counts.sum()) == float(changed) * \
+        (1 - float(win.done[-1]))
+
+
 
 def test_mix_pays_what_effects_pays_at_weights_zero_and_its_weights_price_sleep_and_new_views(transitions):
     """--curiosity mix: with both weights 0 its reward over 32 real transitions is exactly effect novelty's;
