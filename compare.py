@@ -94,11 +94,13 @@ class Compare:
     """also run the forward+inverse mix, learning-progress curiosity and ICM"""
     arms: tuple[str, ...] = ()
     """curiosity: the arms of the screen (compare_curiosity.ARMS): random, oracle, effects, effects+sleep, count,
-    rnd, progress, surprise, e3b, icm (each through the stream learner with its entropy target), effects-fixed,
-    oracle-fixed (a fixed entropy coefficient), and surprise-window, rnd-window, progress-window,
+    rnd, disagreement, changes, progress, surprise, e3b, icm (each through the stream learner with its entropy
+    target), effects-observation, effects-both, effects-body, effects-intentional and their oracle-* controls,
+    effects-fixed, oracle-fixed (a fixed entropy coefficient), and surprise-window, rnd-window, progress-window,
     effects-window, oracle-window (the window learner, gamma 0.95); empty: random, oracle, effects,
-    surprise-window, rnd-window, progress-window, effects-window, oracle-window, rnd, count. evolution: the arms
-    to run (compare_evolution.ARMS, e.g. 'lamarckian, genes and instincts'); empty: all five"""
+    surprise-window, rnd-window, progress-window, effects-window, oracle-window, rnd, count, disagreement,
+    changes. evolution: the arms to run (compare_evolution.ARMS, e.g. 'lamarckian, genes and instincts');
+    empty: all five"""
     long: int = 0
     """curiosity: steps of the long stage (0: none), for the random policy, the oracle and the finalists"""
     finalists: int = 2
