@@ -49,6 +49,7 @@ INTENTIONAL = BODY + (("ac_step", "intentional"),)  # ... with the step sized by
 OBSERVATION = STREAM + (("ac_input", "observation"),)  # the actor and critic read the observation itself
 BOTH = STREAM + (("ac_input", "both"),)  # ... beside the model's features
 FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01): the stream learner's first default
+GENES = {n: STREAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # the default body has 2 genes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,8 @@ ARMS = {
                               body=OBSERVATION),
     "oracle-both": Arm("oracle, actor-critic on the observation and the features (control)", curiosity="oracle",
                        body=BOTH),
+    "effects-1gene": Arm("effects, a body of 1 gene", body=GENES[1]),
+    "effects-4genes": Arm("effects, a body of 4 genes", body=GENES[4]),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count", "disagreement", "changes")  # the arms screened when --arms is empty
