@@ -97,6 +97,7 @@ class Compare:
     rnd, disagreement, changes, progress, surprise, e3b, icm (each through the stream learner with its entropy
     target), effects-observation, effects-both, effects-body, effects-intentional and their oracle-* controls,
     effects-fixed, oracle-fixed (a fixed entropy coefficient), effects-1gene, effects-4genes (the body's depth),
+    effects-adam, oracle-adam, oracle-adam-1e-3 (Adam's step for the learner apart),
     and surprise-window, rnd-window, progress-window, effects-window, oracle-window (the window learner, gamma
     0.95); empty: random, oracle, effects,
     surprise-window, rnd-window, progress-window, effects-window, oracle-window, rnd, count, disagreement,

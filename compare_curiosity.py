@@ -6,8 +6,8 @@ same learner: it judges the learner apart from any curiosity, and is never the a
 (effect novelty through the stream learner); every other curiosity through the stream learner; and the
 settings before the stream learner (the window learner, gamma 0.95) with the old default curiosity, the
 best two old arms, the new curiosity and the oracle, so that a gain can be traced to the learner or to the
-signal. Two stages at one body, each arm a population of ``--seeds`` organisms (seeds 0..K-1) in a fresh
-process:
+signal. Two stages at one body, each arm a population of ``--seeds`` organisms (seeds --seed .. --seed + K - 1)
+in a fresh process:
 
 1. a *screen* at ``--steps`` of every arm in ``--arms``;
 2. a *long* stage at ``--long`` steps (0: none) of the random policy, the oracle, the default and the best
@@ -49,6 +49,7 @@ INTENTIONAL = BODY + (("ac_step", "intentional"),)  # ... with the step sized by
 OBSERVATION = STREAM + (("ac_input", "observation"),)  # the actor and critic read the observation itself
 BOTH = STREAM + (("ac_input", "both"),)  # ... beside the model's features
 FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01): the stream learner's first default
+ADAM = STREAM + (("ac_step", "adam"),)  # the learner apart, its step Adam's on the trace's update
 GENES = {n: STREAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # the default body has 2 genes
 
 
@@ -88,13 +89,17 @@ ARMS = {
                               body=OBSERVATION),
     "oracle-both": Arm("oracle, actor-critic on the observation and the features (control)", curiosity="oracle",
                        body=BOTH),
+    "effects-adam": Arm("effects, the learner apart, Adam's step", body=ADAM),
+    "oracle-adam": Arm("oracle, the learner apart, Adam's step (control)", curiosity="oracle", body=ADAM),
+    "oracle-adam-1e-3": Arm("oracle, the learner apart, Adam's step at 1e-3 (control)", curiosity="oracle",
+                            body=ADAM + (("adam_lr", 1e-3),)),
     "effects-1gene": Arm("effects, a body of 1 gene", body=GENES[1]),
     "effects-4genes": Arm("effects, a body of 4 genes", body=GENES[4]),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count", "disagreement", "changes")  # the arms screened when --arms is empty
 DEFAULT = "effects"
-CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body",
+CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body", "oracle-adam", "oracle-adam-1e-3",
             "oracle-intentional", "oracle-observation", "oracle-both")  # not the animal: no reward-free finalist
 
 
@@ -255,11 +260,12 @@ def main(c) -> Path:
     t0 = time.time()
     screen = stage(c, c.steps, list(c.arms))
     long = stage(c, c.long, finalists(c, screen)) if c.long else {}
-    b = c.base.life
+    b = compare.config(c, row(c, DEFAULT)).life  # the default arm's body (an arm may change it)
+    s0 = c.base.run.seed
     text = ["# Curiosity compared: which reward-free animal beats the random policy, beside the oracle control?", "",
             f"{b.body.world}; body d={b.body.d_model}, {b.body.layers} genes, window {b.mind.window}; world model: "
             f"{' + '.join(b.learning.objective)} (each curiosity adds what it needs); {c.seeds} seeds per arm "
-            f"(0..{c.seeds - 1}), "
+            f"({s0}..{s0 + c.seeds - 1}), "
             f"each arm one population in one process; jax {jax.__version__} on {jax.devices()[0].platform}; "
             f"{time.strftime('%Y-%m-%d')}; this call {time.time() - t0:.0f} s (reused rows cost nothing).",
             "", "Crafter score: of the episodes that ended during the life (Hafner 2021: exp of the mean of "

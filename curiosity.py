@@ -278,6 +278,7 @@ class Step:
     episodic: Float[Array, "..."]  # this life's memory of the curiosity (counts, C^-1, or empty)
     phi: Float[Array, " d"]  # the model's standardised features of the newest outcome (scaled by 1/sqrt(d))
     instincts: object = None  # the organism's instincts.Instincts (mix reads its weights)
+    extrinsic: Float[Array, ""] | None = None  # Craftax's reward of the newest step: only the oracle control reads it
 
 
 @dataclass(frozen=True)
@@ -361,7 +362,7 @@ def mix_signal(s: Step):
 
 
 def oracle_signal(s: Step):
-    return s.win.reward[-1], s.episodic, -1
+    return s.extrinsic, s.episodic, -1
 
 
 def counts(d: int):

@@ -115,10 +115,14 @@ class Learning:
     """--learner stream: the actor's ObGD bound kappa"""
     kappa_value: float = 2.0
     """--learner stream: the critic's ObGD bound kappa"""
-    ac_step: Literal["obgd", "intentional"] = "obgd"
-    """--learner body: how each step is sized. 'obgd': the ObGD bound (--ac-lr, --kappa-*); 'intentional': the
-    step that moves the value by --eta-value of the TD error and the policy's log-probability by --eta-policy
-    of the normalised TD error, whatever the body's size (learner.intentional_flat)"""
+    ac_step: Literal["obgd", "intentional", "adam"] = "obgd"
+    """how each step of the stream learner is sized. 'obgd': the ObGD bound (--ac-lr, --kappa-*); 'intentional'
+    (--learner body): the step that moves the value by --eta-value of the TD error and the policy's
+    log-probability by --eta-policy of the normalised TD error, whatever the body's size
+    (learner.intentional_flat); 'adam' (--learner stream): Adam on the trace's update delta z, delta clipped at
+    +-1, at --adam-lr (learner.adam_trace)"""
+    adam_lr: float = 3e-4
+    """--ac-step adam: Adam's step size"""
     eta_policy: float = 0.01
     """--ac-step intentional: the actor's fraction (the reference's 0.05 made the oracle's policy deterministic
     within 2,000 steps here: one shared body moves every state's policy with the one it steps on)"""
@@ -176,8 +180,11 @@ class Learning:
             (self.ac_input == "features" or self.learner == "stream",
              f"--ac-input {self.ac_input} is what the actor and critic of --learner stream read (here --learner "
              f"{self.learner})"),
-            (self.ac_step == "obgd" or self.learner == "body",
-             f"--ac-step {self.ac_step} sizes the steps of --learner body (here --learner {self.learner})"),
+            (self.ac_step != "intentional" or self.learner == "body",
+             f"--ac-step intentional sizes the steps of --learner body (here --learner {self.learner})"),
+            (self.ac_step != "adam" or self.learner == "stream",
+             f"--ac-step adam sizes the steps of --learner stream (here --learner {self.learner})"),
+            (self.adam_lr > 0, f"--adam-lr must be positive, got {self.adam_lr}"),
         ]:
             if not ok:
                 raise ValueError(msg)
@@ -214,9 +221,39 @@ def adapt_entropy_coef(coef: Float[Array, ""], entropy: Float[Array, ""], target
     return jnp.clip(coef * jnp.exp(ENTROPY_RATE * (target - entropy)), *ENTROPY_COEF_RANGE)
 
 
-def zeros_like(ac: ActorCritic) -> ActorCritic:
-    """Empty eligibility traces, one per weight of the actor and the critic."""
-    return jax.tree.map(jnp.zeros_like, eqx.filter(ac, eqx.is_inexact_array))
+class AdamTraces(eqx.Module):
+    """``--ac-step adam``: the eligibility traces, and Adam's moments of the update they make."""
+
+    z: ActorCritic
+    m: ActorCritic  # running mean of the update delta z
+    v: ActorCritic  # running mean of its square
+    t: Float[Array, ""]  # steps taken (Adam's bias correction)
+
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+DELTA_CLIP = 1.0  # --ac-step adam: the TD error's bound (the derivative of a Huber TD loss)
+
+
+def zeros_like(ac: ActorCritic, adam: bool = False) -> ActorCritic | AdamTraces:
+    """Empty eligibility traces, one per weight of the actor and the critic (with Adam's moments)."""
+    z = jax.tree.map(jnp.zeros_like, eqx.filter(ac, eqx.is_inexact_array))
+    return AdamTraces(z, z, z, jnp.zeros(())) if adam else z
+
+
+def adam_trace(params, trace, m, v, t, grad, delta, *, lr: Scalar, decay: Scalar):
+    """One step of Adam on the trace's update (Gogianu, Lutu & Pascanu 2026: a bounded derivative and a
+    variance-adjusted step): z <- decay z + grad, u = clip(delta, +-1) z, m and v Adam's running moments of u,
+    w <- w + lr m_hat / (sqrt(v_hat) + eps). (params, trace, m, v, the mean step's size)"""
+    b1, b2 = ADAM_BETAS
+    trace = jax.tree.map(lambda z, g: decay * z + g, trace, grad)
+    u = jax.tree.map(lambda z: jnp.clip(delta, -DELTA_CLIP, DELTA_CLIP) * z, trace)
+    m = jax.tree.map(lambda a, x: b1 * a + (1 - b1) * x, m, u)
+    v = jax.tree.map(lambda a, x: b2 * a + (1 - b2) * x * x, v, u)
+    steps = jax.tree.map(lambda a, b: lr * (a / (1 - b1**t)) / (jnp.sqrt(b / (1 - b2**t)) + ADAM_EPS), m, v)
+    params = jax.tree.map(lambda w, s: w + s, params, steps)
+    n = sum(x.size for x in jax.tree.leaves(steps))
+    return params, trace, m, v, sum(jnp.sum(jnp.abs(s)) for s in jax.tree.leaves(steps)) / n
 
 
 def obgd(params, trace, grad, delta, *, lr: Scalar, decay: Scalar, kappa: float):
@@ -239,13 +276,14 @@ class Update(eqx.Module):
     step_critic: Float[Array, ""]
 
 
-def update(ac: ActorCritic, traces: ActorCritic, phi: Float[Array, " n"], phi_next: Float[Array, " n"],
+def update(ac: ActorCritic, traces: ActorCritic | AdamTraces, phi: Float[Array, " n"], phi_next: Float[Array, " n"],
            action: Int[Array, ""], reward: Float[Array, ""], done: Bool[Array, ""], chosen: Bool[Array, ""], *,
            gamma: Scalar, lam: Scalar, lr: Scalar, kappa_actor: float, kappa_critic: float,
-           ent_coef: Scalar) -> tuple[ActorCritic, ActorCritic, Update]:
+           ent_coef: Scalar, adam_lr: Scalar = 3e-4) -> tuple[ActorCritic, ActorCritic | AdamTraces, Update]:
     """One stream AC(lambda) step on the transition (phi, action, reward, phi_next, done): the new
-    actor-critic and traces (zeroed if ``done``). ``chosen`` False: the game overrode the action, so the
-    actor's trace only decays."""
+    actor-critic and traces (zeroed if ``done``; Adam's moments are kept). ``chosen`` False: the game overrode
+    the action, so the actor's trace only decays. ``traces`` an ``AdamTraces``: the step is Adam's
+    (``adam_trace``), else ObGD's."""
     params, static = eqx.partition(ac, eqx.is_inexact_array)
 
     def value(p, x):
@@ -263,13 +301,22 @@ def update(ac: ActorCritic, traces: ActorCritic, phi: Float[Array, " n"], phi_ne
     g_pi, entropy = jax.grad(objective, has_aux=True)(params)
     g_pi = jax.tree.map(lambda g: jnp.where(chosen, g, 0.0), g_pi)
     decay = gamma * lam
-    actor, z_actor, s_actor = obgd(params.actor, traces.actor, g_pi.actor, delta, lr=lr, decay=decay,
-                                   kappa=kappa_actor)
-    critic, z_critic, s_critic = obgd(params.critic, traces.critic, g_v.critic, delta, lr=lr, decay=decay,
-                                      kappa=kappa_critic)
+    forget = lambda tree: jax.tree.map(lambda z: jnp.where(done, 0.0, z), tree)  # noqa: E731
+    if isinstance(traces, AdamTraces):
+        t = traces.t + 1
+        steps = [adam_trace(getattr(params, k), getattr(traces.z, k), getattr(traces.m, k), getattr(traces.v, k), t,
+                            g, delta, lr=adam_lr, decay=decay) for k, g in (("actor", g_pi.actor),
+                                                                              ("critic", g_v.critic))]
+        (actor, za, ma, va, s_actor), (critic, zc, mc, vc, s_critic) = steps
+        pair = lambda tree, a, c: eqx.tree_at(lambda x: (x.actor, x.critic), tree, (a, c))  # noqa: E731
+        traces = AdamTraces(forget(pair(traces.z, za, zc)), pair(traces.m, ma, mc), pair(traces.v, va, vc), t)
+    else:
+        actor, z_actor, s_actor = obgd(params.actor, traces.actor, g_pi.actor, delta, lr=lr, decay=decay,
+                                       kappa=kappa_actor)
+        critic, z_critic, s_critic = obgd(params.critic, traces.critic, g_v.critic, delta, lr=lr, decay=decay,
+                                          kappa=kappa_critic)
+        traces = forget(eqx.tree_at(lambda t: (t.actor, t.critic), traces, (z_actor, z_critic)))
     new = eqx.combine(eqx.tree_at(lambda p: (p.actor, p.critic), params, (actor, critic)), static)
-    traces = eqx.tree_at(lambda t: (t.actor, t.critic), traces, (z_actor, z_critic))
-    traces = jax.tree.map(lambda z: jnp.where(done, 0.0, z), traces)
     return new, traces, Update(delta, v, entropy, s_actor, s_critic)
 
 

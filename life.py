@@ -6,8 +6,8 @@ the newest transition before learning from it (prequential), gives the curiosity
 reward, and the features and logits to act from next -> one Adam update of the model (``optim.py``) and,
 with ``--learner stream``, one update of its actor and critic (``learner.py``). With ``--memory``, the last
 K memory writes are recomputed first (truncated backprop, ``memory.read_rows``) and every sequence reads
-them. The extrinsic reward is never a reward (but in the oracle control): it is logged, and sensed like any
-observation by the objectives that predict it.
+them. Craftax's reward reaches no model and no curiosity: it is logged, and is the reward only of the oracle
+control; the reward the window holds, and the objectives that name one predict, is the animal's own.
 
 A step is two pure halves, ``act`` (policy + world) and ``learn`` (window + update), with the rebirth in
 between. A single life is reborn with ``lax.cond`` (a new world is built only on death); a population
@@ -102,7 +102,7 @@ class Tally(eqx.Module):
     length_sq: jax.Array  # sum of squared episode lengths (a survival fitness's sampling error: evolve.noise)
     achievements: jax.Array  # [n_achievements] episodes in which each was unlocked
     action_counts: jax.Array  # [A] actions taken so far (the online majority baseline)
-    reward_sum: jax.Array  # extrinsic reward so far (the online mean baseline)
+    reward_sum: jax.Array  # the animal's own reward so far (the reward objectives' online mean baseline)
     steps: jax.Array
     scores: dict  # "objective/score", "objective/score/baseline": sums over the newest instance of each step;
     # "objective/n": how many counted; "objective/surprise": its -log p (nats), scored before learning
@@ -128,8 +128,8 @@ class Organism(eqx.Module):
     ent_coef: jax.Array  # the entropy coefficient now (--ent-coef; adapted when its entropy target is not 0)
     memory: jax.Array | None = None  # [M, d] what ``now`` reads from memory (memory.py); None: no memory
     delay: Obs | None = None  # [D] the last --recall-delay frames: the recall probe's delay line (its loss reads it)
-    traces: ActorCritic | learner.BodyTraces | None = None  # the stream learner's eligibility traces: shaped like
-    # ``model.ac``, or over the whole model (--learner body; learner.py)
+    traces: ActorCritic | learner.AdamTraces | learner.BodyTraces | None = None  # the stream learner's eligibility
+    # traces: shaped like ``model.ac`` (with Adam's moments: --ac-step adam), or over the whole model (--learner body)
     memory_trace: jax.Array | None = None  # [M, d, d+1] how its memory depends on the write gate (--rtrl; memory.py)
     obs_stats: jax.Array | None = None  # [2, 1, K] running mean and variance of the observation vector (--ac-input)
 
@@ -158,7 +158,7 @@ class Record(eqx.Module):
     entropy: jax.Array  # of the policy
     adv: jax.Array  # mean |advantage| (window) or |TD error| (stream)
     value_err: jax.Array  # the critic's squared error
-    reward: jax.Array  # the extrinsic reward (logged, never learned from but in the oracle)
+    reward: jax.Array  # Craftax's reward (logged; learned from only by the oracle control)
     done: jax.Array
     episode_length: jax.Array  # the life's length if it ended on this step, else 0
     unlocked: jax.Array  # kinds of achievement unlocked so far
@@ -217,7 +217,7 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
     empty = jax.tree.map(lambda x: jnp.zeros((T, *x.shape), x.dtype), now)
     recall = "recall" in cfg.objectives
     win = O.Window(obs=empty, next_obs=empty, action=jnp.zeros(T, jnp.int32), logp=jnp.zeros(T),
-                   reward=jnp.zeros(T), rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool),
+                   rint=jnp.zeros(T), done=jnp.zeros(T, bool), valid=jnp.zeros(T, bool),
                    chosen=jnp.zeros(T, bool), memory=jnp.zeros((T, m.memory, d)) if m.memory else None,
                    memory_trace=jnp.zeros((T, m.memory, d, d + 1)) if m.rtrl else None,
                    recall=empty if recall else None, recall_ok=jnp.zeros(T, bool) if recall else None,
@@ -236,7 +236,7 @@ def new_organism(cfg: Life, model: Model, env_state) -> Organism:
                     tally=tally, instincts=instincts.of_flags(cfg.learning),
                     ent_coef=jnp.asarray(cfg.learning.ent_coef, jnp.float32),
                     memory=mem.blank(m.memory, d) if m.memory else None, delay=delay,
-                    traces=learner.zeros_like(model.ac) if model.ac is not None else
+                    traces=learner.zeros_like(model.ac, cfg.learning.ac_step == "adam") if model.ac is not None else
                     learner.body_traces(model) if cfg.through_body else None,
                     memory_trace=mem.blank_trace(m.memory, d) if m.rtrl else None,
                     obs_stats=C.new_feature_stats(1, learner.observation_size(spec))
@@ -316,14 +316,16 @@ def world_model_loss(model: Model, cfg: Life, win: O.Window, now: Obs, prior: ta
 
 
 def loss_fn(model: Model, cfg: Life, win: O.Window, now: Obs, prior: targets.Prior, rint_scale, last_surprise,
-            episodic, features, inst: Instincts, ent_coef) -> tuple[jax.Array, Outcome]:
+            episodic, features, inst: Instincts, ent_coef, extrinsic) -> tuple[jax.Array, Outcome]:
     """World-model loss (+ the window learner's actor-critic loss, with the organism's gamma, lambda and entropy
-    coefficient) on the curiosity signal."""
+    coefficient) on the curiosity signal. ``extrinsic``: Craftax's reward of the newest step, which only the
+    oracle control's signal reads."""
     total, losses, scores, seen, surprises, (rows, trace) = world_model_loss(model, cfg, win, now, prior, features)
     surprise, ok = surprises[cfg.learning.curious]
     d = cfg.body.d_model
     step = C.Step(spec=model.spec, win=win, surprise=surprise, ok=ok, last_surprise=last_surprise, episodic=episodic,
-                  phi=jax.lax.stop_gradient(seen.z[-1, -1]) / jnp.sqrt(d), instincts=inst)
+                  phi=jax.lax.stop_gradient(seen.z[-1, -1]) / jnp.sqrt(d), instincts=inst,
+                  extrinsic=extrinsic if cfg.curiosity.control else None)
     signal, episodic, row = cfg.curiosity.signal(step)
     rint = win.rint.at[row].set(signal * rint_scale)
     if row == -2:  # paid to the step before: the newest is paid next step
@@ -383,7 +385,7 @@ def perceive(cfg: Life, org: Organism, a: Act, obs, env_state) -> tuple[O.Window
         recall_ok = org.life >= asked
         delay = jax.tree.map(lambda d, x: jnp.concatenate([d[1:], x[None]]), org.delay, org.now)
     win = org.window.push(obs=org.now, next_obs=seen, action=a.action.astype(jnp.int32), logp=a.logp,
-                          reward=a.reward, rint=jnp.zeros(()), done=a.done, valid=jnp.array(True), chosen=a.chosen,
+                          rint=jnp.zeros(()), done=a.done, valid=jnp.array(True), chosen=a.chosen,
                           memory=org.memory, memory_trace=org.memory_trace, recall=recall, recall_ok=recall_ok,
                           recall_delay=asked)
     return win, now, delay
@@ -414,7 +416,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
     features = org.features if cfg.reads_features else None
     t, inst, coef = org.tally, org.instincts, org.ent_coef  # the learner's numbers are the organism's (instincts.py)
     (loss, out), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
-        org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features, inst, coef)
+        org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features, inst, coef, a.reward)
     if features is not None:
         features = C.update_feature_stats(features, out.z_now, now.age)
     done, traces, obs_stats = a.done, org.traces, org.obs_stats
@@ -438,7 +440,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
         phi, phi_next, obs_stats = ac_inputs(cfg, out.features, win.obs, now, obs_stats)
         ac, traces, u = learner.update(model.ac, traces, phi, phi_next, a.action, reward, done, a.chosen,
                                        gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
-                                       kappa_critic=lrn.kappa_value, ent_coef=coef)
+                                       kappa_critic=lrn.kappa_value, ent_coef=coef, adam_lr=lrn.adam_lr)
         model = eqx.tree_at(lambda m: m.ac, model, ac)
         out = eqx.tree_at(lambda o: (o.logits, o.entropy, o.adv, o.value_err), out,
                           (ac.logits(phi_next), u.entropy, jnp.abs(u.delta), u.delta**2))
@@ -462,7 +464,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
     tally = Tally(
         episodes=t.episodes + done, length_sum=t.length_sum + done * life, length_sq=t.length_sq + done * life**2,
         achievements=t.achievements + done * a.last_state.achievements,
-        action_counts=t.action_counts.at[a.action].add(1.0), reward_sum=t.reward_sum + a.reward, steps=t.steps + 1,
+        action_counts=t.action_counts.at[a.action].add(1.0), reward_sum=t.reward_sum + reward, steps=t.steps + 1,
         scores=sums, surprise_sq={k: q + jnp.where(out.scores[f"{k}/n"] > 0, out.scores[f"{k}/surprise"]**2, 0.0)
                                   for k, q in t.surprise_sq.items()},
         shared_rebirths=t.shared_rebirths + shared, asleep=t.asleep + ~a.chosen)

@@ -89,12 +89,13 @@ class Mind:
         """This mind with its automatic size (--bptt 0) worked out."""
         return dataclasses.replace(self, bptt=self.bptt or self.window - 1)
 
-    def check(self, objectives: tuple[str, ...], span: int) -> None:
-        """One clear line for impossible settings (sizes worked out); ``span``: the longest layout's span."""
+    def check(self, objectives: tuple[str, ...], reach: int) -> None:
+        """One clear line for impossible settings (sizes worked out); ``reach``: the longest layout's reach (its
+        span, and for a reward the two steps before it is paid: ``objectives.Plan.reach``)."""
         for ok, msg in [
-            (self.window >= span + 1, f"--window must be at least {span + 1}: the window holds at least two instances "
-                                      f"of each layout (the longest spans {span} step{'s' * (span > 1)}), "
-                                      f"got {self.window}"),
+            (self.window >= reach + 1, f"--window must be at least {reach + 1}: the window holds at least two "
+                                       f"instances of each layout (the longest reaches {reach} step{'s' * (reach > 1)}"
+                                       f" back, a reward's two more than its span), got {self.window}"),
             (self.memory >= 0 and self.think >= 0, "--memory and --think cannot be negative"),
             (self.memory == 0 or 1 <= self.bptt <= self.window - 1,
              f"--bptt must be between 1 and --window - 1 = {self.window - 1} (the window holds the transitions that "

@@ -2,12 +2,13 @@
 
 A layout reads like ``"s0 s1 ; a0"``: segments before ``;`` are given, segments after it are targets,
 each predicted from everything before it. A segment is a kind (a letter of ``targets.KINDS``: s a state,
-a an action, r the reward, m a masked state, l where am I, z the model's own features, n random features,
+a an action, r the animal's own reward, m a masked state, l where am I, z the model's own features, n random features,
 v the view long ago) and a time step within the layout.
 
 Adding an objective is adding a line to ``LAYOUTS`` (and, for a new kind of target, one entry in
-``targets.py``). The extrinsic reward is *sensed* here like any other observation: a world model may take
-it in or predict it, but the policy never maximises it (except in the oracle control, ``--curiosity oracle``).
+``targets.py``). The reward a layout names is the animal's own, the one its curiosity pays it (the design's
+"[state tokens, action token; intrinsic reward]"); Craftax's reward is never an input or a target of any
+model: it reaches only the oracle control's learner (``--curiosity oracle``), as that control's own reward.
 
 A target segment enters the sequence as *query* tokens: a type embedding, its time and slot, and no
 content. Queries see the given segments and the real tokens of earlier targets, never their own
@@ -37,7 +38,7 @@ LAYOUTS = {
     # one step of experience
     "inverse_dynamics": "s0 s1 ; a0",  # which action led from s to s'?
     "forward_dynamics": "s0 a0 ; s1",  # what will I see next?
-    "reward": "s0 a0 ; r0",  # what will this action bring? (the reward is sensed, never maximised)
+    "reward": "s0 a0 ; r0",  # what will this action pay me? (the animal's own reward, what its curiosity pays)
     "forward_reward": "s0 a0 s1 ; r0",  # the reward, once the outcome is seen
     "backward_dynamics": "s1 a0 ; s0",  # where did I come from?
     "location": "s0 a0 ; l1",  # where am I after this action? (path integration onto place cells)
@@ -59,6 +60,7 @@ LAYOUTS = {
     "recall": "s0 ; v0",  # what did I see --recall-delay steps ago? (a probe of memory: the window no longer has it)
 }
 POLICY = "s0 ;"  # a bare state: the actor-critic reads its prefix output (used only when no objective can host it)
+PAY_LAG = 2  # a reward of the window is known once it is two steps old (Plan.lag)
 GIVEN_CONTENT = "samrz"  # kinds whose real content the content table holds (``Table``): the only ones a layout gives
 
 
@@ -69,8 +71,7 @@ class Window(eqx.Module):
     next_obs: Obs  # [T] ... and what came next (the last frame of a life if ``done``)
     action: Int[Array, " T"]
     logp: Float[Array, " T"]  # log-prob of the action under the policy that took it
-    reward: Float[Array, " T"]  # extrinsic reward: sensed and predicted, never maximised
-    rint: Float[Array, " T"]  # normalised intrinsic reward: the policy's only reward
+    rint: Float[Array, " T"]  # the animal's own reward, normalised: the learners' reward and the r tokens' content
     done: Bool[Array, " T"]
     valid: Bool[Array, " T"]  # False until the window has filled
     chosen: Bool[Array, " T"] | None = None  # False where the game overrode the action (asleep: noop); None: all chosen
@@ -141,6 +142,17 @@ class Plan:
     @property
     def length(self) -> int:
         return len(self.types)
+
+    @property
+    def lag(self) -> int:
+        """Steps a layout with a reward starts further back: the newest transition's reward is paid after this
+        step's loss (learning progress pays the one before it then), so only older rewards are known."""
+        return PAY_LAG if any(s.kind == "r" for s in self.segments) else 0
+
+    @property
+    def reach(self) -> int:
+        """Transitions of the window an instance needs behind the newest: its span and its lag."""
+        return self.span + self.lag
 
     @property
     def latent(self) -> bool:
@@ -222,7 +234,7 @@ def think_index(plan: Plan) -> np.ndarray:
 
 
 def starts(plan: Plan, T: int) -> np.ndarray:
-    return np.arange(T - plan.span + 1)
+    return np.arange(T - plan.reach + 1)
 
 
 @dataclass(frozen=True)
@@ -346,7 +358,7 @@ def make_batch(objectives: tuple[str, ...], T: int, P: int, memory: int = 0, thi
     """The batch of every objective's instances; ``memory`` tokens in each, ``think`` tokens in the policy's."""
     layouts = [(name, LAYOUTS[name]) for name in objectives]
     first = make_plan(*layouts[0], P)
-    if first.readout is None or first.span != 1:
+    if first.readout is None or first.span != 1 or first.lag:
         layouts.append(("policy", POLICY))
     host = 0 if len(layouts) == len(objectives) else len(layouts) - 1  # the plan the policy reads from
     N = max(make_plan(n, lay, P, think=think if i == host else 0).length for i, (n, lay) in enumerate(layouts))
@@ -410,7 +422,7 @@ def forward(model: Model, batch: Batch, win: Window, now: Obs, features: Float[A
     else:
         masked = jnp.zeros((T, P1, d))
     table = jnp.concatenate([s_tok.reshape(-1, d), jax.vmap(model.embed_action)(win.action),
-                             jax.vmap(model.embed_reward)(win.reward), masked.reshape(-1, d), jnp.zeros((1, d))])
+                             jax.vmap(model.embed_reward)(win.rint), masked.reshape(-1, d), jnp.zeros((1, d))])
     ages = jnp.concatenate([win.obs.age, now.age[None]])
     M = batch.memory
     asks = np.asarray(batch.types) == type_id("q_recall")  # [B, N]: the recall probe's query tokens

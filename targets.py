@@ -119,7 +119,7 @@ class Prior:
     """Online baselines: what a model that learned nothing would guess, from the life so far."""
 
     majority: Int[Array, ""]  # the action taken most often so far
-    mean_reward: Float[Array, ""]  # the mean extrinsic reward so far
+    mean_reward: Float[Array, ""]  # the mean reward the animal was paid so far
 
 
 def state_row(T: int, start, t: int):
@@ -277,7 +277,8 @@ def action_loss(q: Query):
 
 
 def reward_loss(q: Query):
-    r = q.win.reward[q.starts + q.t]
+    """The animal's own reward (what its curiosity paid it, normalised), beside the mean paid so far."""
+    r = q.win.rint[q.starts + q.t]
     err = (jax.vmap(q.model.reward_head)(q.h[:, 0]) - r) ** 2
     return err, 0.5 * err, err, (r - q.prior.mean_reward) ** 2
 

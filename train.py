@@ -150,8 +150,8 @@ def validate(cfg: Config) -> None:
     if c.learning.entropy_target >= math.log(c.spec.n_actions):
         raise ValueError(f"--entropy-target must lie below the uniform policy's entropy, ln {c.spec.n_actions} = "
                          f"{math.log(c.spec.n_actions):.2f} nats, got {c.learning.entropy_target}")
-    span = max(O.make_plan(n, O.LAYOUTS[n], 1).span for n in c.objectives)
-    c.mind.check(c.objectives, span)
+    reach = max(O.make_plan(n, O.LAYOUTS[n], 1).reach for n in c.objectives)
+    c.mind.check(c.objectives, reach)
     if cfg.body.obs == "pixels" and "masked_state" in c.objectives:
         raise ValueError("masked_state needs --obs symbolic")
     if cfg.body.obs == "pixels" and c.curiosity.symbolic:

@@ -88,5 +88,5 @@ def collect(env_name: str, T: int, seed: int):
 
     now, o, n, a, r, d = run(now, state, key)
     win = objectives.Window(obs=o, next_obs=n, action=a.astype(jnp.int32), logp=jnp.full(T, -jnp.log(17.0)),
-                            reward=r, rint=jnp.zeros(T), done=d, valid=jnp.ones(T, bool))
+                            rint=r, done=d, valid=jnp.ones(T, bool))
     return win, now

@@ -231,7 +231,7 @@ def test_an_entropy_target_moves_the_coefficient_towards_it_and_the_life_carries
     """--entropy-target: the coefficient grows while the policy is more certain than the target, shrinks
     while it is less, never changes sign or leaves its range; in a real life it is carried, used and logged
     (the two lives share one compiled step: the target is the organism's instinct, data to the step)."""
-    from test_curiosity import TINY, learned_twice
+    from test_curiosity import TINY, lived_twice
 
     c = jnp.asarray(0.01)
     up, down = (learner.adapt_entropy_coef(c, jnp.asarray(h), 1.5) for h in (0.5, 2.5))
@@ -239,9 +239,9 @@ def test_an_entropy_target_moves_the_coefficient_towards_it_and_the_life_carries
     lo, hi = learner.ENTROPY_COEF_RANGE
     assert np.isclose(float(learner.adapt_entropy_coef(jnp.asarray(hi), jnp.asarray(0.0), 2.0)), hi, rtol=1e-6)
     assert np.isclose(float(learner.adapt_entropy_coef(jnp.asarray(lo), jnp.asarray(2.8), 0.1)), lo, rtol=1e-6)
-    (org, rec), _ = learned_twice(TINY.replace(entropy_target=1.0, ac_hidden=8))  # a new policy is near uniform
+    (org, rec), _ = lived_twice(TINY.replace(entropy_target=1.0, ac_hidden=8))  # a new policy is near uniform
     assert 0 < float(org.ent_coef) < 0.01 and float(rec.ent_coef) == float(org.ent_coef)
-    (fixed, rec), _ = learned_twice(TINY.replace(ac_hidden=8, entropy_target=0.0))
+    (fixed, rec), _ = lived_twice(TINY.replace(ac_hidden=8, entropy_target=0.0))
     assert float(fixed.ent_coef) == float(rec.ent_coef) == np.float32(0.01)  # a target of 0: the coefficient stays
 
 

@@ -161,7 +161,7 @@ def recall_task(model, n, key, L=4):
         at = lambda t: jax.tree.map(lambda x: x[t], fr)  # noqa: E731
         first = lambda tree: jax.tree.map(lambda x: x[None], tree)  # noqa: E731
         win = O.Window(obs=first(at(L - 1)), next_obs=first(at(L - 1)), action=jnp.zeros(1, jnp.int32),
-                       logp=jnp.zeros(1), reward=jnp.zeros(1), rint=jnp.zeros(1), done=jnp.zeros(1, bool),
+                       logp=jnp.zeros(1), rint=jnp.zeros(1), done=jnp.zeros(1, bool),
                        valid=jnp.ones(1, bool), recall=first(at(0)), recall_ok=jnp.ones(1, bool))
         rows = None
         if batch.memory:

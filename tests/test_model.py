@@ -82,7 +82,7 @@ def perturb(win, now, where):
         return eqx.tree_at(pick, win, (block.at[j].set((block[j] + 3) % 18), pos.at[j].add(1.0))), now
     if stream == "action":
         return eqx.tree_at(lambda w: w.action, win, win.action.at[j].set((win.action[j] + 5) % 17)), now
-    return eqx.tree_at(lambda w: w.reward, win, win.reward.at[j].add(1.0)), now
+    return eqx.tree_at(lambda w: w.rint, win, win.rint.at[j].add(1.0)), now
 
 
 SYMBOLIC = tuple(O.LAYOUTS)
