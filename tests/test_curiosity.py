@@ -260,3 +260,29 @@ def test_disagreement_is_the_ensembles_spread_and_each_member_learns_on_its_own_
     g2 = jax.jacrev(lambda w: targets.disagreement_loss(query(eqx.tree_at(lambda m: m.heads["d"].weight, model, w),
                                                                   h[1:], starts[1:]))[0])(model.heads["d"].weight)
     assert np.array_equal(np.abs(np.asarray(g2)).reshape(len(starts) - 1, E, K, -1).sum((2, 3)) > 0, reached[1:])
+
+
+def test_every_curiosity_on_pixels_traces_or_is_refused_in_one_line():
+    """Curiosity x --obs, the pixel column (the symbolic one: every curiosity lives above): each curiosity is
+    refused by ``train.validate`` in one line that names it and the pixels, or one whole step of its life
+    (birth, act, learn) traces (``jax.eval_shape``: every shape and every field it reads, nothing compiled)."""
+    obs = "pixels"
+    for name, c in C.CURIOSITIES.items():
+        cfg = TINY.replace(obs=obs, curiosity=name, ac_hidden=8)
+        try:
+            train.validate(cfg)
+        except ValueError as e:
+            assert obs == "pixels" and c.symbolic and f"--curiosity {name}" in str(e) and "pixels" in str(e), e
+            assert "\n" not in str(e)
+            continue
+        assert not (obs == "pixels" and c.symbolic), f"{name} reads named status entries, yet passed on pixels"
+        lc = cfg.life
+
+        def step(key):
+            org = life.new_organism(lc, life.new_model(lc, key), life.new_world(lc, key))
+            a = life.act(lc, org, life.new_world(lc, key), key)
+            obs_, env_state = life.reborn_alone(lc, a)
+            return life.learn(lc, org, a, obs_, env_state)
+
+        org, rec = jax.eval_shape(step, jax.random.PRNGKey(0))
+        assert rec.signal.shape == () and org.window.rint.shape == (lc.mind.window,)

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import curiosity as C
 import learner
@@ -13,7 +14,7 @@ import objectives as O
 import world
 from model import ActorCritic
 
-GAMMA, LAM, LR, KAPPA_PI, KAPPA_V, ENT = 0.9, 0.8, 0.5, 3.0, 2.0, 0.1
+GAMMA, LAM, LR, KAPPA_PI, KAPPA_V, ENT, ADAM_LR = 0.9, 0.8, 0.5, 3.0, 2.0, 0.1, 0.05
 
 
 def linear_ac(n: int, actions: int) -> ActorCritic:
@@ -24,14 +25,25 @@ def linear_ac(n: int, actions: int) -> ActorCritic:
                        (jax.random.normal(k1, (actions, n)), jax.random.normal(k2, (1, n))))
 
 
-def by_hand(ac: ActorCritic, chain):
+def by_hand(ac: ActorCritic, chain, adam: bool = False):
     """The same steps in numpy, from the formulas: z <- gamma lam z + grad; delta; alpha' = alpha /
     max(1, alpha kappa max(|delta|, 1) |z|_1); w <- w + alpha' delta z; traces zeroed at a life's end; the
-    actor's gradient is that of log pi(a|s) + c sign(delta) H(pi(s)), and nothing when the action was not chosen."""
+    actor's gradient is that of log pi(a|s) + c sign(delta) H(pi(s)), and nothing when the action was not chosen.
+    ``adam``: instead u = clip(delta, +-1) z, m <- b1 m + (1 - b1) u, v <- b2 v + (1 - b2) u^2,
+    w <- w + lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), the moments kept at a life's end."""
     W, b = np.array(ac.actor.layers[0].weight, np.float64), np.array(ac.actor.layers[0].bias, np.float64)
     w, c = np.array(ac.critic.layers[0].weight[0], np.float64), float(ac.critic.layers[0].bias[0])
     zW, zb, zw, zc = np.zeros_like(W), np.zeros_like(b), np.zeros_like(w), 0.0
-    for s, a, r, s2, done, chosen in chain:
+    (b1, b2), moments = learner.ADAM_BETAS, [[np.zeros_like(x), np.zeros_like(x)] for x in (W, b, w, np.zeros(1))]
+
+    def adam_step(t, i, z, delta):
+        m, v = moments[i]
+        u = np.clip(delta, -1.0, 1.0) * z
+        m, v = b1 * m + (1 - b1) * u, b2 * v + (1 - b2) * u * u
+        moments[i] = [m, v]
+        return ADAM_LR * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + learner.ADAM_EPS)
+
+    for t, (s, a, r, s2, done, chosen) in enumerate(chain, 1):
         delta = r + GAMMA * (1 - done) * (w @ s2 + c) - (w @ s + c)
         zw, zc = GAMMA * LAM * zw + s, GAMMA * LAM * zc + 1.0
         logits = W @ s + b
@@ -42,7 +54,11 @@ def by_hand(ac: ActorCritic, chain):
         g = np.eye(len(p))[a] - p + ENT * np.sign(delta) * (-p * (logp - np.sum(p * logp)))
         g = g * chosen
         zW, zb = GAMMA * LAM * zW + np.outer(g, s), GAMMA * LAM * zb + g
-        for kappa, zs in ((KAPPA_PI, (zW, zb)), (KAPPA_V, (zw, np.array([zc])))):
+        if adam:
+            W, b, w, c = (x + adam_step(t, i, z, delta) for i, (x, z) in enumerate(((W, zW), (b, zb), (w, zw),
+                                                                                    (c, np.array([zc])))))
+            c = float(c[0])
+        for kappa, zs in ((KAPPA_PI, (zW, zb)), (KAPPA_V, (zw, np.array([zc])))) if not adam else ():
             norm = sum(np.abs(z).sum() for z in zs)
             step = LR / max(1.0, LR * kappa * max(abs(delta), 1.0) * norm)
             if kappa == KAPPA_PI:
@@ -54,20 +70,22 @@ def by_hand(ac: ActorCritic, chain):
     return W, b, w, c
 
 
-def test_stream_ac_matches_a_hand_computation_on_a_tiny_chain():
-    """Five steps of a 4-feature, 3-action chain (a reward, a life's end, an asleep step), against numpy."""
+@pytest.mark.parametrize("adam", [False, True], ids=["obgd", "adam"])
+def test_stream_ac_matches_a_hand_computation_on_a_tiny_chain(adam):
+    """Five steps of a 4-feature, 3-action chain (a reward, a life's end, an asleep step), against numpy: the
+    ObGD step and Adam's (--ac-step adam)."""
     rng = np.random.default_rng(0)
     states = rng.normal(size=(6, 4))
     chain = [(states[t], t % 3, [0.0, 1.0, 0.0, -0.5, 2.0][t], states[t + 1], t == 2, t != 3) for t in range(5)]
     ac = linear_ac(4, 3)
-    traces = learner.zeros_like(ac)
+    traces = learner.zeros_like(ac, adam)
     step = jax.jit(lambda ac, z, s, a, r, s2, d, ch: learner.update(
         ac, z, s, s2, a, r, d, ch, gamma=GAMMA, lam=LAM, lr=LR, kappa_actor=KAPPA_PI, kappa_critic=KAPPA_V,
-        ent_coef=ENT))
+        ent_coef=ENT, adam_lr=ADAM_LR))
     for s, a, r, s2, done, chosen in chain:
         ac, traces, _ = step(ac, traces, jnp.asarray(s, jnp.float32), jnp.asarray(a), jnp.asarray(r, jnp.float32),
                              jnp.asarray(s2, jnp.float32), jnp.asarray(done), jnp.asarray(chosen))
-    W, b, w, c = by_hand(linear_ac(4, 3), chain)
+    W, b, w, c = by_hand(linear_ac(4, 3), chain, adam)
     np.testing.assert_allclose(ac.actor.layers[0].weight, W, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ac.actor.layers[0].bias, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ac.critic.layers[0].weight[0], w, rtol=1e-4, atol=1e-5)

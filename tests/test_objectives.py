@@ -58,7 +58,7 @@ def test_every_objective_overfits_real_transitions(transitions):
 
     All train together in one model, except latent_forward, whose target is the model's own features:
     the other objectives keep moving those, so it is fitted with its ICM partner latent_inverse alone (and
-    disagreement beside them, whose five heads would otherwise crowd the recall probe's 300 steps).
+    disagreement beside them, whose five heads would otherwise crowd the recall probe's 400 steps).
     """
     win, now = transitions
     later = jax.tree.map(lambda x: x[16:], win.obs)  # the recall probe's targets: other real frames
@@ -69,7 +69,7 @@ def test_every_objective_overfits_real_transitions(transitions):
                   key=jax.random.PRNGKey(1))
     apart = ("latent_inverse", "latent_forward", "disagreement")
     for names in (tuple(n for n in O.LAYOUTS if n not in apart[1:]), apart):
-        curves = fit(model, names, win, now, steps=300)
+        curves = fit(model, names, win, now, steps=400)
         assert np.all(np.isfinite(curves))
         for i, name in enumerate(names):
             assert curves[-10:, i].mean() < 0.1 * curves[0, i], (name, curves[0, i], curves[-10:, i].mean())

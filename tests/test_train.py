@@ -165,6 +165,8 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(count_weight=0.5), "--curiosity effects does not read them"),
     (dict(ac_step="intentional"), "sizes the steps of --learner body"),
     (dict(learner="body", ac_input="both"), "what the actor and critic of --learner stream read"),
+    (dict(learner="body", ac_step="adam"), "--ac-step adam sizes the steps of --learner stream"),
+    (dict(ac_step="adam", adam_lr=0.0), "--adam-lr must be positive"),
     (dict(learner="body", ac_step="intentional", eta_policy=0.0), "--eta-policy and --eta-value must be positive"),
 ])
 def test_bad_config_values_are_rejected(change, message):
@@ -231,7 +233,7 @@ def test_train_py_end_to_end_runs_every_objective_and_writes_the_run_directory(t
     weights = [str(1.0 if i % 2 else 0.5) for i in range(len(names))]
     out = run_cli("--steps", "300", "--chunk", "150", "--run-dir", str(run), "--gif-steps", "0",
                   "--objective", *names, "--weights", *weights, "--curiosity", "icm",
-                  "--d-model", "32", "--n-heads", "2", "--layers", "1")
+                  "--d-model", "32", "--n-heads", "2", "--layers", "1", "--window", "6")  # 6: the reward layouts' reach
     assert out.returncode == 0, out.stderr[-2000:]
     for name in ("config.json", "metrics.jsonl", "summary.json", "curves.png", "checkpoint.eqx"):  # GIF: population
         assert (run / name).stat().st_size > 0, name
