@@ -60,7 +60,12 @@ class Row:
 
 def objective_rows(c: Compare) -> list[Row]:
     """Every objective on its own (its surprise is the curiosity), the extras, and the random policy."""
-    out = [Row(name, (name,), curiosity="surprise") for name in c.objectives]
+    out = []
+    for name in c.objectives:  # a layout that reaches further back than the window allows gets the window it needs
+        need = O.make_plan(name, O.LAYOUTS[name], 1).reach + 1
+        wide = need > c.base.mind.window
+        out.append(Row(f"{name} (window {need})" if wide else name, (name,), curiosity="surprise",
+                       body=(("window", need),) if wide else ()))
     extras = c.extras
     if extras:
         out += [Row("forward+inverse (mix)", **train.MIX, curiosity="surprise"),

@@ -59,3 +59,6 @@ def test_rows_take_the_bases_policy_and_curiosity_unless_they_name_their_own():
     assert cfgs["inverse_dynamics"].learning.curiosity == "surprise" and cfgs["inverse_dynamics"].learning.policy == \
         "learned"
     assert cfgs["random policy (inverse_dynamics)"].learning.policy == "random"
+    for cfg in cfgs.values():  # every row passes the checks: a layout reaching far back gets the window it needs
+        train.validate(cfg)
+    assert cfgs["two_state_prefix_reward (window 6)"].mind.window == 6 and cfgs["reward"].mind.window == 4
