@@ -68,6 +68,8 @@ ARMS = {
     "count": Arm("count", curiosity="count"), "rnd": Arm("rnd", curiosity="rnd"),
     "disagreement": Arm("disagreement", curiosity="disagreement"),
     "changes": Arm("changes (C-BET)", curiosity="changes"),
+    "changes-world": Arm("changes in the world's coordinates", curiosity="changes-world"),
+    "forward": Arm("forward (forward_dynamics' surprise)", curiosity="forward"),
     "progress": Arm("progress", curiosity="progress"), "surprise": Arm("surprise", curiosity="surprise"),
     "e3b": Arm("e3b", curiosity="e3b"), "icm": Arm("icm", curiosity="icm"),
     "surprise-window": Arm("surprise, window learner (old default)", curiosity="surprise", body=WINDOW),

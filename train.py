@@ -155,7 +155,7 @@ def validate(cfg: Config) -> None:
     if cfg.body.obs == "pixels" and "masked_state" in c.objectives:
         raise ValueError("masked_state needs --obs symbolic")
     if cfg.body.obs == "pixels" and c.curiosity.symbolic:
-        raise ValueError(f"--curiosity {c.learning.curiosity} reads the inventory and vitals of a symbolic view; "
+        raise ValueError(f"--curiosity {c.learning.curiosity} {c.curiosity.symbolic}; "
                          "with --obs pixels choose one that does not (surprise, forward, progress, rnd, count, ...)")
     cfg.evolution.check(c.body.layers)
     instincts.check(c.learning, cfg.evolution.instincts)

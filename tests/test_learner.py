@@ -196,6 +196,37 @@ def test_changes_hash_every_cell_and_status_entry_that_changed_none_named(transi
 
 
 
+def test_changes_world_sees_a_scroll_as_no_change_and_the_same_deed_anywhere_as_one(transitions):
+    """--curiosity changes-world: a view scrolled by one cell (any of the four moves) and nothing else is no
+    change, though every cell differs where it is seen; a table put in front of the animal is the same change
+    whether it stood still or moved; on real transitions it finds fewer kinds of change than plain changes."""
+    win, _ = transitions
+    spec = world.env_spec("Craftax-Classic-Symbolic-v1")
+    before = jax.tree.map(lambda x: x[0], win.obs)
+
+    def scrolled(o, dr, dc):  # the animal moved by (dr, dc): new ground (block 1) comes into view at the far edge
+        def one(x):
+            x = jnp.roll(x, (-dr, -dc), (0, 1))
+            if dr:
+                x = x.at[-1 if dr > 0 else 0].set(1)
+            if dc:
+                x = x.at[:, -1 if dc > 0 else 0].set(1)
+            return x
+        return eqx.tree_at(lambda o: (o.block, o.item, o.mob), o, (one(o.block), one(o.item), one(o.mob)))
+
+    put = lambda o: eqx.tree_at(lambda o: o.block, o, o.block.at[3, 5].set(o.block[3, 5] % 5 + 1))  # noqa: E731
+    for dr, dc in C.SHIFTS[1:]:
+        after = scrolled(before, dr, dc)
+        assert bool(C.change_bucket(spec, before, after)[1])  # seen where it is seen: everything changed
+        assert not bool(C.change_bucket(spec, before, after, aligned=True)[1]), (dr, dc)
+        moved_put = C.change_bucket(spec, before, put(after), aligned=True)
+        assert bool(moved_put[1]) and int(moved_put[0]) == int(C.change_bucket(spec, before, put(before), True)[0])
+    kinds = lambda aligned: len({int(C.change_bucket(spec, jax.tree.map(lambda x: x[t], win.obs),  # noqa: E731
+                                                     jax.tree.map(lambda x: x[t], win.next_obs), aligned)[0])
+                                 for t in range(win.done.shape[0])})
+    assert kinds(True) < kinds(False)  # each move of plain changes is a change never seen before
+    assert C.CURIOSITIES["changes-world"].symbolic  # refused on pixels, in one line (test_curiosity)
+
 def test_mix_pays_what_effects_pays_at_weights_zero_and_its_weights_price_sleep_and_new_views(transitions):
     """--curiosity mix: with both weights 0 its reward over 32 real transitions is exactly effect novelty's;
     with weights (the organism's instincts, data to the step) falling asleep and waking up each pay their
