@@ -38,8 +38,6 @@ from compare import RANDOM, Row
 from plots import skill_span
 from report import crafter_last, load_config, load_metrics, organisms
 
-READS_REWARD = ("reward", "forward_reward", "trajectory_reward", "trajectory_reward_after",
-                "two_state_prefix_reward")
 ORACLE = "oracle"
 # the learner, horizon and fixed entropy coefficient before stream AC(lambda)
 WINDOW = (("learner", "window"), ("gamma", 0.95), ("lam", 0.9), ("entropy_target", 0.0))
@@ -255,9 +253,8 @@ def main(c) -> Path:
     bad = [a for a in c.arms if a not in ARMS]
     if bad:
         raise ValueError(f"unknown arm {bad[0]!r}; choose from {', '.join(ARMS)}")
-    if c.base.learning.objective[0] in READS_REWARD or c.long < 0 or c.finalists < 0:
-        raise ValueError("the curiosity study needs a first objective that senses no reward, --long >= 0, "
-                         "--finalists >= 0")
+    if c.long < 0 or c.finalists < 0:
+        raise ValueError(f"the curiosity study needs --long >= 0 and --finalists >= 0, got {c.long}, {c.finalists}")
     d = Path(c.run_dir)
     t0 = time.time()
     screen = stage(c, c.steps, list(c.arms))

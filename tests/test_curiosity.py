@@ -195,6 +195,9 @@ def test_a_curiosity_brings_the_objectives_it_needs_and_bad_arms_are_refused(tmp
     with pytest.raises(ValueError, match="unknown arm 'nope'"):
         compare.main(compare.Compare(what="curiosity", arms=("random", "nope"),
                                      base=TINY.replace(run_dir=str(tmp_path))))
+    with pytest.raises(ValueError, match="--long >= 0"):
+        compare.main(compare.Compare(what="curiosity", arms=("random",), long=-1,
+                                     base=TINY.replace(run_dir=str(tmp_path))))
 
 
 def test_the_curiosity_study_screens_then_lives_the_best_long(tmp_path):
