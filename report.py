@@ -251,9 +251,48 @@ def earlier_speed(run: Path) -> float | None:
         return None
 
 
+def scalars(m: dict, prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a metrics line, nested keys joined by "/" (lists of numbers: one per index;
+    each organism's under ``organism<i>/``): what TensorBoard plots."""
+    out = {}
+    for k, v in m.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, bool) or v is None or k in ("step", "ended_achievements"):  # (the score is drawn instead)
+            continue
+        if isinstance(v, (int, float)) and np.isfinite(v):
+            out[name] = float(v)
+        elif isinstance(v, dict):
+            out.update(scalars(v, name + "/"))
+        elif isinstance(v, list) and k == "organisms":
+            for i, o in enumerate(v if len(v) > 1 else []):  # a population of one: its figures are the means
+                out.update(scalars(o, f"{prefix}organism{i}/"))
+        elif isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            out.update({f"{name}/{i}": float(x) for i, x in enumerate(v) if np.isfinite(x)})
+    return out
+
+
+class Board:
+    """TensorBoard event files in the run directory (``tensorboard --logdir runs`` shows every run live): each
+    chunk's metrics at its step, each generation's record at its generation. A resumed run appends a new
+    event file; TensorBoard draws the steps it already has once."""
+
+    def __init__(self, run: Path):
+        from tensorboardX import SummaryWriter
+
+        self.writer = SummaryWriter(logdir=str(run), flush_secs=30)
+
+    def write(self, m: dict, step: int, prefix: str = "") -> None:
+        for k, v in scalars(m, prefix).items():
+            self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class Log:
     """What a run writes as it goes: config.json, metrics.jsonl (a line per chunk), generations.jsonl and
-    pool.json (a line per generation), the progress bar; and at its end summary.json, the plots, the GIF."""
+    pool.json (a line per generation), TensorBoard's event files (``Board``, the same figures), the progress
+    bar; and at its end summary.json, the plots, the GIF."""
 
     def __init__(self, cfg, run: Path, step: int, progress: bool):
         from tqdm import tqdm
@@ -268,6 +307,7 @@ class Log:
         self.bar = tqdm(total=cfg.total_steps, initial=step, unit="step", desc=f"{N} lives" if N > 1 else None,
                         disable=not progress, dynamic_ncols=True)  # a step of the bar is a step of every life
         self.timed_steps, self.timed_seconds, self.first = 0, 0.0, True
+        self.board = Board(run) if cfg.run.tensorboard else None
 
     def chunk(self, per: list[dict], step: int, n: int, seconds: float, generation: int, events: list,
               stack) -> None:
@@ -284,6 +324,10 @@ class Log:
             m["generation"] = generation
         with open(self.run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(m) + "\n")
+        if self.board:  # beside the figures, the Crafter score of the episodes that ended in this chunk
+            ended = {"ended_crafter_score": ended_score(per)}  # (NaN, not drawn, where none ended)
+            self.board.write({**{k: v for k, v in m.items() if k not in ("growth", "generation")}, **ended,
+                              "organisms": [{**o, "ended_crafter_score": ended_score([o])} for o in per]}, step)
         self.bar.update(n)
         self.bar.set_postfix({**({"gen": generation} if self.cfg.evolution.evolving else {}),
                               **progress_figures(self.cfg, m)})
@@ -294,6 +338,8 @@ class Log:
 
         with open(self.run / "generations.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
+        if self.board:
+            self.board.write({k: v for k, v in line.items() if k != "generation"}, line["generation"], "generation/")
         (self.run / "pool.json").write_text(json.dumps(evolve.pool_json(ledger), indent=1) + "\n")
         if self.progress:
             snr = line.get("signal_to_noise")
@@ -307,6 +353,8 @@ class Log:
 
         cfg, run = self.cfg, self.run
         self.bar.close()
+        if self.board:
+            self.board.close()
         sps = self.timed_steps / self.timed_seconds if self.timed_seconds else \
             earlier_speed(run) if cfg.run.resume else None
         steps = cfg.run.steps if cfg.evolution.evolving else lives.step

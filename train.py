@@ -71,6 +71,9 @@ class Run:
     """length of the life GIF written at the end (0: none)"""
     gif_organism: int = 0
     """which organism of the population the GIF shows"""
+    tensorboard: bool = True
+    """also write each chunk's metrics (each organism's too) as TensorBoard event files in the run directory:
+    ``tensorboard --logdir runs`` watches every run live"""
 
     def check(self) -> None:
         for ok, msg in [

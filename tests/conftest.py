@@ -90,3 +90,22 @@ def collect(env_name: str, T: int, seed: int):
     win = objectives.Window(obs=o, next_obs=n, action=a.astype(jnp.int32), logp=jnp.full(T, -jnp.log(17.0)),
                             rint=r, done=d, valid=jnp.ones(T, bool))
     return win, now
+
+
+def tensorboard_scalars(run) -> dict[str, list[tuple[int, float]]]:
+    """Read a run's TensorBoard event files back (TFRecord framing, tensorboardX's Event protobuf): tag ->
+    [(step, value)]."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for path in sorted(run.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            n = struct.unpack("<Q", data[i:i + 8])[0]
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4  # length, its crc, the record, its crc
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out

@@ -260,6 +260,12 @@ def test_an_evolution_writes_its_files_and_compiles_nothing_after_its_first_gene
     assert all(g["knockout"] is not None and g["final_gate"] is not None for g in carried)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["evolution"]["generations"] == 3 and summary["evolution"]["compiles_after_first_generation"] == 0
+    from conftest import tensorboard_scalars
+
+    board = tensorboard_scalars(run)  # TensorBoard: each generation's record at its generation, each organism apart
+    assert [g for g, _ in board["generation/best"]] == [0, 1, 2]
+    assert [v for _, v in board["generation/best"]] == pytest.approx([g["best"] for g in gens], rel=1e-6)
+    assert all(f"organism{i}/rint" in board for i in range(N))
     assert (run / "evolution.png").stat().st_size > 0
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["generation"] for m in metrics] == [0, 0, 1, 1, 2, 2]

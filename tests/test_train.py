@@ -253,3 +253,24 @@ def test_train_py_end_to_end_runs_every_objective_and_writes_the_run_directory(t
     assert all(np.isfinite(m[f"loss/{n}"]) for m in metrics for n in names)
     assert any(abs(m["signal"]) > 0 for m in metrics)
     assert "Crafter score" in out.stdout
+    from conftest import tensorboard_scalars
+
+    board = tensorboard_scalars(run)  # what `tensorboard --logdir` draws: every chunk's figures at its step
+    for tag in ("rint", "entropy", "episodes", "loss/forward_dynamics", "forward_dynamics/cell_accuracy"):
+        assert [st for st, _ in board[tag]] == [150, 300], tag
+        assert all(np.isfinite(v) for _, v in board[tag]), tag
+    assert [v for _, v in board["loss/reward"]] == pytest.approx([m["loss/reward"] for m in metrics], rel=1e-6)
+
+
+def test_tensorboard_draws_every_number_of_a_metrics_line_and_each_organism_apart():
+    """report.scalars: nested figures joined by '/', lists by index, each organism of a population under
+    organism<i>/ (a population of one: its means only); None, NaN and the step are left out."""
+    import report
+
+    per = [{"rint": 0.5, "gates": [1.0, 0.25], "x": None}, {"rint": 1.5, "gates": [0.0, 0.5], "x": float("nan")}]
+    m = {"step": 300, "rint": 1.0, "gates": [0.5, 0.375], "scores": {"a": 2.0}, "x": None, "organisms": per}
+    got = report.scalars(m)
+    assert got == {"rint": 1.0, "gates/0": 0.5, "gates/1": 0.375, "scores/a": 2.0, "organism0/rint": 0.5,
+                   "organism0/gates/0": 1.0, "organism0/gates/1": 0.25, "organism1/rint": 1.5,
+                   "organism1/gates/0": 0.0, "organism1/gates/1": 0.5}
+    assert report.scalars({**m, "organisms": per[:1]}) == {k: v for k, v in got.items() if "organism" not in k}
