@@ -279,24 +279,6 @@ def update_feature_stats(stats: Float[Array, "2 n d"], z: Float[Array, "n d"], a
 
 # ----------------------------------------------------------------------------- the registry
 
-HELP = ("the intrinsic reward: 'surprise' = -log p of the first objective's targets on the newest step; 'forward' / "
-        "'inverse' = the surprise of forward_dynamics / inverse_dynamics; 'progress' = how much one update lowered "
-        "the first objective's surprise (learning progress); 'icm' = latent_forward's error in the model's "
-        "standardised features; 'rnd' = the error of predicting a fixed random network's embedding of the state; "
-        "'disagreement' = the spread of an ensemble of forward models' predictions of the next state; "
-        "'count' = 1/sqrt(visits of this view in this life); 'e3b' = an elliptical episodic bonus in the model's "
-        "features; 'effects' = 1/sqrt(times this change of inventory and vitals happened in this episode); "
-        "'changes' = the same count over a hash of every cell and status entry that changed and how, none "
-        "named (C-BET); 'changes-world' = the same with the cells compared in the world's coordinates (the view "
-        "shifted back by the move that best explains it); 'effects+sleep' = the same, with falling asleep and "
-        "waking up counted as effects too; "
-        "'mix' = effects "
-        "plus --sleep-weight x a bonus for falling asleep and waking up plus --count-weight x count (weights an "
-        "evolution may shape: instincts.py); a "
-        "curiosity adds the objectives it needs. 'oracle' is a CONTROL, not the animal: Craftax's own reward "
-        "through the same learner (curiosity.py)")
-
-
 @dataclass(frozen=True)
 class Step:
     """What a curiosity may read of one step (after the model's forward pass, before its update)."""
@@ -321,6 +303,7 @@ class Curiosity:
     features: bool = False  # reads the model's standardised features (keeps their running statistics)
     control: bool = False  # not a curiosity: the environment's reward (the oracle)
     symbolic: str = ""  # what it reads that only a symbolic view has (refused with --obs pixels); "": any view
+    help: str = ""  # what it pays for, in a phrase (--curiosity's help is made of these: help_text)
 
 
 NAMED = "reads the inventory and vitals of a symbolic view"
@@ -403,19 +386,43 @@ def counts(d: int):
     return jnp.zeros(2**HASH_BITS, jnp.float32)
 
 
-register(Curiosity("surprise", surprise_signal))
-register(Curiosity("forward", surprise_signal, needs=("forward_dynamics",)))
-register(Curiosity("inverse", surprise_signal, needs=("inverse_dynamics",)))
-register(Curiosity("progress", progress_signal))
-register(Curiosity("icm", surprise_signal, needs=("latent_inverse", "latent_forward")))
-register(Curiosity("rnd", surprise_signal, needs=("rnd",)))
-register(Curiosity("disagreement", surprise_signal, needs=("disagreement",)))
-register(Curiosity("count", count_signal, memory=counts))
-register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True))
-register(Curiosity("effects", effects_signal, memory=counts, symbolic=NAMED))
-register(Curiosity("changes", changes_signal, memory=counts))
+register(Curiosity("surprise", surprise_signal,
+                   help="-log p of the first objective's targets on the newest step"))
+register(Curiosity("forward", surprise_signal, needs=("forward_dynamics",),
+                   help="the surprise of forward_dynamics"))
+register(Curiosity("inverse", surprise_signal, needs=("inverse_dynamics",),
+                   help="the surprise of inverse_dynamics"))
+register(Curiosity("progress", progress_signal,
+                   help="how much one update lowered the first objective's surprise (learning progress)"))
+register(Curiosity("icm", surprise_signal, needs=("latent_inverse", "latent_forward"),
+                   help="latent_forward's error in the model's standardised features"))
+register(Curiosity("rnd", surprise_signal, needs=("rnd",),
+                   help="the error of predicting a fixed random network's embedding of the state"))
+register(Curiosity("disagreement", surprise_signal, needs=("disagreement",),
+                   help="the spread of an ensemble of forward models' predictions of the next state"))
+register(Curiosity("count", count_signal, memory=counts,
+                   help="1/sqrt(visits of this view in this life)"))
+register(Curiosity("e3b", e3b_signal, memory=lambda d: jnp.eye(d, dtype=jnp.float32) / E3B_RIDGE, features=True,
+                   help="an elliptical episodic bonus in the model's features"))
+register(Curiosity("effects", effects_signal, memory=counts, symbolic=NAMED,
+                   help="1/sqrt(times this change of inventory and vitals happened in this episode)"))
+register(Curiosity("changes", changes_signal, memory=counts,
+                   help="the same count over a hash of every cell and status entry that changed and how, none "
+                        "named (C-BET)"))
 register(Curiosity("changes-world", partial(changes_signal, aligned=True), memory=counts,
-                   symbolic="aligns the cells of two symbolic views"))
-register(Curiosity("effects+sleep", partial(effects_signal, sleep=True), memory=counts, symbolic=NAMED))
-register(Curiosity("mix", mix_signal, memory=mix_memory, symbolic=NAMED))
-register(Curiosity("oracle", oracle_signal, control=True))
+                   symbolic="aligns the cells of two symbolic views",
+                   help="changes, the cells compared in the world's coordinates (the view shifted back by the move "
+                        "that best explains it)"))
+register(Curiosity("effects+sleep", partial(effects_signal, sleep=True), memory=counts, symbolic=NAMED,
+                   help="effects, with falling asleep and waking up counted as effects too"))
+register(Curiosity("mix", mix_signal, memory=mix_memory, symbolic=NAMED,
+                   help="effects plus --sleep-weight x a bonus for falling asleep and waking up plus --count-weight x "
+                        "count (weights an evolution may shape: instincts.py)"))
+register(Curiosity("oracle", oracle_signal, control=True,
+                   help="a CONTROL, not the animal: Craftax's own reward through the same learner"))
+
+
+def help_text() -> str:
+    """--curiosity's help, made from the registry."""
+    return ("the intrinsic reward: " + "; ".join(f"'{c.name}' = {c.help}" for c in CURIOSITIES.values())
+            + "; a curiosity adds the objectives it needs (curiosity.py)")

@@ -63,7 +63,7 @@ class Learning:
     """what the model learns to predict besides its policy: one or more layout names (objectives.LAYOUTS)"""
     weights: tuple[float, ...] = ()
     """loss weight of each objective, in the same order; empty means 1 each"""
-    curiosity: Annotated[CuriosityName, tyro.conf.arg(help=curiosity.HELP)] = "effects"
+    curiosity: Annotated[CuriosityName, tyro.conf.arg(help=curiosity.help_text())] = "effects"
     policy: Literal["learned", "random"] = "learned"
     """'random' acts uniformly at random (the baseline) but learns its predictions the same way"""
     learner: Literal["window", "stream", "body"] = "stream"

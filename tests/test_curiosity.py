@@ -195,6 +195,7 @@ def test_a_curiosity_brings_the_objectives_it_needs_and_bad_arms_are_refused(tmp
     with pytest.raises(ValueError, match="unknown arm 'nope'"):
         compare.main(compare.Compare(what="curiosity", arms=("random", "nope"),
                                      base=TINY.replace(run_dir=str(tmp_path))))
+    assert all(c.help and f"'{name}' = {c.help}" in C.help_text() for name, c in C.CURIOSITIES.items())
     with pytest.raises(ValueError, match="--long >= 0"):
         compare.main(compare.Compare(what="curiosity", arms=("random",), long=-1,
                                      base=TINY.replace(run_dir=str(tmp_path))))
