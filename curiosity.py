@@ -26,8 +26,8 @@ The registry (``--curiosity``):
   to the world and to itself. It reads no position and names no entry (the prior it brings is general: an
   egocentric view scrolls with the animal's own move); symbolic views only;
 - ``effects+sleep``: effects, with falling asleep and waking up counted as effects of their own (a sleep
-  otherwise pays only its gains of energy, less and less, and the animal learns to stay awake). Measured:
-  it wakes up again and oversleeps, 2.40 % against the default's 3.04 % (docs/curiosity.md section 6);
+  otherwise pays only its gains of energy, less and less, and the animal learns to stay awake; measured in
+  docs/curiosity.md section 6);
 - ``mix``: ``effects`` plus falling asleep and waking up (1 / sqrt(times each happened this episode)) times
   ``--sleep-weight``, plus ``count``'s view novelty times ``--count-weight``. The two weights are instincts
   (instincts.py): evolution can choose per organism how much sleep and new views are worth. With both at 0

@@ -21,8 +21,8 @@ learns, at a rate set by how well the new gene's output f(x) lines up with the l
 
 How it opens: the gate starts at exactly 0 (every output of the model is bit-identical right after the
 insertion), the slot's Adam moments and step count start fresh (``optim.Opt``), and Adam moves the gate
-by at most about ``--lr`` per step, less when the sign of its gradient wavers (measured in
-docs/development.md: a median |g| of 0.01 a thousand steps after an insertion).
+by at most about ``--lr`` per step, less when the sign of its gradient wavers (how far gates open:
+docs/development.md).
 """
 
 from __future__ import annotations

@@ -122,9 +122,8 @@ class Evolution:
     fitness: Literal[tuple(FITNESSES)] = "crafter"
     """what selection favours: 'crafter' = the life's Crafter score (the environment's achievements judge the
     organism; never a reward to the learner); 'survival' = mean episode length over the life; 'prediction' =
-    the mean prequential log-likelihood of the world model's targets (how well it learned). At lives of
-    20,000 steps Crafter's spread between organisms is 2-3 times one life's sampling error, survival's
-    0.7-1 times (docs/evolution.md)"""
+    the mean prequential log-likelihood of the world model's targets (how well it learned). Each is reported
+    beside its sampling error (its spread against noise, measured: docs/evolution.md)"""
     inherit: Literal["darwinian", "lamarckian"] = "darwinian"
     """'darwinian': life learning dies with the organism; 'lamarckian': each gene's fittest carrier writes its
     learned weights back into the pool, and the fittest organism's trunk (embeddings, heads) is kept"""

@@ -86,9 +86,8 @@ class Learning:
     """entropy bonus of the policy (with --entropy-target: where the adapted coefficient starts)"""
     entropy_target: float = 1.5
     """hold the policy's entropy near this many nats by adapting the entropy coefficient at every step (log c
-    <- log c + ENTROPY_RATE (target - entropy)); 0: the coefficient stays --ent-coef. 1.5 (set once, not tuned)
-    lifted effect novelty from 2.81 to 3.04 % and the oracle from 1.72 to 2.43 % at 1M steps (docs/curiosity.md);
-    a random policy ignores it"""
+    <- log c + ENTROPY_RATE (target - entropy)); 0: the coefficient stays --ent-coef. 1.5 was set once, not
+    tuned (what it changed: docs/curiosity.md); a random policy ignores it"""
     sleep_weight: float = 0.0
     """--curiosity mix: what falling asleep and waking up pay beside effect novelty (1 / sqrt(times this
     episode), times this weight); an instinct evolution can shape (instincts.py)"""
