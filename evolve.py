@@ -38,12 +38,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 import instincts
 import life
@@ -60,9 +61,27 @@ POOL_PER_SLOT = 4  # the default pool: this many genes per expressed slot
 # ----------------------------------------------------------------------------- fitness: one entry each
 
 
+@dataclass(frozen=True)
+class Fitness:
+    """What selection may favour: its value per organism and its sampling error (how far it would move if the
+    same organism lived its life again in another world), each from the life's tallies ``t`` and the age of
+    the unfinished episode (``life_now``), [N] each; ``help``: what it is, for --fitness."""
+
+    value: Callable
+    error: Callable
+    help: str
+
+
 def survival(t, life_now: np.ndarray) -> np.ndarray:
     """Mean episode length over the life (the unfinished episode counts too)."""
     return (t.length_sum + life_now) / (t.episodes + 1)
+
+
+def survival_error(t, life_now: np.ndarray) -> np.ndarray:
+    """The standard error of a mean of episode lengths."""
+    n = t.episodes + 1
+    mean = (t.length_sum + life_now) / n
+    return np.sqrt(np.maximum((t.length_sq + life_now**2) / n - mean**2, 0.0) / n)
 
 
 def prediction(t, life_now: np.ndarray) -> np.ndarray:
@@ -71,35 +90,46 @@ def prediction(t, life_now: np.ndarray) -> np.ndarray:
     return -sum(t.scores[f"{n}/surprise"] / np.maximum(t.scores[f"{n}/n"], 1) for n in sorted(names))
 
 
+def prediction_error(t, life_now: np.ndarray) -> np.ndarray:
+    """The standard error of a mean over the scored steps (a lower bound: neighbouring steps are correlated)."""
+    var = 0.0
+    for name, q in t.surprise_sq.items():
+        k = np.maximum(t.scores[f"{name}/n"], 1)
+        m = t.scores[f"{name}/surprise"] / k
+        var = var + np.maximum(q / k - m**2, 0.0) / k
+    return np.sqrt(var)
+
+
 def crafter(t, life_now: np.ndarray) -> np.ndarray:
     """The life's Crafter score (the environment's achievements judge the organism; never a reward to it)."""
     return np.array([world.crafter_score(a / e) if e else 0.0 for a, e in zip(t.achievements, t.episodes)])
 
 
-FITNESSES: dict[str, Callable] = {"survival": survival, "prediction": prediction, "crafter": crafter}
-
-
-def noise(t, life_now: np.ndarray) -> dict[str, np.ndarray]:
-    """Each fitness's sampling error per organism ([N] each): how far it would move if the same organism lived
-    its life again in another world. survival: the standard error of a mean of episode lengths; crafter: the
-    delta method on each achievement's success rate (binomial over the episodes); prediction: the standard
-    error of a mean over the scored steps (a lower bound: neighbouring steps are correlated)."""
-    n = t.episodes + 1
-    mean = (t.length_sum + life_now) / n
-    var = np.maximum((t.length_sq + life_now**2) / n - mean**2, 0.0)
-    out = {"survival": np.sqrt(var / n)}
-    pred = 0.0
-    for name, q in t.surprise_sq.items():
-        k = np.maximum(t.scores[f"{name}/n"], 1)
-        m = t.scores[f"{name}/surprise"] / k
-        pred = pred + np.maximum(q / k - m**2, 0.0) / k
-    out["prediction"] = np.sqrt(pred)
+def crafter_error(t, life_now: np.ndarray) -> np.ndarray:
+    """The delta method on each achievement's success rate (binomial over the episodes)."""
     E = np.maximum(t.episodes, 1)[:, None]
     p = t.achievements / E  # [N, K]
     score = np.array([world.crafter_score(r) for r in p])
     grad = (score[:, None] + 1.0) * 100.0 / (1.0 + 100.0 * p) / p.shape[1]
-    out["crafter"] = np.sqrt(np.sum(grad**2 * p * (1 - p) / E, axis=1))
-    return out
+    return np.sqrt(np.sum(grad**2 * p * (1 - p) / E, axis=1))
+
+
+FITNESSES: dict[str, Fitness] = {
+    "survival": Fitness(survival, survival_error, "mean episode length over the life"),
+    "prediction": Fitness(prediction, prediction_error, "the mean prequential log-likelihood of the world "
+                          "model's targets (how well it learned)"),
+    "crafter": Fitness(crafter, crafter_error, "the life's Crafter score (the environment's achievements judge "
+                       "the organism; never a reward to the learner)"),
+}  # a new fitness is one entry here
+
+
+FITNESS_HELP = ("what selection favours: " + "; ".join(f"'{k}' = {f.help}" for k, f in FITNESSES.items())
+                + ". Each is reported beside its sampling error (FITNESSES: its value and its error)")
+
+
+def noise(t, life_now: np.ndarray) -> dict[str, np.ndarray]:
+    """Each fitness's sampling error per organism ([N] each)."""
+    return {name: np.asarray(f.error(t, life_now), np.float64) for name, f in FITNESSES.items()}
 
 
 def signal_to_noise(f: np.ndarray, se: np.ndarray) -> dict:
@@ -119,11 +149,7 @@ class Evolution:
     1 = a population without evolution. --resume may extend it"""
     pool: int = 0
     """genes in the pool; 0: 4 per expressed slot (--layers)"""
-    fitness: Literal[tuple(FITNESSES)] = "crafter"
-    """what selection favours: 'crafter' = the life's Crafter score (the environment's achievements judge the
-    organism; never a reward to the learner); 'survival' = mean episode length over the life; 'prediction' =
-    the mean prequential log-likelihood of the world model's targets (how well it learned). Each is reported
-    beside its sampling error (its spread against noise, measured: docs/evolution.md)"""
+    fitness: Annotated[Literal[tuple(FITNESSES)], tyro.conf.arg(help=FITNESS_HELP)] = "crafter"
     inherit: Literal["darwinian", "lamarckian"] = "darwinian"
     """'darwinian': life learning dies with the organism; 'lamarckian': each gene's fittest carrier writes its
     learned weights back into the pool, and the fittest organism's trunk (embeddings, heads) is kept"""
@@ -309,7 +335,7 @@ def fitness(orgs: life.Organism) -> dict[str, np.ndarray]:
     """Every fitness of every organism ([N] each, float64), from its life's tallies."""
     t = jax.tree.map(lambda x: np.asarray(x, np.float64), orgs.tally)
     life_now = np.asarray(orgs.life, np.float64)
-    return {name: np.asarray(fn(t, life_now), np.float64) for name, fn in FITNESSES.items()}
+    return {name: np.asarray(f.value(t, life_now), np.float64) for name, f in FITNESSES.items()}
 
 
 @eqx.filter_jit

@@ -328,7 +328,7 @@ def test_an_organism_reads_its_instincts_as_data(lived):
     assert float(again.ent_coef[0]) != float(after.ent_coef[0])  # its own entropy target (2.0) moved it
 
 
-def test_each_fitness_has_its_sampling_error():
+def test_each_fitness_has_its_sampling_error(monkeypatch):
     """survival: the standard error of a mean of episode lengths (the unfinished one counts); crafter: the delta
     method on binomial success rates (against a numerical derivative); prediction: of a mean of surprises."""
     from types import SimpleNamespace
@@ -348,6 +348,10 @@ def test_each_fitness_has_its_sampling_error():
     np.testing.assert_allclose(se["crafter"], np.sqrt(np.sum(np.square(grad) * p * (1 - p) / 3)), rtol=1e-4)
     snr = evolve.signal_to_noise(np.array([1.0, 3.0]), np.array([0.5, 0.5]))
     assert np.isclose(snr["spread"], np.sqrt(2)) and np.isclose(snr["signal_to_noise"], np.sqrt(2) / 0.5)
+    # a new fitness is one registry entry: its value and its error come with it
+    monkeypatch.setitem(evolve.FITNESSES, "toy", evolve.Fitness(lambda t, now: 2 * t.episodes,
+                                                                lambda t, now: now / 10, "twice the episodes"))
+    np.testing.assert_allclose(evolve.noise(t, np.array([40.0]))["toy"], [4.0])
 
 
 def test_resume_continues_the_evolution_exactly(evolutions):
