@@ -45,7 +45,7 @@ import tyro
 import objectives as O
 import targets
 import train
-from report import organisms
+from report import load_metrics, organisms
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def run_all(c: Compare, rows: list[Row] | None = None) -> dict[str, list[dict]]:
 def steady_sps(run: Path) -> float | None:
     """Organism-steps/s of a run (all its organisms together) from its metrics.jsonl, leaving out its
     first two chunks (compile and warm-up)."""
-    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    ms = load_metrics(run)
     steps = np.diff([0] + [m["step"] for m in ms])[2:] * len(organisms(ms[0]))
     seconds = [n / m["organism_steps_per_second"] for n, m in zip(steps, ms[2:])]
     return float(np.sum(steps) / np.sum(seconds)) if seconds else None
@@ -198,6 +198,13 @@ def fresh_process(fn, *args):
     """``fn(*args)`` in a new Python process: compiled code of earlier runs does not pile up in memory."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(fn, *args).result()
+
+
+def mean_se(values) -> tuple[float, float]:
+    """The mean of the values that are there (None left out) and its standard error (NaN for fewer than two):
+    the one such helper of every study."""
+    v = np.asarray([x for x in values if x is not None], np.float64)
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
 def pm(values: list, fmt: str = "{:.3f}") -> str:

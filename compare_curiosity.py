@@ -25,7 +25,6 @@ where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import warnings
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 
 import compare
 import world
-from compare import RANDOM, Row
+from compare import RANDOM, Row, mean_se
 from plots import skill_span
 from report import crafter_last, load_config, load_metrics, organisms
 
@@ -128,18 +127,13 @@ def finalists(c, screen: dict[str, list[dict]]) -> list[str]:
     return fixed + best[: max(c.finalists - (DEFAULT in screen), 0)]
 
 
-def se(values) -> tuple[float, float]:
-    v = np.asarray([x for x in values if x is not None], float)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-
-
 def fmt(m: float, s: float, f: str = "{:.2f}") -> str:
     return f.format(m) + ("" if np.isnan(s) else f" ± {f.format(s)}")
 
 
 def curves(run: str) -> dict[str, np.ndarray]:
     """Per chunk: steps, and each organism's achievements unlocked so far, episode length, policy entropy."""
-    ms = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    ms = load_metrics(Path(run))
     per = [organisms(m) for m in ms]
     get = lambda k: np.array([[np.nan if o.get(k) is None else o[k] for o in p] for p in per], float).T  # noqa: E731
     return {"step": np.array([m["step"] for m in ms]), "unlocked": get("unlocked"),
@@ -162,7 +156,7 @@ def entropy(arm: str, run: str) -> str:
 
 
 def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
-    r_mean, r_se = se([s["crafter_score"] for s in results.get(RANDOM, [])]) if RANDOM in results else (0, np.nan)
+    r_mean, r_se = mean_se([s["crafter_score"] for s in results.get(RANDOM, [])]) if RANDOM in results else (0, np.nan)
     span = skill_span(steps, c.base.run.chunk)  # skill by age: the score of the episodes ended in the last span
     first = c.base.run.seed
     lines = [f"| arm ({steps:,} steps, seeds {first}–{first + c.seeds - 1}) | Crafter score % | vs random (s.e.) "
@@ -170,12 +164,12 @@ def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
              f"| achievements unlocked | steps asleep % | wake_up % | policy entropy, last tenth (nats) "
              f"| organism-steps/s | Crafter score %, last {span:,} steps |", "|---" * 10 + "|"]
     for arm, ss in results.items():
-        m, s = se([x["crafter_score"] for x in ss])
+        m, s = mean_se([x["crafter_score"] for x in ss])
         gap = (m - r_mean) / np.sqrt(s**2 + r_se**2) if arm != RANDOM and RANDOM in results else np.nan
-        lm, ls = se([x["mean_episode_length"] for x in ss])
-        um, us = se([compare.unlocked(x) for x in ss])
-        asleep = se([100 * x.get("asleep", np.nan) for x in ss])
-        woke = se([100 * x["achievements"]["wake_up"] for x in ss])
+        lm, ls = mean_se([x["mean_episode_length"] for x in ss])
+        um, us = mean_se([compare.unlocked(x) for x in ss])
+        asleep = mean_se([100 * x.get("asleep", np.nan) for x in ss])
+        woke = mean_se([100 * x["achievements"]["wake_up"] for x in ss])
         lines.append(f"| {row(c, arm).name} | {fmt(m, s)} | {'–' if np.isnan(gap) else f'{gap:+.1f}'} "
                      f"| {fmt(lm, ls, '{:.0f}')} | {fmt(um, us, '{:.1f}')} | {fmt(*asleep, '{:.1f}')} "
                      f"| {fmt(*woke, '{:.0f}')} | {entropy(arm, ss[0]['run_dir'])} | {ss[0]['steady_sps'] or 0:.0f} "
@@ -187,7 +181,7 @@ def last_span(run: str, span: int) -> str:
     """The Crafter score of the episodes that ended in the last ``span`` steps, mean ± s.e. over the organisms
     ('–' for a row logged before the figure existed)."""
     last = [x for x in crafter_last(load_metrics(Path(run)), span) if np.isfinite(x)]
-    return fmt(*se(last)) if last else "–"
+    return fmt(*mean_se(last)) if last else "–"
 
 
 def action_table(results: dict[str, list[dict]], c) -> list[str]:
@@ -206,7 +200,7 @@ def achievement_table(results: dict[str, list[dict]], c) -> list[str]:
     lines = ["| achievement | " + " | ".join(row(c, a).name for a in results) + " |",
              "|---|" + "---|" * len(results)]
     for n in seen:
-        cells = [fmt(*se([100 * s["achievements"][n] for s in ss]), "{:.1f}") for ss in results.values()]
+        cells = [fmt(*mean_se([100 * s["achievements"][n] for s in ss]), "{:.1f}") for ss in results.values()]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return lines
 

@@ -18,7 +18,7 @@ import numpy as np
 import plots
 import train
 from compare import Compare, Row, config, pm
-from report import load_config
+from report import load_config, load_metrics, organisms
 
 
 def rows(c: Compare) -> list[Row]:
@@ -43,8 +43,8 @@ def schedule(c: Compare) -> int:
 def surprise_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """(steps, [N, chunks]) each organism's prequential surprise of the curious objective, per chunk."""
     key = f"{load_config(run)['objective'][0]}/surprise"
-    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    per = [m.get("organisms", [m]) for m in ms]
+    ms = load_metrics(run)
+    per = [organisms(m) for m in ms]
     return np.array([m["step"] for m in ms]), np.array([[o[key] for o in p] for p in per], float).T
 
 
@@ -82,8 +82,8 @@ def growth_figures(cfg: train.Config, layers: int, obj: str) -> dict:
     compiling, steps and surprise curves (``surprise_curve``)."""
     run = Path(cfg.run.run_dir)
     ko = knockouts(cfg)
-    ms = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    per = [m.get("organisms", [m]) for m in ms]
+    ms = load_metrics(run)
+    per = [organisms(m) for m in ms]
     last, N = per[-1], len(per[-1])
     events = [[e for m in ms for e in m.get("growth", []) if e.get("organism", 0) == i] for i in range(N)]
     grown, born, ko_grown, ko_born = [], [], [], []
@@ -151,8 +151,8 @@ def plot_overfitting(c: Compare, out: Path) -> Path:
     obj = c.base.learning.objective[0]
     fig, ax = plt.subplots(figsize=(8, 4))
     for r in rows(c):
-        ms = [json.loads(x) for x in (Path(config(c, r).run.run_dir) / "metrics.jsonl").read_text().splitlines() if x]
-        gap = [np.nanmean([o[f"{obj}/surprise"] - o[f"{obj}/seen_surprise"] for o in m.get("organisms", [m])])
+        ms = load_metrics(Path(config(c, r).run.run_dir))
+        gap = [np.nanmean([o[f"{obj}/surprise"] - o[f"{obj}/seen_surprise"] for o in organisms(m)])
                for m in ms]
         ax.plot([m["step"] for m in ms], gap, label=r.name)
     ax.axhline(0, color="gray", lw=0.5)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import train
-from compare import fresh_process, pm, slug
+from compare import fresh_process, mean_se, pm, slug
 
 ARMS = {"darwinian, genes": dict(inherit="darwinian", selection="evolve", evolve="genes"),
         "darwinian, genes and instincts": dict(inherit="darwinian", selection="evolve", evolve="both"),
@@ -170,11 +170,6 @@ def judged_figures(r: dict) -> dict[str, list]:
 def seed_means(rs: list[dict], key: str) -> list[float]:
     """One judged figure per independent evolution (the mean over its judged organisms)."""
     return [float(np.mean([x for x in judged_figures(r)[key] if x is not None])) for r in rs]
-
-
-def mean_se(v) -> tuple[float, float]:
-    v = np.asarray(v, np.float64)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
 def table(c, results: dict[str, list[dict]]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import plots
-from compare import Compare, Row
+from compare import Compare, Row, mean_se
 
 
 def rows(c: Compare) -> list[Row]:
@@ -37,9 +37,8 @@ def rows(c: Compare) -> list[Row]:
 
 def se(v, fmt="{:.4f}") -> str:
     """Mean ± standard error of the values that are there ('–' for fewer than two)."""
-    v = [x for x in v if x is not None]
-    sem = np.std(v, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0
-    return f"{fmt.format(np.mean(v))} ± {fmt.replace('+', '').format(sem)}" if len(v) > 1 else "–"
+    mean, sem = mean_se(v)
+    return f"{fmt.format(mean)} ± {fmt.replace('+', '').format(sem)}" if np.isfinite(sem) else "–"
 
 
 def recall_curve(ss: list[dict]) -> dict[str, list[float | None]]:
