@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-import compare
+import study
 import world
-from compare import RANDOM, Row, mean_se
 from plots import skill_span
 from report import crafter_last, load_config, load_metrics, organisms
+from study import RANDOM, Row, mean_se
 
 ORACLE = "oracle"
 # the learner, horizon and fixed entropy coefficient before stream AC(lambda)
@@ -113,8 +113,8 @@ def stage(c, steps: int, arms: list[str]) -> dict[str, list[dict]]:
     budget) is reused."""
     sub = c.at(steps=steps, run_dir=str(Path(c.run_dir) / str(steps)))
     rows = [row(c, a) for a in arms]
-    results = compare.run_all(sub, rows)
-    return {a: [{**s, "run_dir": compare.config(sub, r).run.run_dir} for s in results[r.name]]
+    results = study.run_all(sub, rows)
+    return {a: [{**s, "run_dir": study.config(sub, r).run.run_dir} for s in results[r.name]]
             for a, r in zip(arms, rows)}
 
 
@@ -167,7 +167,7 @@ def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
         m, s = mean_se([x["crafter_score"] for x in ss])
         gap = (m - r_mean) / np.sqrt(s**2 + r_se**2) if arm != RANDOM and RANDOM in results else np.nan
         lm, ls = mean_se([x["mean_episode_length"] for x in ss])
-        um, us = mean_se([compare.unlocked(x) for x in ss])
+        um, us = mean_se([study.unlocked(x) for x in ss])
         asleep = mean_se([100 * x.get("asleep", np.nan) for x in ss])
         woke = mean_se([100 * x["achievements"]["wake_up"] for x in ss])
         lines.append(f"| {row(c, arm).name} | {fmt(m, s)} | {'–' if np.isnan(gap) else f'{gap:+.1f}'} "
@@ -253,7 +253,7 @@ def main(c) -> Path:
     t0 = time.time()
     screen = stage(c, c.steps, list(c.arms))
     long = stage(c, c.long, finalists(c, screen)) if c.long else {}
-    b = compare.config(c, row(c, DEFAULT)).life  # the default arm's body (an arm may change it)
+    b = study.config(c, row(c, DEFAULT)).life  # the default arm's body (an arm may change it)
     s0 = c.base.run.seed
     text = ["# Curiosity compared: which reward-free animal beats the random policy, beside the oracle control?", "",
             f"{b.body.world}; body d={b.body.d_model}, {b.body.layers} genes, window {b.mind.window}; world model: "

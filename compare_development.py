@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 import plots
+import study
 import train
-from compare import Compare, Row, config, pm
 from report import load_config, load_metrics, organisms
+from study import Compare, Row, config, pm
 
 
 def rows(c: Compare) -> list[Row]:
@@ -138,6 +139,14 @@ def table(c: Compare) -> str:
                      f"| {f['wall']:.0f} | {pm(f['gap'], '{:.3f}')} "
                      f"| {pm(reach, '{:.0f}')} ({sum(r is not None for r in reach)}/{len(reach)} reached) |")
     return "\n".join(lines) + "\n"
+
+
+def main(c: Compare) -> Path:
+    """The rows, the common table with growth's after it, its plot and the overfitting curves."""
+    results = study.run_all(c, rows(c))
+    path = study.write(c, results, table(c))
+    plot_overfitting(c, path.parent / "overfitting.png")
+    return path
 
 
 def plot_overfitting(c: Compare, out: Path) -> Path:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import train
-from compare import fresh_process, mean_se, pm, slug
+from study import fresh_process, mean_se, pm, slug
 
 ARMS = {"darwinian, genes": dict(inherit="darwinian", selection="evolve", evolve="genes"),
         "darwinian, genes and instincts": dict(inherit="darwinian", selection="evolve", evolve="both"),

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 import plots
-from compare import Compare, Row, mean_se
+import study
+from study import Compare, Row, mean_se
 
 
 def rows(c: Compare) -> list[Row]:
@@ -93,6 +94,14 @@ def table(c: Compare, results: dict[str, list[dict]]) -> str:
                      + f"{se(inv)} | {se([s['crafter_score'] for s in ss], '{:.2f}')} | "
                      + (f"{sps:.0f} ({sps / first:.2f}) |" if sps and first else "– |"))
     return "\n".join(lines) + "\n"
+
+
+def main(c: Compare) -> Path:
+    """The rows, the common table with the recall figures after it, its plot and the recall curve."""
+    results = study.run_all(c, rows(c))
+    path = study.write(c, results, table(c, results))
+    plot_recall(results, path.parent / "recall.png")
+    return path
 
 
 def plot_recall(results: dict[str, list[dict]], out: Path) -> Path | None:

@@ -192,7 +192,7 @@ def new_model(cfg: Life, key) -> Model:
     return Model(cfg.spec, d=b.d_model, n_heads=b.n_heads, layers=b.layers, slots=b.slots, mlp_ratio=b.mlp_ratio,
                  patch=b.patch, cell_dim=b.cell_dim, key=key, memory=cfg.mind.memory, think=cfg.mind.think,
                  ac_hidden=lrn.ac_hidden if cfg.stream else 0, ac_depth=lrn.ac_depth, ac_fan_in=cfg.ac_fan_in(),
-                 write_bias=cfg.mind.write_bias)
+                 write_bias=cfg.mind.write_bias, **targets.model_kinds())
 
 
 def new_world(cfg: Life, key):

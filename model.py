@@ -264,10 +264,11 @@ class Model(eqx.Module):
     ac: ActorCritic | None  # the stream learner's actor and critic on the state's features (learner.py), or None
 
     def __init__(self, spec: EnvSpec, *, d: int, n_heads: int, layers: int, slots: int, mlp_ratio: int,
-                 patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray, memory: int = 0, think: int = 0,
-                 ac_hidden: int = 0, ac_depth: int = 1, ac_fan_in: int = 0, write_bias: float = GATE_BIAS):
-        import targets  # the registry of target kinds knows the token types and extra heads (it imports this file)
-
+                 patch: tuple[int, int], cell_dim: int, key: PRNGKeyArray, types: int, heads: dict[str, int],
+                 memory: int = 0, think: int = 0, ac_hidden: int = 0, ac_depth: int = 1, ac_fan_in: int = 0,
+                 write_bias: float = GATE_BIAS):
+        """``types``, ``heads``: how many token types there are and the extra heads (letter -> outputs), which
+        the registry of target kinds knows (``targets.model_kinds()``: it reads this file, not this file it)."""
         ks = iter(jax.random.split(key, 25))
         gh, gw = patch_grid(spec.view, patch)
         self.spec, self.patch = spec, tuple(patch)
@@ -285,7 +286,7 @@ class Model(eqx.Module):
         self.eye = None if symbolic else PixelEye(spec.image, d, key=next(ks))
         self.action_emb = eqx.nn.Embedding(spec.n_actions, d, key=next(ks))
         self.reward_in = eqx.nn.Linear(1, d, key=next(ks))
-        self.type_emb = 0.02 * jax.random.normal(next(ks), (len(targets.token_types()), d))  # token types: targets.py
+        self.type_emb = 0.02 * jax.random.normal(next(ks), (types, d))  # token types: targets.py
         self.time_emb = 0.02 * jax.random.normal(next(ks), (MAX_TIME, d))
         self.slot_emb = 0.02 * jax.random.normal(next(ks), (P + 2, d))  # patches, status, other
         self.age_in = eqx.nn.Linear(2 * AGE_FREQS, d, key=next(ks))
@@ -304,7 +305,7 @@ class Model(eqx.Module):
         self.rnd_head = eqx.nn.Linear(d, RND_DIM, key=next(ks))
         self.mind = MindParams(memory, think, d, key=next(ks), write_bias=write_bias) if memory or think else None
         self.heads = {k: eqx.nn.Linear(d, n, key=jax.random.fold_in(key, 2 + i))
-                      for i, (k, n) in enumerate(sorted(targets.heads().items()))}
+                      for i, (k, n) in enumerate(sorted(heads.items()))}
         self.ac = ActorCritic(ac_fan_in or (P + 1) * d, spec.n_actions, ac_hidden, ac_depth,
                               key=jax.random.fold_in(key, 1)) if ac_hidden else None
 

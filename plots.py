@@ -18,6 +18,23 @@ import world
 from report import crafter_by_age, load_config, load_generations, load_metrics, organisms
 
 
+def draw(cfg, run: Path, lives) -> None:
+    """Every picture of a finished run: curves.png; an evolution's evolution.png (and instincts.png); a growing
+    body's gates.png; the life GIF of ``--gif-organism`` (its last state in ``lives``)."""
+    curves(run)
+    if cfg.evolution.evolving:
+        evolution(run)
+        if cfg.evolution.instincts:
+            instincts(run)
+    if cfg.growth.grow != "never":
+        gates(run)
+    if cfg.run.gif_steps:
+        i = cfg.run.gif_organism
+        pick = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+        life_gif(cfg.life, cfg.run.gif_steps, pick(lives.orgs), pick(lives.env_states), lives.keys[i],
+                 run / "life.gif")
+
+
 def score_panels(line: dict) -> list:
     """The scores (``targets.Score``) a line of metrics.jsonl holds: one panel of curves.png each."""
     return [sc for sc in targets.all_scores() if any(k.endswith("/" + sc.name) for k in line)]

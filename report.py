@@ -1,5 +1,6 @@
 """What a run reports, in numbers: one line of metrics per chunk, the summary at its end, the progress bar,
-the text summary; and ``Log``, which writes them as the run goes (the pictures are in ``plots.py``).
+the text summary; and ``Log``, which writes them as the run goes (the pictures are in ``plots.py``, which
+reads these files: nothing here imports it).
 
 Every file has one format whatever the population's size (a population of one included): each figure is
 the mean over the organisms, with their spread (``std``, in the summary) and each organism's own figures
@@ -348,9 +349,7 @@ class Log:
                            f"{line['pool']['lineages']} lineages, spread {line['pool']['spread']:.3f}")
 
     def finish(self, lives) -> dict:
-        """summary.json, the plots, the GIF and the text summary of the run's end; returns the summary."""
-        import plots
-
+        """The run's end: summary.json (its pictures are ``plots.draw``'s, its text ``tell``); returns it."""
         cfg, run = self.cfg, self.run
         self.bar.close()
         if self.board:
@@ -363,18 +362,9 @@ class Log:
         if cfg.evolution.evolving:
             summary["evolution"] = evolution_summary(cfg, run)
         (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        plots.curves(run)
-        if cfg.evolution.evolving:
-            plots.evolution(run)
-            if cfg.evolution.instincts:
-                plots.instincts(run)
-        if cfg.growth.grow != "never":
-            plots.gates(run)
-        if cfg.run.gif_steps:
-            i = cfg.run.gif_organism
-            pick = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
-            plots.life_gif(cfg.life, cfg.run.gif_steps, pick(lives.orgs), pick(lives.env_states), lives.keys[i],
-                           run / "life.gif")
-        if self.progress:
-            print(describe(run, summary))
         return summary
+
+    def tell(self, summary: dict) -> None:
+        """The text summary of the run's end (with the progress bar on)."""
+        if self.progress:
+            print(describe(self.run, summary))

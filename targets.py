@@ -111,6 +111,11 @@ def heads() -> dict[str, int]:
     return {k.letter: k.head for k in KINDS.values() if k.head}
 
 
+def model_kinds() -> dict:
+    """What the model's shape needs of this registry: ``Model(spec, ..., **targets.model_kinds())``."""
+    return dict(types=len(token_types()), heads=heads())
+
+
 # ----------------------------------------------------------------------------- what a target's loss reads
 
 

@@ -32,6 +32,7 @@ import evolve
 import instincts
 import life
 import objectives as O
+import plots
 import population
 from checkpoint import load_checkpoint, read_header, save_checkpoint
 from develop import Growth
@@ -467,7 +468,10 @@ def train(cfg: Config, progress: bool = True) -> dict:
                 or lives.step >= cfg.total_steps:
             lives.save()
             last_ckpt = lives.step
-    return log.finish(lives)
+    summary = log.finish(lives)
+    plots.draw(cfg, run, lives)
+    log.tell(summary)
+    return summary
 
 
 def parse(argv: list[str] | None = None) -> Config:

@@ -10,6 +10,8 @@ import tyro
 from test_population import TINY
 
 import compare
+import compare_memory
+import study
 import train
 
 
@@ -28,7 +30,7 @@ def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_
     assert "± " in table  # four seeds: mean +- std
     summary = tmp_path / "inverse-dynamics" / "summary.json"
     before = summary.stat().st_mtime
-    results = compare.run_all(c)  # everything is there already: nothing is run again
+    results = study.run_all(c, compare.rows(c))  # everything is there already: nothing is run again
     assert summary.stat().st_mtime == before and len(results) == 2
     assert [len(v) for v in results.values()] == [4, 4]  # each row: one population, one summary per seed
 
@@ -36,9 +38,9 @@ def test_compare_writes_a_table_with_baselines_reuses_finished_runs_and_resumes_
     whole = json.loads(summary.read_text())
     for f in summary.parent.iterdir():
         f.unlink()
-    train.train(compare.config(c.at(steps=200), compare.objective_rows(c)[0]), False)
+    train.train(study.config(c.at(steps=200), compare.objective_rows(c)[0]), False)
     summary.unlink()
-    compare.run_all(c)
+    study.run_all(c, compare.rows(c))
     again = json.loads(summary.read_text())
     key = lambda s: [(o["steps"], o["episodes"], o["achievements"], o["crafter_score"]) for o in s["organisms"]]  # noqa: E731
     assert again["steps"] == 400 and key(again) == key(whole)
@@ -50,12 +52,12 @@ def test_rows_take_the_bases_policy_and_curiosity_unless_they_name_their_own():
     base = train.Config.of(policy="random", curiosity="rnd")
     for what in ("development", "memory"):
         c = compare.Compare(what=what, base=base)
-        cfgs = [compare.config(c, r) for r in compare.COMPARISONS[what](c)]
+        cfgs = [study.config(c, r) for r in compare.rows(c)]
         assert {x.learning.policy for x in cfgs} == {"random"} and {x.learning.curiosity for x in cfgs} == {"rnd"}
-    names = lambda c: [r.name for r in compare.memory_rows(c)]  # noqa: E731
+    names = lambda c: [r.name for r in compare_memory.rows(c)]  # noqa: E731
     assert "random policy" not in names(c) and "random policy" in names(compare.Compare(what="memory"))  # no twin
     c = compare.Compare(what="objectives", base=train.Config.of(curiosity="effects"))
-    cfgs = {r.name: compare.config(c, r) for r in compare.objective_rows(c)}
+    cfgs = {r.name: study.config(c, r) for r in compare.objective_rows(c)}
     assert cfgs["inverse_dynamics"].learning.curiosity == "surprise" and cfgs["inverse_dynamics"].learning.policy == \
         "learned"
     assert cfgs["random policy (inverse_dynamics)"].learning.policy == "random"

@@ -132,7 +132,7 @@ def test_the_elliptical_bonus_pays_less_for_familiar_features(transitions):
     spec, obs, buckets = frames(transitions)
     new = int(np.flatnonzero(buckets != buckets[0])[0])
     model = Model(spec, d=32, n_heads=2, layers=1, slots=1, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                  key=jax.random.PRNGKey(0))
+                  key=jax.random.PRNGKey(0), **targets.model_kinds())
     batch = O.make_batch(("inverse_dynamics",), 4, model.n_patches)
     win, now = transitions
     small = jax.tree.map(lambda x: x[:4], win)
@@ -155,7 +155,7 @@ def test_rnd_error_falls_on_a_state_it_learns_and_stays_high_on_a_new_one(transi
     spec, obs, buckets = frames(transitions)
     new = int(np.flatnonzero(buckets != buckets[0])[-1])
     model = Model(spec, d=32, n_heads=2, layers=1, slots=1, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                  key=jax.random.PRNGKey(0))
+                  key=jax.random.PRNGKey(0), **targets.model_kinds())
     batch = O.make_batch(("rnd",), 4, model.n_patches)
     win, now = transitions
     one = jax.tree.map(lambda x: jnp.repeat(x[:1], 4, 0), win)  # the same transition four times
@@ -239,7 +239,7 @@ def test_disagreement_is_the_ensembles_spread_and_each_member_learns_on_its_own_
     win, _ = transitions
     spec = world.env_spec("Craftax-Classic-Symbolic-v1")
     model = Model(spec, d=16, n_heads=2, layers=1, slots=1, mlp_ratio=1, patch=(4, 9), cell_dim=4,
-                  key=jax.random.PRNGKey(0))
+                  key=jax.random.PRNGKey(0), **targets.model_kinds())
     E, K = targets.ENSEMBLE, model.heads["d"].weight.shape[0] // targets.ENSEMBLE
     starts = np.arange(24)
     h = jax.random.normal(jax.random.PRNGKey(1), (len(starts), 1, 16))

@@ -24,6 +24,7 @@ import develop
 import evolve
 import instincts
 import population
+import study
 import train
 import world
 
@@ -421,7 +422,7 @@ def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path
     # chosen (arms that select or redraw them), the answers to the design's questions
     assert (tmp_path / "evolution.png").stat().st_size > 0 and (tmp_path / "instincts.png").stat().st_size > 0
     assert "What evolution chose" in table and table.count("(0.0003..0.003)") == 1  # one instincts table
-    arm = compare.slug("darwinian, genes and instincts")
+    arm = study.slug("darwinian, genes and instincts")
     judged = json.loads((tmp_path / f"{arm}-s0-judged" / "config.json").read_text())
     assert judged["evolution"]["init_from"].endswith(f"{arm}-s0") and judged["evolution"]["evolve"] == "both"
     assert judged["run"]["seed"] == compare_evolution.JUDGE_SEED
@@ -446,7 +447,7 @@ def test_compare_evolution_runs_its_arms_and_judges_them_on_fresh_seeds(tmp_path
         compare.main(dataclasses.replace(c, arms=("lamarck",)))
     # the same runs named by a relative path from elsewhere are reused, not wiped and run again
     monkeypatch.chdir(tmp_path.parent)
-    ctl_runs = tmp_path / f"{compare.slug(ctl)}-s0"
+    ctl_runs = tmp_path / f"{study.slug(ctl)}-s0"
     made = [ctl_runs / "checkpoint.eqx", Path(f"{ctl_runs}-judged") / "summary.json"]
     was = [f.stat().st_mtime_ns for f in made]
     compare.main(dataclasses.replace(c, base=c.base.replace(generations=3, run_dir=tmp_path.name), arms=(ctl,)))

@@ -11,6 +11,7 @@ import pytest
 import curiosity as C
 import learner
 import objectives as O
+import targets
 import world
 from model import ActorCritic
 
@@ -301,7 +302,8 @@ def tiny_body(memory=0, think=0, slots=2):
     from model import Model
 
     return Model(world.env_spec("Craftax-Classic-Symbolic-v1"), d=16, n_heads=2, layers=1, slots=slots, mlp_ratio=1,
-                 patch=(4, 9), cell_dim=4, key=jax.random.PRNGKey(3), memory=memory, think=think)
+                 patch=(4, 9), cell_dim=4, key=jax.random.PRNGKey(3), memory=memory, think=think,
+                 **targets.model_kinds())
 
 
 def test_the_readout_through_the_body_is_the_forward_pass_own_policy_output(transitions):

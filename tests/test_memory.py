@@ -27,7 +27,7 @@ SPEC = world.env_spec("Craftax-Classic-Symbolic-v1")
 
 def tiny(memory_=2, think=0, layers=1, key=0):
     return Model(SPEC, d=32, n_heads=2, layers=layers, slots=layers, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                 key=jax.random.PRNGKey(key), memory=memory_, think=think)
+                 key=jax.random.PRNGKey(key), memory=memory_, think=think, **targets.model_kinds())
 
 
 def test_gradient_flows_back_through_bptt_writes_and_not_one_more(transitions):

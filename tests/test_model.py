@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import objectives as O
+import targets
 import world
 from model import Model
 from targets import type_id
@@ -19,7 +20,7 @@ def jitted_forward(batch):
 def small_model(slots=3, layers=2, key=0):
     spec = world.env_spec("Craftax-Classic-Symbolic-v1")
     return Model(spec, d=32, n_heads=2, layers=layers, slots=slots, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                 key=jax.random.PRNGKey(key))
+                 key=jax.random.PRNGKey(key), **targets.model_kinds())
 
 
 def test_a_gene_with_zero_gate_leaves_the_output_exactly_unchanged(transitions):

@@ -66,7 +66,7 @@ def test_every_objective_overfits_real_transitions(transitions):
                       (later, jnp.ones(16, bool)), is_leaf=lambda x: x is None)
     spec = world.env_spec("Craftax-Classic-Symbolic-v1")
     model = Model(spec, d=64, n_heads=4, layers=2, slots=2, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                  key=jax.random.PRNGKey(1))
+                  key=jax.random.PRNGKey(1), **targets.model_kinds())
     apart = ("latent_inverse", "latent_forward", "disagreement")
     for names in (tuple(n for n in O.LAYOUTS if n not in apart[1:]), apart):
         curves = fit(model, names, win, now, steps=400)
@@ -83,7 +83,7 @@ def test_pixel_objectives_overfit_real_frames():
     win, now = collect("Craftax-Classic-Pixels-v1", 8, seed=0)
     spec = world.env_spec("Craftax-Classic-Pixels-v1")
     model = Model(spec, d=64, n_heads=4, layers=2, slots=2, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                  key=jax.random.PRNGKey(1))
+                  key=jax.random.PRNGKey(1), **targets.model_kinds())
     names = ("autoencoder", "forward_dynamics", "location", "rnd")
     curves = fit(model, names, win, now, steps=300)
     assert np.all(np.isfinite(curves))
@@ -100,7 +100,7 @@ def test_a_multi_objective_update_is_the_weighted_sum_of_single_ones(transitions
     cfg = train.Config.of(d_model=32, n_heads=2, layers=1, window=8)
     spec = world.env_spec(cfg.body.world)
     model = Model(spec, d=32, n_heads=2, layers=1, slots=2, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                  key=jax.random.PRNGKey(3))
+                  key=jax.random.PRNGKey(3), **targets.model_kinds())
     prior = targets.Prior(majority=jnp.array(0), mean_reward=jnp.array(0.0))
 
     def grad(objectives, weights):
@@ -133,7 +133,7 @@ def test_a_layout_that_cannot_host_the_policy_gets_a_bare_policy_sequence(transi
     win, now = transitions
     spec = world.env_spec("Craftax-Classic-Symbolic-v1")
     model = Model(spec, d=32, n_heads=2, layers=1, slots=1, mlp_ratio=2, patch=(4, 9), cell_dim=8,
-                  key=jax.random.PRNGKey(2))
+                  key=jax.random.PRNGKey(2), **targets.model_kinds())
     T = win.action.shape[0]
     batch = O.make_batch(("backward_dynamics",), T, model.n_patches)
     assert [p.name for p in batch.plans] == ["backward_dynamics", "policy"]
