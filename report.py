@@ -275,12 +275,13 @@ def scalars(m: dict, prefix: str = "") -> dict[str, float]:
 class Board:
     """TensorBoard event files in the run directory (``tensorboard --logdir runs`` shows every run live): each
     chunk's metrics at its step, each generation's record at its generation. A resumed run appends a new
-    event file; TensorBoard draws the steps it already has once."""
+    event file that starts with a purge at its step (``purge_step``): TensorBoard drops what the stopped run
+    wrote after its last checkpoint, as metrics.jsonl does."""
 
-    def __init__(self, run: Path):
+    def __init__(self, run: Path, step: int | None = None):
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(logdir=str(run), flush_secs=30)
+        self.writer = SummaryWriter(logdir=str(run), flush_secs=30, purge_step=step)
 
     def write(self, m: dict, step: int, prefix: str = "") -> None:
         for k, v in scalars(m, prefix).items():
@@ -308,7 +309,7 @@ class Log:
         self.bar = tqdm(total=cfg.total_steps, initial=step, unit="step", desc=f"{N} lives" if N > 1 else None,
                         disable=not progress, dynamic_ncols=True)  # a step of the bar is a step of every life
         self.timed_steps, self.timed_seconds, self.first = 0, 0.0, True
-        self.board = Board(run) if cfg.run.tensorboard else None
+        self.board = Board(run, step + 1 if resume else None) if cfg.run.tensorboard else None
 
     def chunk(self, per: list[dict], step: int, n: int, seconds: float, generation: int, events: list,
               stack) -> None:

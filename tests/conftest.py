@@ -93,8 +93,8 @@ def collect(env_name: str, T: int, seed: int):
 
 
 def tensorboard_scalars(run) -> dict[str, list[tuple[int, float]]]:
-    """Read a run's TensorBoard event files back (TFRecord framing, tensorboardX's Event protobuf): tag ->
-    [(step, value)]."""
+    """Read a run's TensorBoard event files back (TFRecord framing, tensorboardX's Event protobuf), as
+    TensorBoard draws them (a restart's purge drops the steps after it): tag -> [(step, value)]."""
     import struct
 
     from tensorboardX.proto import event_pb2
@@ -106,6 +106,8 @@ def tensorboard_scalars(run) -> dict[str, list[tuple[int, float]]]:
             n = struct.unpack("<Q", data[i:i + 8])[0]
             event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
             i += 12 + n + 4  # length, its crc, the record, its crc
+            if event.session_log.status == event.session_log.START:  # a resumed run's purge of later steps
+                out = {k: [(st, v) for st, v in vs if st < event.step] for k, vs in out.items()}
             for v in event.summary.value:
                 out.setdefault(v.tag, []).append((event.step, v.simple_value))
     return out

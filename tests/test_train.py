@@ -100,6 +100,9 @@ def resumed_equals_whole(tmp_path, whole, stop: int):
         return [{k: v for k, v in m.items() if "steps_per_second" not in k} for m in lines]
 
     assert metrics("whole") == metrics("part")
+    from conftest import tensorboard_scalars  # TensorBoard's curves too: the resumed run's, once each
+
+    assert tensorboard_scalars(tmp_path / "part")["rint"] == tensorboard_scalars(tmp_path / "whole")["rint"]
     _, a, _ = train.load_run(whole, tmp_path / "whole" / "checkpoint.eqx")
     _, b, _ = train.load_run(whole, tmp_path / "part" / "checkpoint.eqx")
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -274,3 +277,24 @@ def test_tensorboard_draws_every_number_of_a_metrics_line_and_each_organism_apar
                    "organism0/gates/0": 1.0, "organism0/gates/1": 0.25, "organism1/rint": 1.5,
                    "organism1/gates/0": 0.0, "organism1/gates/1": 0.5}
     assert report.scalars({**m, "organisms": per[:1]}) == {k: v for k, v in got.items() if "organism" not in k}
+
+
+def test_a_resumed_runs_tensorboard_forgets_what_the_stopped_run_wrote_after_its_checkpoint(tmp_path):
+    """report.Board: a run stopped at step 5 after a checkpoint at 2 and resumed from it draws 1, 2 as first
+    written and 3, 4 as written again, once each (as metrics.jsonl keeps them)."""
+    import time
+
+    from conftest import tensorboard_scalars
+
+    import report
+
+    first = report.Board(tmp_path)
+    for step in range(1, 6):
+        first.write({"x": float(step)}, step)
+    first.close()
+    time.sleep(1.1)  # event files are named by the second they were opened in
+    again = report.Board(tmp_path, step=3)
+    for step in (3, 4):
+        again.write({"x": 10.0 * step}, step)
+    again.close()
+    assert tensorboard_scalars(tmp_path)["x"] == [(1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]
