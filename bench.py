@@ -4,6 +4,7 @@
     python bench.py --scaling 1 16 128 512    # populations of each size, nothing else
     python bench.py --births                  # what a birth costs to compile, cold, nothing else
     python bench.py --minds                   # one organism with each memory and thought setting, nothing else
+    python bench.py --processes 2 --population 4   # the population over 2 train.py processes against 1
 
 Everything is timed as jitted ``lax.scan`` chunks after compiling and two warm-up calls; the best of
 ``--repeats`` timed calls is kept (the machine's noise only ever slows a call down). The population is
@@ -33,6 +34,7 @@ import platform
 import resource
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -66,6 +68,10 @@ class Bench:
     minds: bool = False
     """time one organism with the default body and with each memory and thought setting (``MINDS``), nothing
     else: each setting's organism-steps/s and its ratio to the default's"""
+    processes: int = 0
+    """time ``train.py --population`` over this many processes on localhost against one process, nothing else:
+    each the difference of two runs of --steps and 2 x --steps (after a warm-up run that fills a compilation
+    cache), so compiling and starting cancel and every gather and checkpoint is paid"""
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -90,6 +96,8 @@ def main(b: Bench) -> dict:
         return scaling(b)
     if b.births:
         return births()
+    if b.processes:
+        return processes(b)
     cfg = train.Config.of(env=b.env, gif_steps=0)
     if b.minds:
         return mind_costs(cfg, b)
@@ -228,6 +236,55 @@ def scaling(b: Bench) -> dict:
     return result
 
 
+def processes(b: Bench) -> dict:
+    """organism-steps/s of ``train.py --population`` in 1 process and in ``--processes`` processes on this
+    machine (hosts.py), each as N x steps / (seconds of a 2 x --steps run - seconds of a --steps run)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    if b.population % b.processes:
+        raise SystemExit(f"error: --processes ({b.processes}) must divide --population ({b.population})")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-processes-"))
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp / "cache"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+
+    def run(k: int, steps: int, name: str) -> float:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        args = [sys.executable, "train.py", "--env", b.env, "--population", str(b.population), "--steps", str(steps),
+                "--chunk", str(max(steps // 4, 1)), "--gif-steps", "0", "--no-tensorboard", "--run-dir",
+                str(tmp / name)]
+        if k > 1:
+            args += ["--processes", str(k), "--coordinator", f"127.0.0.1:{port}"]
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(args + (["--process-id", str(i)] if k > 1 else []), env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(k)]
+        for p in procs:
+            _, err = p.communicate()
+            if p.returncode:
+                raise SystemExit(f"error: train.py failed: {err.strip().splitlines()[-1]}")
+        return time.perf_counter() - t0
+
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, {b.env}, "
+          f"default body, population {b.population}, {b.steps} and {2 * b.steps} steps", flush=True)
+    rows = []
+    for k in (1, b.processes):
+        run(k, b.steps, f"warm{k}")
+        short, long = run(k, b.steps, f"short{k}"), run(k, 2 * b.steps, f"long{k}")
+        sps = b.population * b.steps / (long - short)
+        rows.append({"processes": k, "sps": round(sps, 1), "vs_one": round(sps / rows[0]["sps"], 3) if rows else 1.0,
+                     "start_and_compile_s": round(2 * short - long, 1)})
+        print(f"{k} process{'es' if k > 1 else ''}: {sps:.0f} organism-steps/s ({rows[-1]['vs_one']:.2f} of one), "
+              f"start-up {rows[-1]['start_and_compile_s']:.1f} s", flush=True)
+    state = (tmp / "long1" / "checkpoint.eqx").stat().st_size
+    result = {"processes": rows, "checkpoint_mb_per_organism": round(state / b.population / 1e6, 2)}
+    print(json.dumps(result))
+    return result
+
+
 def describe(cfg) -> str:
     c = cfg.life
     return (f"{'+'.join(c.objectives)}, learner {c.learning.learner}, curiosity {c.learning.curiosity}, "
@@ -280,7 +337,8 @@ def time_population(cfg, b: Bench, threads: int, grow: int = 0) -> tuple[float, 
     orgs, es = population.born_population(c, keys)
     for n in range(c.body.layers, c.body.layers + grow):
         k = np.full(N, cfg.growth.depth(n))
-        orgs = develop.grow(c, cfg.growth.grow_gene, orgs, np.ones(N, bool), k, jax.random.PRNGKey(n))
+        orgs = develop.grow(c, cfg.growth.grow_gene, orgs, np.ones(N, bool), k,
+                            jax.random.split(jax.random.PRNGKey(n), N))
     out = {}
 
     def call():

@@ -91,10 +91,11 @@ class Growth:
 
 
 @eqx.filter_jit
-def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: Gene | None = None,
+def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, keys, donors: Gene | None = None,
          gate: float = 0.0) -> life.Organism:
-    """Organism i (a population) grows a gene (``gene``: copy, fresh or pool) into slot ``k[i]`` where
-    ``mask[i]``, behind a gate starting at ``gate`` (--grow-gate); the rest stay exactly as they were.
+    """Organism i (a population) grows a gene (``gene``: copy, fresh or pool, drawn from ``keys[i]``) into
+    slot ``k[i]`` where ``mask[i]``, behind a gate starting at ``gate`` (--grow-gate); the rest stay exactly as
+    they were.
     ``donors``: the genes to grow for ``--grow-gene pool`` (one per organism, stacked). One jitted call with
     fixed shapes: growing never compiles twice."""
     b = cfg.body
@@ -121,7 +122,7 @@ def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, key, donors: G
         return jax.tree.map(lambda a, b: jnp.where(on, a, b), grown, org)
 
     mask, k = jnp.asarray(mask), jnp.asarray(k, jnp.int32)
-    return eqx.filter_vmap(one)(orgs, mask, k, jax.random.split(key, mask.shape[0]), donors)
+    return eqx.filter_vmap(one)(orgs, mask, k, jnp.asarray(keys), donors)
 
 
 class Development:

@@ -516,18 +516,21 @@ def pool_json(ledger: Ledger) -> dict:
 
 
 def founders(orgs: life.Organism, their_orgs: life.Organism, their_pool: Pool | None, ledger: Ledger | None,
-             selection: str, layers: int, seed: int) -> life.Organism:
+             selection: str, layers: int, seed: int, index: np.ndarray | None = None,
+             population: int | None = None) -> life.Organism:
     """``--init-from RUN_DIR``: newborns (fresh optimizers, their own new worlds) that start from another run
     (its organisms, pool and ledger as its checkpoint holds them; ``train.py`` loads it).
 
     An evolution's run: genomes drawn from its final pool as its next generation would be (by credit, or
     uniformly for its ``selection`` none, with this run's ``seed``), with its trunk. Any other run: organism i
-    starts from the weights of organism i mod N' of its checkpoint.
+    starts from the weights of organism i mod N' of its checkpoint. ``index``: which organisms of a population
+    of ``population`` ``orgs`` are (a process's slice; default all of them).
     """
-    N = orgs.now.age.shape[0]
+    index = np.arange(orgs.now.age.shape[0]) if index is None else np.asarray(index)
+    N = len(index) if population is None else population
     if their_pool is None:
         n = their_orgs.now.age.shape[0]
-        models = jax.tree.map(lambda x: x[np.arange(N) % n], their_orgs.model)
+        models = jax.tree.map(lambda x: x[index % n], their_orgs.model)
         return eqx.tree_at(lambda o: o.model, orgs, models)
     genomes = draw(selection, layers, ledger, np.random.default_rng([seed, 7919]), N)
-    return birth(orgs, their_pool, jnp.asarray(genomes))
+    return birth(orgs, their_pool, jnp.asarray(genomes[index]))

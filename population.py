@@ -1,4 +1,4 @@
-"""A population: N lives at once in one process, each organism its own seed, model and world.
+"""A population: N lives at once, each organism its own seed, model and world; in one process or over several.
 
 The two halves of a step (``life.act``, ``life.learn``) run under ``vmap`` with a *population* rebirth
 between them. Under ``vmap`` a per-organism ``lax.cond`` turns into a select that would build a world for
@@ -8,6 +8,9 @@ dead in order (optimistic reset). On a CPU the population is cut into equal slic
 in host threads, one per core (``live_threads``). Organism i draws its randomness exactly as its single
 life would, so a population of one is ``life.live`` and every organism of a population can be replayed
 alone.
+
+Over several processes (``hosts.py``: JAX's distributed runtime, one process per host or per GPU), each
+process lives an equal slice of the population, cut as threads cut it: a process is a slice reborn on its own.
 
 Every function takes a ``life.Life`` (``cfg``), as in ``life.py``.
 """
@@ -115,7 +118,7 @@ def threads_for(population: int, threads: int = 0) -> int:
     largest divisor of the population that is at most the number of cores (elsewhere 1)."""
     if threads:
         return threads
-    if jax.default_backend() != "cpu" or len(jax.devices()) > 1:
+    if jax.default_backend() != "cpu" or len(jax.local_devices()) > 1:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(k for k in range(1, min(population, cores) + 1) if population % k == 0)
@@ -139,3 +142,4 @@ def live_threads(cfg: life.Life, orgs: life.Organism, env_states, keys, steps: i
     with ThreadPoolExecutor(threads) as pool:
         outs = list(pool.map(part, range(threads)))
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+

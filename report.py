@@ -312,13 +312,14 @@ class Log:
         self.board = Board(run, step + 1 if resume else None) if cfg.run.tensorboard else None
 
     def chunk(self, per: list[dict], step: int, n: int, seconds: float, generation: int, events: list,
-              stack) -> None:
-        """One chunk of ``n`` steps lived in ``seconds``, up to ``step``: its line of metrics.jsonl, the bar."""
+              gates: np.ndarray, active: np.ndarray) -> None:
+        """One chunk of ``n`` steps lived in ``seconds``, up to ``step``: its line of metrics.jsonl, the bar.
+        ``gates``, ``active``: each organism's gene slots, [N, slots]."""
         if not self.first:  # the first chunk includes compilation
             self.timed_steps, self.timed_seconds = self.timed_steps + n, self.timed_seconds + seconds
         self.first = False
-        for p, gates, active in zip(per, np.asarray(stack.gates), np.asarray(stack.active)):
-            p["gates"], p["active_genes"] = [round(float(x), 5) for x in gates], int(active.sum())
+        for p, g, a in zip(per, np.asarray(gates), np.asarray(active)):
+            p["gates"], p["active_genes"] = [round(float(x), 5) for x in g], int(a.sum())
         m = {"step": step, **population_metrics(per, n, seconds)}
         if events:
             m["growth"] = events

@@ -12,6 +12,7 @@ lets growth and evolution act, and writes checkpoints. ``--population N`` runs N
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -27,19 +28,27 @@ import numpy as np
 import tyro
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-import develop
-import evolve
-import instincts
-import life
-import objectives as O
-import plots
-import population
-from checkpoint import load_checkpoint, read_header, save_checkpoint
-from develop import Growth
-from evolve import Evolution
-from learner import Learning
-from memory import Mind
-from model import Body
+import hosts
+
+if __name__ == "__main__":  # --processes: JAX joins its distributed runtime before Craftax makes its first arrays
+    try:
+        hosts.join_from(sys.argv[1:])
+    except (ValueError, TimeoutError) as e:
+        sys.exit(f"error: {e}")
+
+import develop  # noqa: E402
+import evolve  # noqa: E402
+import instincts  # noqa: E402
+import life  # noqa: E402
+import objectives as O  # noqa: E402
+import plots  # noqa: E402
+import population  # noqa: E402
+from checkpoint import load_checkpoint, read_header, save_checkpoint  # noqa: E402
+from develop import Growth  # noqa: E402
+from evolve import Evolution  # noqa: E402
+from learner import Learning  # noqa: E402
+from memory import Mind  # noqa: E402
+from model import Body  # noqa: E402
 
 Group = tyro.conf.OmitArgPrefixes  # a group's flags keep their short names: --steps, not --run.steps
 
@@ -75,6 +84,15 @@ class Run:
     tensorboard: bool = True
     """also write each chunk's metrics (each organism's too) as TensorBoard event files in the run directory:
     ``tensorboard --logdir runs`` watches every run live"""
+    processes: int = 1
+    """processes that share the population (JAX's distributed runtime: one per host or per GPU), each living
+    an equal slice; process 0 writes the run directory. 0: as the cluster says (Slurm, Open MPI, Kubernetes)"""
+    process_id: int = 0
+    """this process's rank among --processes (0 is the coordinator and writes the run directory)"""
+    coordinator: str = ""
+    """HOST:PORT where process 0 meets the others (empty: $JAX_COORDINATOR_ADDRESS)"""
+    join_timeout: int = 120
+    """seconds to wait for every process to join (or for a silent process, once running) before stopping"""
 
     def check(self) -> None:
         for ok, msg in [
@@ -88,6 +106,13 @@ class Run:
              f"--threads ({self.threads}) must divide --population ({self.population})"),
             (0 <= self.gif_organism < self.population,
              f"--gif-organism must name one of the {self.population} organisms (0 to {self.population - 1})"),
+            (self.processes >= 0, f"--processes cannot be negative, got {self.processes}"),
+            (self.processes == 0 or 0 <= self.process_id < self.processes,
+             f"--process-id must name one of the {self.processes} processes (0 to {self.processes - 1}), "
+             f"got {self.process_id}"),
+            (self.processes == 0 or self.population % self.processes == 0,
+             f"--processes ({self.processes}) must divide --population ({self.population})"),
+            (self.join_timeout > 0, f"--join-timeout must be positive, got {self.join_timeout}"),
         ]:
             if not ok:
                 raise ValueError(msg)
@@ -166,9 +191,13 @@ def validate(cfg: Config) -> None:
     cfg.growth.check(c.body, cfg.run.chunk, cfg.evolution.evolving)
     if cfg.evolution.init_from:
         same_body(cfg)  # there, readable, and of the same body
+    if cfg.run.population % jax.process_count():
+        raise ValueError(f"--population {cfg.run.population} cannot be shared evenly over {jax.process_count()} "
+                         "processes")
     devices = len(jax.devices())
     if cfg.run.population > 1 and cfg.run.population % devices:
-        raise ValueError(f"--population {cfg.run.population} cannot be shared evenly over the {devices} devices; "
+        raise ValueError(f"--population {cfg.run.population} cannot be shared evenly over the {devices} devices"
+                         f"{f' of {jax.process_count()} processes' if jax.process_count() > 1 else ''}; "
                          f"choose a multiple of {devices}")
 
 
@@ -183,10 +212,17 @@ def default_run_dir(cfg: Config) -> str:
 
 
 def prepare_run_dir(cfg: Config) -> Path:
-    """The run directory, made and checked writable before anything compiles (one clear line if not)."""
+    """The run directory, made and checked writable before anything compiles (one clear line if not); only
+    process 0 writes there (over several processes, a resumed run's directory must be one they all see)."""
+    if jax.process_count() > 1 and not cfg.run.run_dir:
+        raise ValueError("--processes needs --run-dir (every process must name the same directory)")
     run = Path(cfg.run.run_dir or default_run_dir(cfg))
     if cfg.run.resume and not (run / "checkpoint.eqx").exists():
         raise FileNotFoundError(f"no checkpoint at {run / 'checkpoint.eqx'}")
+    if not cfg.run.resume and (run / "checkpoint.eqx").exists():
+        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it, or choose another --run-dir")
+    if jax.process_index() > 0:
+        return run
     try:
         run.mkdir(parents=True, exist_ok=True)
         probe = run / ".write-test.tmp"
@@ -194,8 +230,6 @@ def prepare_run_dir(cfg: Config) -> Path:
         probe.unlink()
     except OSError as e:
         raise ValueError(f"--run-dir {run} cannot be written: {e.strerror or e}") from None
-    if not cfg.run.resume and (run / "checkpoint.eqx").exists():
-        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it, or choose another --run-dir")
     return run
 
 
@@ -257,9 +291,10 @@ def load_run(cfg: Config, path: Path, free: tuple[str, ...] | None = None):
 
 
 def sharding(cfg: Config) -> NamedSharding | None:
-    """The population axis spread over every device (None: one device or one organism, plain vmap)."""
-    devices = jax.devices()
-    if cfg.run.population == 1 or len(devices) == 1:
+    """This process's slice of the population spread over its devices (None: one device or one organism,
+    plain vmap)."""
+    devices = jax.local_devices()
+    if cfg.run.population // jax.process_count() == 1 or len(devices) == 1:
         return None
     return NamedSharding(Mesh(np.array(devices), ("population",)), PartitionSpec("population"))
 
@@ -285,11 +320,15 @@ jax.monitoring.register_event_duration_secs_listener(_count_compiles)
 
 class Lives:
     """A run's state between chunks: the organisms, their worlds and keys, the step, and the host-side state
-    of evolution (pool, ledger, genomes) and development."""
+    of evolution (pool, ledger, genomes) and development.
+
+    Over several processes ``orgs``, ``env_states`` and ``keys`` hold this process's slice of the population
+    (organisms ``self.mine``); everything else (development, the pool, the ledger, genomes, instincts) is the
+    whole population's, the same in every process."""
 
     def __init__(self, cfg: Config, run: Path):
         self.cfg, self.run, self.step = cfg, run, 0
-        self.place = sharding(cfg)
+        self.place, self.mine = sharding(cfg), hosts.mine(cfg.run.population)
         self.orgs = self.env_states = self.keys = self.pool = self.ledger = self.genomes = self.instincts = None
         N, evo = cfg.run.population, cfg.evolution
         self.development = develop.Development(N, cfg.life.body.layers)
@@ -299,7 +338,7 @@ class Lives:
                 raise ValueError(f"{run} is at step {at}, beyond this run's end ({cfg.total_steps}: "
                                  f"{'--generations x ' if evo.evolving else ''}--steps); a run cannot go back")
             self.step, (orgs, env_states, keys, self.pool), meta = load_run(cfg, run / "checkpoint.eqx")
-            self.put(orgs, env_states, keys)
+            self.put(*self.cut((orgs, env_states, keys)))  # each process restores its slice
             if "growth" in meta:
                 self.development = develop.Development.from_json(meta["growth"])
             if evo.evolving:
@@ -314,6 +353,27 @@ class Lives:
             if evo.instincts:  # generation 0's instincts: drawn from their prior
                 self.instincts = instincts.prior(np.random.default_rng([cfg.run.seed, 1 << 21]), N)
 
+    def cut(self, tree):
+        """This process's organisms of a tree of the whole population."""
+        return jax.tree.map(lambda x: x[self.mine], tree)
+
+    def whole(self):
+        """(orgs, worlds, keys) of the whole population, gathered from every process (a collective)."""
+        return hosts.gather((self.orgs, self.env_states, self.keys))
+
+    def everyone(self) -> Lives:
+        """These lives with the whole population's organisms, worlds and keys (a collective; itself in one
+        process)."""
+        if jax.process_count() == 1:
+            return self
+        other = copy.copy(self)
+        other.orgs, other.env_states, other.keys = self.whole()
+        return other
+
+    def expressed(self):
+        """(gates, active flags) of every organism's gene slots, [N, slots] each (a collective)."""
+        return hosts.gather((np.asarray(self.orgs.model.stack.gates), np.asarray(self.orgs.model.stack.active)))
+
     def put(self, orgs, env_states, keys) -> None:
         if self.place is not None:
             orgs, env_states, keys = jax.device_put((orgs, env_states, keys), self.place)
@@ -327,36 +387,36 @@ class Lives:
         """A new generation is born (generation 0: the run's first lives): from the pool in an evolution, from
         another run with --init-from."""
         cfg, g = self.cfg, self.generation
-        keys, k_born = generation_keys(cfg, g)
+        keys, k_born = self.cut(generation_keys(cfg, g))
         orgs, env_states = population.born_population(cfg.life, k_born)
         if cfg.evolution.evolving:
             rng = np.random.default_rng([cfg.run.seed, g])
             self.genomes = evolve.draw("evolve" if cfg.evolution.genes else "none", cfg.life.body.layers,
                                        self.ledger, rng, cfg.run.population)
-            orgs = evolve.birth(orgs, self.pool, jax.numpy.asarray(self.genomes))
+            orgs = evolve.birth(orgs, self.pool, jax.numpy.asarray(self.genomes[self.mine]))
         if cfg.evolution.init_from:
-            orgs, inherited = founders(cfg, orgs)
+            orgs, inherited = founders(cfg, orgs, np.arange(cfg.run.population)[self.mine])
             if inherited is not None and cfg.evolution.instincts:  # the evolved instincts, not a fresh draw
                 self.instincts = inherited
         if self.instincts is not None:
-            orgs = eqx.tree_at(lambda o: o.instincts, orgs, instincts.from_rows(self.instincts))
+            orgs = eqx.tree_at(lambda o: o.instincts, orgs, instincts.from_rows(self.instincts[self.mine]))
         self.development = develop.Development(cfg.run.population, cfg.life.body.layers)
         self.put(orgs, env_states, keys)
 
     def live(self, n: int, threads: int):
-        """n steps of every life: the chunk's records, [N, n] each (as numpy)."""
+        """n steps of every life: the chunk's records, [N, n] each (as numpy; every process's, gathered)."""
         split = jax.vmap(jax.random.split)(self.keys)
         self.keys, k = split[:, 0], split[:, 1]
         self.orgs, self.env_states, rec = population.live_threads(self.cfg.life, self.orgs, self.env_states, k, n,
                                                                   threads)
         self.step += n
-        return jax.device_get(rec)
+        return hosts.gather(jax.device_get(rec))
 
     def grow(self, at: int, n: int, per: list[dict]) -> list[dict]:
         """Development after a chunk: whoever has stalled (or is due) grows a gene now; the growth events."""
         cfg = self.cfg
         g = cfg.growth
-        active = np.asarray(self.orgs.model.stack.active).sum(1)
+        active = self.expressed()[1].sum(1)
         surprise = [p.get(f"{cfg.learning.curious}/surprise") for p in per]
         mask, k, why = develop.decide(g, cfg.life.body.slots, cfg.run.chunk, self.development, at, n, surprise, active)
         if not mask.any():
@@ -364,8 +424,9 @@ class Lives:
         given = None
         if g.grow_gene == "pool":
             given = evolve.donors(self.ledger, self.pool, np.random.default_rng([cfg.run.seed, self.step]), k, active)
-        key = jax.random.fold_in(evolution_key(cfg, -1), self.step)
-        orgs = develop.grow(cfg.life, g.grow_gene, self.orgs, mask, k, key, given, g.grow_gate)
+        keys = jax.random.split(jax.random.fold_in(evolution_key(cfg, -1), self.step), cfg.run.population)
+        mine = self.cut((mask, k, keys, given))
+        orgs = develop.grow(cfg.life, g.grow_gene, self.orgs, *mine, g.grow_gate)
         self.put(orgs, self.env_states, self.keys)
         return [{"step": self.step, "organism": int(i), "slot": int(k[i]), "active_before": int(active[i]),
                  "gene": g.grow_gene, "why": why[i]} for i in np.flatnonzero(mask)]
@@ -375,7 +436,8 @@ class Lives:
         cfg = self.cfg
         ended = self.generation - 1  # the generation whose lives just ended
         self.pool, self.ledger, line, nxt = evolve.end_of_life(
-            cfg.life, cfg.evolution, self.pool, self.ledger, self.genomes, self.orgs, evolution_key(cfg, 1 + ended),
+            cfg.life, cfg.evolution, self.pool, self.ledger, self.genomes, hosts.gather(self.orgs),
+            evolution_key(cfg, 1 + ended),
             np.array(self.development.placed), self.instincts)
         if nxt is not None:
             self.instincts = nxt
@@ -388,8 +450,9 @@ class Lives:
             meta.update(ledger=self.ledger.to_json(), genomes=self.genomes.tolist())
         if self.instincts is not None:  # the instincts of the lives now, or of the next generation's at its end
             meta.update(instincts=self.instincts.tolist())
-        save_checkpoint(self.run / "checkpoint.eqx", self.cfg, self.step,
-                        (self.orgs, self.env_states, self.keys, self.pool), meta)
+        whole = self.whole()  # one checkpoint of the whole population, written by process 0
+        if jax.process_index() == 0:
+            save_checkpoint(self.run / "checkpoint.eqx", self.cfg, self.step, (*whole, self.pool), meta)
 
 
 def same_body(cfg: Config) -> Config:
@@ -410,10 +473,11 @@ def same_body(cfg: Config) -> Config:
     return theirs
 
 
-def founders(cfg: Config, orgs):
-    """``--init-from``: newborns that start from another run's organisms or final pool (``evolve.founders``),
-    and the instincts they would inherit from it ([N, I]: organism i takes row i mod N' of the instincts its
-    next generation would have been born with), or None if it kept none (its instincts were its flags)."""
+def founders(cfg: Config, orgs, index: np.ndarray | None = None):
+    """``--init-from``: newborns (organisms ``index`` of the population; default all) that start from another run's
+    organisms or final pool (``evolve.founders``), and the instincts they would inherit from it ([N, I]:
+    organism i takes row i mod N' of the instincts its next generation would have been born with), or None if
+    it kept none (its instincts were its flags)."""
     path = Path(cfg.evolution.init_from) / "checkpoint.eqx"
     theirs = same_body(cfg)
     mine = cfg.life
@@ -424,7 +488,7 @@ def founders(cfg: Config, orgs):
         rows = np.array(meta["instincts"], np.float64)
         inherited = rows[np.arange(cfg.run.population) % len(rows)]
     return evolve.founders(orgs, their_orgs, their_pool, ledger, "evolve" if theirs.evolution.genes else "none",
-                           mine.body.layers, cfg.run.seed), inherited
+                           mine.body.layers, cfg.run.seed, index, cfg.run.population), inherited
 
 
 def check_finite(rec, step: int, n: int, population: int, last_ckpt: str) -> None:
@@ -439,14 +503,18 @@ def check_finite(rec, step: int, n: int, population: int, last_ckpt: str) -> Non
 
 def train(cfg: Config, progress: bool = True) -> dict:
     """Run (or resume) the lives of a population (one organism by default), generation after generation
-    when evolving; write the run directory; return the summary."""
+    when evolving, in this process or as one of ``--processes``; write the run directory; return the summary
+    (process 0's: the others write nothing and return {})."""
     import report
 
+    r = cfg.run
+    r.check()  # before joining: a process id out of range is one line, not a process that waits
+    hosts.join(r.processes, r.process_id, r.coordinator, r.join_timeout, r.population)
     validate(cfg)
     run = prepare_run_dir(cfg)
     lives = Lives(cfg, run)
-    log = report.Log(cfg, run, lives.step, progress)
-    L, threads = cfg.run.steps, population.threads_for(cfg.run.population, cfg.run.threads)
+    log = report.Log(cfg, run, lives.step, progress) if jax.process_index() == 0 else None  # process 0 writes
+    L, threads = r.steps, population.threads_for(r.population // jax.process_count(), r.threads)
     last_ckpt, compiles, born_at = lives.step, COMPILES[0], time.perf_counter()
     while lives.step < cfg.total_steps:
         at = lives.step % L
@@ -460,16 +528,22 @@ def train(cfg: Config, progress: bool = True) -> dict:
         seconds = time.perf_counter() - t0
         per = report.chunk_metrics(rec)
         events = lives.grow(at + n, n, per) if cfg.growth.grow != "never" else []
-        log.chunk(per, lives.step, n, seconds, lives.generation - (lives.step % L == 0), events, lives.orgs.model.stack)
+        expressed = lives.expressed()
+        if log:
+            log.chunk(per, lives.step, n, seconds, lives.generation - (lives.step % L == 0), events, *expressed)
         if cfg.evolution.evolving and lives.step % L == 0:  # the end of a generation's lives
-            log.generation(lives.end_of_generation(time.perf_counter() - born_at, COMPILES[0] - compiles),
-                           lives.ledger)
+            line = lives.end_of_generation(time.perf_counter() - born_at, COMPILES[0] - compiles)
+            if log:
+                log.generation(line, lives.ledger)
         if cfg.evolution.evolving and lives.step % L == 0 or lives.step - last_ckpt >= cfg.run.checkpoint_every \
                 or lives.step >= cfg.total_steps:
             lives.save()
             last_ckpt = lives.step
-    summary = log.finish(lives)
-    plots.draw(cfg, run, lives)
+    everyone = lives.everyone()
+    if not log:
+        return {}  # the summary is process 0's
+    summary = log.finish(everyone)
+    plots.draw(cfg, run, everyone)
     log.tell(summary)
     return summary
 
@@ -486,7 +560,8 @@ def parse(argv: list[str] | None = None) -> Config:
             saved = Config.from_json(json.loads(path.read_text()))
         except (ValueError, TypeError) as e:
             raise ValueError(f"{path} is corrupt or unreadable ({type(e).__name__}: {e})") from None
-        cfg = tyro.cli(Config, args=argv, default=saved.replace(resume=True))
+        launch = dict(processes=1, process_id=0, coordinator="")  # how this command runs, not the run's
+        cfg = tyro.cli(Config, args=argv, default=saved.replace(resume=True, **launch))
     elif cfg.evolution.init_from and (Path(cfg.evolution.init_from) / "checkpoint.eqx").exists():
         cfg = tyro.cli(Config, args=argv, default=body_of(cfg.evolution.init_from))
     return cfg
@@ -508,7 +583,7 @@ def body_of(run: str) -> Config:
 def main(argv: list[str] | None = None) -> None:
     try:
         train(parse(argv))
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, TimeoutError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -52,7 +52,8 @@ def test_a_gene_inserted_at_any_depth_leaves_every_output_bit_identical(young, g
     orgs, *_ = young
     before = outputs(DEV.life, one(orgs))
     for k in range(4):  # below gene 0, between 0 and 1, between 1 and 2, above gene 2
-        grown = develop.grow(DEV.life, gene, orgs, np.array([True, False]), np.array([k, k]), jax.random.PRNGKey(k))
+        grown = develop.grow(DEV.life, gene, orgs, np.array([True, False]), np.array([k, k]),
+                             jax.random.split(jax.random.PRNGKey(k), 2))
         g = one(grown)
         assert leaves_equal(outputs(DEV.life, g), before), k
         assert list(np.asarray(g.model.stack.active)) == [True] * 4
@@ -82,7 +83,8 @@ def test_a_gene_inserted_at_any_depth_leaves_every_output_bit_identical(young, g
 
 def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(young):
     orgs, states, keys = young
-    grown = develop.grow(DEV.life, "copy", orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
+    grown = develop.grow(DEV.life, "copy", orgs, np.array([True, True]), np.array([1, 1]),
+                         jax.random.split(jax.random.PRNGKey(0), 2))
     adam = one(grown.opt_state.slots[0])  # ScaleByAdamState of organism 0: count [D], mu, nu [D, n]
     old = one(orgs.opt_state.slots[0])
     assert list(np.asarray(adam.count)) == [64, 0, 64, 64]
@@ -101,7 +103,8 @@ def test_the_optimizer_state_follows_the_genes_and_starts_fresh_for_a_new_one(yo
 
 def test_a_new_gate_opens_within_a_few_hundred_steps_without_recompiling(young):
     orgs, states, keys = young
-    grown = develop.grow(DEV.life, "copy", orgs, np.array([True, True]), np.array([1, 1]), jax.random.PRNGKey(0))
+    grown = develop.grow(DEV.life, "copy", orgs, np.array([True, True]), np.array([1, 1]),
+                         jax.random.split(jax.random.PRNGKey(0), 2))
     before = train.COMPILES[0]
     for c in range(10):  # 320 steps, in the chunks the other tests compiled
         grown, states, _ = population.live_threads(DEV.life, grown, states, keys + 10 + c, 32,

@@ -146,7 +146,8 @@ def test_the_lamarckian_control_writes_back_random_carriers_and_selects_nothing(
 
 def test_genes_grown_in_life_move_the_genome_but_never_enter_the_pool(lived):
     pool, ledger, genomes, *_, after = lived
-    grown = develop.grow(EVO.life, "copy", after, np.ones(2, bool), np.array([1, 1]), jax.random.PRNGKey(0))
+    grown = develop.grow(EVO.life, "copy", after, np.ones(2, bool), np.array([1, 1]),
+                         jax.random.split(jax.random.PRNGKey(0), 2))
     placed = np.array([[0, 2, 3]] * 2)  # the genome's second and third genes moved up one slot
     cfg = EVO.replace(inherit="lamarckian", turnover=0)
     new, *_ = end_of_life(cfg, pool, fresh_ledger(ledger), genomes, grown, jax.random.PRNGKey(0), placed)
@@ -164,7 +165,8 @@ def test_a_gene_grown_from_the_pool_is_exactly_the_drawn_pool_gene(lived):
     pool, ledger, *_, after = lived
     k = np.array([1, 3])  # in the middle of one organism's genes, above the other's
     given = evolve.donors(ledger, pool, np.random.default_rng(0), k, np.array([3, 3]))
-    grown = develop.grow(EVO.life, "pool", after, np.ones(2, bool), k, jax.random.PRNGKey(0), given)
+    grown = develop.grow(EVO.life, "pool", after, np.ones(2, bool), k, jax.random.split(jax.random.PRNGKey(0), 2),
+                         given)
     for i in range(2):
         new = jax.tree.map(lambda g: g[i, k[i]], grown.model.stack.genes)
         assert leaves_equal(new, jax.tree.map(lambda g: g[i], given))
