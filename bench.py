@@ -255,7 +255,7 @@ def processes(b: Bench) -> dict:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         args = [sys.executable, "train.py", "--env", b.env, "--population", str(b.population), "--steps", str(steps),
-                "--chunk", str(max(steps // 4, 1)), "--gif-steps", "0", "--no-tensorboard", "--run-dir",
+                "--chunk", str(max(b.steps // 4, 1)), "--gif-steps", "0", "--no-tensorboard", "--run-dir",
                 str(tmp / name)]
         if k > 1:
             args += ["--processes", str(k), "--coordinator", f"127.0.0.1:{port}"]

@@ -106,11 +106,15 @@ def rendezvous(coordinator: str, processes: int, process_id: int, timeout: float
                 try:
                     conn, _ = server.accept()
                 except TimeoutError:
+                    missing = ", ".join(str(i) for i in sorted(set(range(1, processes)) - set(peers)))
                     raise TimeoutError(f"only {len(peers) + 1} of {processes} processes reached the coordinator at "
-                                       f"{coordinator} within {timeout:g} s (missing: "
-                                       f"{', '.join(str(i) for i in sorted(set(range(1, processes)) - set(peers)))})") from None
+                                       f"{coordinator} within {timeout:g} s (missing: {missing})") from None
                 conn.settimeout(5)
-                who = int(conn.recv(16).decode() or -1)
+                try:
+                    who = int(conn.recv(16).decode())
+                except (OSError, ValueError):  # not one of ours (a probe of the port): ignore it
+                    conn.close()
+                    continue
                 if who in peers:
                     raise ValueError(f"two processes say they are --process-id {who}")
                 peers[who] = conn

@@ -40,3 +40,9 @@ def test_no_import_circle_among_the_projects_files():
     assert {"world", "model", "targets", "life", "train", "study", "compare"} <= set(order)
     assert order.index("model") < order.index("targets") < order.index("life") < order.index("train") \
         < order.index("study") < order.index("compare")  # the order the files are read in
+
+
+def test_hosts_imports_nothing_of_the_project():
+    """train.py joins JAX's distributed runtime through hosts.py before Craftax makes its first arrays, so
+    hosts.py may import no project file (each of them reaches world.py, which imports Craftax)."""
+    assert imports()["hosts"] == set()

@@ -24,7 +24,8 @@ def readme_commands() -> list[list[str]]:
             continue
         if in_block and "python train.py" in line:
             words = shlex.split(line.split("python train.py", 1)[1], comments=True)
-            commands.append(words[: words.index("&&")] if "&&" in words else words)
+            ends = [words.index(w) for w in ("&&", "&") if w in words]  # a command chained or sent to the background
+            commands.append(words[: min(ends)] if ends else words)
     return commands
 
 
