@@ -13,6 +13,7 @@ JAX must join before any array exists, and Craftax makes arrays when it is impor
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -149,13 +150,22 @@ def mine(population: int) -> slice:
     return slice(jax.process_index() * n, (jax.process_index() + 1) * n)
 
 
+GATHERS = itertools.count()  # this process's gathers so far: the name of the barrier before the next one
+BARRIER_S = 3600  # how long a gather waits for a slower (living) process: a dead one stops the run by heartbeat
+
+
 def gather(tree):
     """Every process's slice of a population's tree (each array leaf with a leading population axis),
     concatenated in organism order, on every process (as numpy); the tree itself in a single process. Every
-    process must call it at the same point (it is a collective)."""
+    process must call it at the same point (it is a collective).
+
+    The processes first meet at a barrier of the coordination service: gloo gives up on a collective that
+    one process reaches 30 s after another (one still compiling, or living a slower slice), a barrier waits."""
     if jax.process_count() == 1:
         return tree
+    from jax._src import distributed
     from jax.experimental import multihost_utils
 
+    distributed.global_state.client.wait_at_barrier(f"gather-{next(GATHERS)}", BARRIER_S * 1000)
     arrays, rest = eqx.partition(tree, eqx.is_array)
     return eqx.combine(multihost_utils.process_allgather(arrays, tiled=True), rest)
