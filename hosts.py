@@ -51,6 +51,20 @@ def join_from(argv: list[str]) -> None:
     join(got["--processes"], got["--process-id"], got["--coordinator"], got["--join-timeout"], population)
 
 
+def check(processes: int, process_id: int, timeout: float, population: int | None = None) -> None:
+    """One line for flags no process could join with (``train.Run.check`` asks too)."""
+    for ok, msg in [
+        (processes >= 0, f"--processes cannot be negative, got {processes}"),
+        (processes == 0 or 0 <= process_id < processes,
+         f"--process-id must name one of the {processes} processes (0 to {processes - 1}), got {process_id}"),
+        (population is None or processes == 0 or population % processes == 0,
+         f"--processes ({processes}) must divide --population ({population})"),
+        (timeout > 0, f"--join-timeout must be positive, got {timeout}"),
+    ]:
+        if not ok:
+            raise ValueError(msg)
+
+
 def join(processes: int, process_id: int, coordinator: str, timeout: float, population: int | None = None) -> None:
     """Join JAX's distributed runtime as process ``process_id`` of ``processes`` (1: nothing to join; 0: as the
     cluster says, JAX finding the coordinator, the count and the id itself). Joining twice is joining once.
@@ -60,11 +74,7 @@ def join(processes: int, process_id: int, coordinator: str, timeout: float, popu
     reaches, or a process that never comes, is a one-line error after ``timeout`` seconds here instead.
     A process that falls silent once running stops the others after ``timeout`` seconds (JAX's heartbeat).
     """
-    if processes < 0 or (processes and not 0 <= process_id < processes):
-        raise ValueError(f"--process-id must name one of the {processes} processes (0 to {processes - 1}), "
-                         f"got {process_id}" if processes > 0 else f"--processes cannot be negative, got {processes}")
-    if population is not None and processes > 0 and population % processes:
-        raise ValueError(f"--processes ({processes}) must divide --population ({population})")
+    check(processes, process_id, timeout, population)
     if processes == 1 or jax.distributed.is_initialized():
         return
     if jax._src.xla_bridge.backends_are_initialized():

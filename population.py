@@ -142,4 +142,3 @@ def live_threads(cfg: life.Life, orgs: life.Organism, env_states, keys, steps: i
     with ThreadPoolExecutor(threads) as pool:
         outs = list(pool.map(part, range(threads)))
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
-

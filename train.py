@@ -106,16 +106,10 @@ class Run:
              f"--threads ({self.threads}) must divide --population ({self.population})"),
             (0 <= self.gif_organism < self.population,
              f"--gif-organism must name one of the {self.population} organisms (0 to {self.population - 1})"),
-            (self.processes >= 0, f"--processes cannot be negative, got {self.processes}"),
-            (self.processes == 0 or 0 <= self.process_id < self.processes,
-             f"--process-id must name one of the {self.processes} processes (0 to {self.processes - 1}), "
-             f"got {self.process_id}"),
-            (self.processes == 0 or self.population % self.processes == 0,
-             f"--processes ({self.processes}) must divide --population ({self.population})"),
-            (self.join_timeout > 0, f"--join-timeout must be positive, got {self.join_timeout}"),
         ]:
             if not ok:
                 raise ValueError(msg)
+        hosts.check(self.processes, self.process_id, self.join_timeout, self.population)
 
 
 @dataclass(frozen=True)
