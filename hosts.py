@@ -77,7 +77,9 @@ def join(processes: int, process_id: int, coordinator: str, timeout: float, popu
     check(processes, process_id, timeout, population)
     if processes == 1 or jax.distributed.is_initialized():
         return
-    if jax._src.xla_bridge.backends_are_initialized():
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
         raise ValueError(f"--processes {processes}: JAX must join its distributed runtime before any array exists; "
                          "give the flags on train.py's command line (it joins before importing Craftax)")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes exchange through gloo
@@ -90,6 +92,7 @@ def join(processes: int, process_id: int, coordinator: str, timeout: float, popu
     rendezvous(coordinator, processes, process_id, timeout)
     jax.distributed.initialize(coordinator, processes, process_id, initialization_timeout=int(timeout),
                                heartbeat_timeout_seconds=int(timeout))
+
 
 def address(coordinator: str) -> tuple[str, int]:
     host, _, port = coordinator.rpartition(":")
