@@ -43,10 +43,12 @@ WINDOW = (("learner", "window"), ("gamma", 0.95), ("lam", 0.9), ("entropy_target
 STREAM = (("learner", "stream"), ("gamma", 0.99), ("lam", 0.8))  # with the default entropy target, 1.5 nats
 BODY = (("learner", "body"), ("gamma", 0.99), ("lam", 0.8))  # stream AC(lambda) through the transformer itself
 INTENTIONAL = BODY + (("ac_step", "intentional"),)  # ... with the step sized by what it should change
+BODY_ADAM = BODY + (("ac_step", "adam"),)  # ... with Adam's step on the trace's update
 OBSERVATION = STREAM + (("ac_input", "observation"),)  # the actor and critic read the observation itself
 BOTH = STREAM + (("ac_input", "both"),)  # ... beside the model's features
 FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01): the stream learner's first default
 ADAM = STREAM + (("ac_step", "adam"),)  # the learner apart, its step Adam's on the trace's update
+PIXELS = STREAM + (("obs", "pixels"),)  # the world seen as pixels (curiosities that name nothing only)
 GENES = {n: STREAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # the default body has 2 genes
 
 
@@ -82,6 +84,8 @@ ARMS = {
     "effects-intentional": Arm("effects, through the body, intentional step", body=INTENTIONAL),
     "oracle-intentional": Arm("oracle, through the body, intentional step (control)", curiosity="oracle",
                               body=INTENTIONAL),
+    "effects-body-adam": Arm("effects, through the body, Adam's step", body=BODY_ADAM),
+    "oracle-body-adam": Arm("oracle, through the body, Adam's step (control)", curiosity="oracle", body=BODY_ADAM),
     "effects-observation": Arm("effects, actor-critic on the observation", body=OBSERVATION),
     "effects-both": Arm("effects, actor-critic on the observation and the features", body=BOTH),
     "oracle-observation": Arm("oracle, actor-critic on the observation (control)", curiosity="oracle",
@@ -94,12 +98,15 @@ ARMS = {
                             body=ADAM + (("adam_lr", 1e-3),)),
     "effects-1gene": Arm("effects, a body of 1 gene", body=GENES[1]),
     "effects-4genes": Arm("effects, a body of 4 genes", body=GENES[4]),
+    "random-pixels": Arm("random policy, pixels", policy="random", body=PIXELS),
+    "disagreement-pixels": Arm("disagreement, pixels", curiosity="disagreement", body=PIXELS),
+    "rnd-pixels": Arm("rnd, pixels", curiosity="rnd", body=PIXELS),
 }
 SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-window", "effects-window",
           "oracle-window", "rnd", "count", "disagreement", "changes")  # the arms screened when --arms is empty
 DEFAULT = "effects"
-CONTROLS = (RANDOM, ORACLE, "oracle-window", "oracle-fixed", "oracle-body", "oracle-adam", "oracle-adam-1e-3",
-            "oracle-intentional", "oracle-observation", "oracle-both")  # not the animal: no reward-free finalist
+CONTROLS = (RANDOM, "random-pixels", ORACLE, "oracle-window", "oracle-fixed", "oracle-body", "oracle-adam",
+            "oracle-adam-1e-3", "oracle-intentional", "oracle-body-adam", "oracle-observation", "oracle-both")  # not the animal: no reward-free finalist
 
 
 def row(c, arm: str) -> Row:
@@ -152,7 +159,7 @@ def uniform_entropy(run: str) -> float:
 
 
 def entropy(arm: str, run: str) -> str:
-    return f"{uniform_entropy(run):.2f} (uniform)" if arm == RANDOM else f"{tail_entropy(run):.2f}"
+    return f"{uniform_entropy(run):.2f} (uniform)" if ARMS[arm].policy == "random" else f"{tail_entropy(run):.2f}"
 
 
 def table(c, results: dict[str, list[dict]], steps: int) -> list[str]:
@@ -218,7 +225,7 @@ def plot(c, results: dict[str, list[dict]], out: Path, title: str) -> None:
                      label=row(c, arm).name)
         for ax, key, smooth in zip(axes, ("unlocked", "episode_length", "entropy"), (1, 10, 5)):
             y = cv[key]
-            if key == "entropy" and arm == RANDOM:  # it acts uniformly; its (unused) policy head is not plotted
+            if key == "entropy" and ARMS[arm].policy == "random":  # it acts uniformly; its policy head is not plotted
                 y = np.full_like(y, uniform_entropy(ss[0]["run_dir"]))
             smooth = min(smooth, y.shape[1])
             kernel = np.ones(smooth) / smooth

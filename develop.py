@@ -114,11 +114,11 @@ def grow(cfg: life.Life, gene: str, orgs: life.Organism, mask, k, keys, donors: 
         slots = jax.tree.map(lambda x: shift_in(x, k, jnp.zeros_like(x[0])), org.opt_state.slots)
         grown = eqx.tree_at(lambda o: o.opt_state.slots, grown, slots)
         if isinstance(org.traces, BodyTraces):  # so do the traces through the body: the new gene's start at zero
-            t = org.traces
-            slots = (t.actor.slots, t.actor.sq_slots, t.critic.slots, t.critic.sq_slots)
-            grown = eqx.tree_at(lambda o: (o.traces.actor.slots, o.traces.actor.sq_slots, o.traces.critic.slots,
-                                           o.traces.critic.sq_slots), grown,
-                                tuple(shift_in(x, k, jnp.zeros_like(x[0])) for x in slots))
+            def rows(o):  # every per-slot array of both traces: the trace and its moments
+                return tuple(getattr(z, f) for z in (o.traces.actor, o.traces.critic)
+                             for f in ("slots", "sq_slots", "m_slots"))
+
+            grown = eqx.tree_at(rows, grown, tuple(shift_in(x, k, jnp.zeros_like(x[0])) for x in rows(org)))
         return jax.tree.map(lambda a, b: jnp.where(on, a, b), grown, org)
 
     mask, k = jnp.asarray(mask), jnp.asarray(k, jnp.int32)

@@ -118,8 +118,8 @@ class Learning:
     """how each step of the stream learner is sized. 'obgd': the ObGD bound (--ac-lr, --kappa-*); 'intentional'
     (--learner body): the step that moves the value by --eta-value of the TD error and the policy's
     log-probability by --eta-policy of the normalised TD error, whatever the body's size
-    (learner.intentional_flat); 'adam' (--learner stream): Adam on the trace's update delta z, delta clipped at
-    +-1, at --adam-lr (learner.adam_trace)"""
+    (learner.intentional_flat); 'adam': Adam on the trace's update delta z, delta clipped at +-1, at --adam-lr
+    (learner.adam_trace, learner.adam_flat through the body)"""
     adam_lr: float = 3e-4
     """--ac-step adam: Adam's step size"""
     eta_policy: float = 0.01
@@ -181,8 +181,8 @@ class Learning:
              f"{self.learner})"),
             (self.ac_step != "intentional" or self.learner == "body",
              f"--ac-step intentional sizes the steps of --learner body (here --learner {self.learner})"),
-            (self.ac_step != "adam" or self.learner == "stream",
-             f"--ac-step adam sizes the steps of --learner stream (here --learner {self.learner})"),
+            (self.ac_step != "adam" or self.learner != "window",
+             "--ac-step adam sizes the steps of --learner stream or body (here --learner window)"),
             (self.adam_lr > 0, f"--adam-lr must be positive, got {self.adam_lr}"),
         ]:
             if not ok:
@@ -325,14 +325,18 @@ def update(ac: ActorCritic, traces: ActorCritic | AdamTraces, phi: Float[Array, 
 class Trace(eqx.Module):
     """One network's eligibility trace through the body (the actor's or the critic's), laid out as the model's
     Adam sees it (``optim.flatten``: the trunk as one vector, each gene slot as a row, so a step is a few big
-    ops and a grown gene's slot starts from zero), with what the intentional step keeps beside it: RMSProp's
-    second moment of the gradient, and sigma, a running mean of the gradient's normalised squared norm."""
+    ops and a grown gene's slot starts from zero), with what the step's rule keeps beside it: a second moment
+    (the intentional step: RMSProp's of the gradient; Adam's step: Adam's of the update delta z), a first
+    moment (Adam's step: of delta z) and sigma, a running mean of the gradient's normalised squared norm (the
+    intentional step)."""
 
     trunk: Float[Array, " n"]
     slots: Float[Array, "D m"]
     sq_trunk: Float[Array, " n"]
     sq_slots: Float[Array, "D m"]
     sigma: Float[Array, ""]
+    m_trunk: Float[Array, " n"]
+    m_slots: Float[Array, "D m"]
 
 
 class BodyTraces(eqx.Module):
@@ -352,7 +356,8 @@ def body_traces(model) -> BodyTraces:
     zero = jnp.zeros(())
 
     def trace():
-        return Trace(jnp.zeros_like(trunk), jnp.zeros_like(slots), jnp.zeros_like(trunk), jnp.zeros_like(slots), zero)
+        return Trace(*(jnp.zeros_like(x) for x in (trunk, slots, trunk, slots)), zero, jnp.zeros_like(trunk),
+                     jnp.zeros_like(slots))
 
     return BodyTraces(trace(), trace(), zero, zero, zero)
 
@@ -390,21 +395,44 @@ def intentional_flat(z: Trace, g_trunk, g_slots, delta, t, *, eta: Scalar, decay
     sigma = z.sigma + (1 - decay) * (g_norm - z.sigma)
     sigma_bc = sigma / jnp.maximum(1.0 - decay**t, 1e-8)
     step = eta / jnp.maximum(jnp.sqrt(sigma_bc * z_norm), 1e-8)
-    new = Trace(trunk, slots, sq_trunk, sq_slots, sigma)
+    new = Trace(trunk, slots, sq_trunk, sq_slots, sigma, z.m_trunk, z.m_slots)
     return new, (step * delta * trunk / r_trunk, step * delta * slots / r_slots), step
+
+
+def adam_flat(z: Trace, g_trunk, g_slots, delta, t, *, lr: Scalar, decay: Scalar):
+    """``adam_trace`` on one trace laid out flat (``--ac-step adam`` through the body): z <- decay z + g,
+    u = clip(delta, +-1) z, Adam's moments of u, the change lr m_hat / (sqrt(v_hat) + eps). Every weight moves by
+    at most about ``lr`` a step, as under the world model's own Adam, however thin the gradient is spread over
+    the body (ObGD's step is small there) and whatever delta's size (the intentional step's is not bounded per
+    weight). ``t``: the steps learned, this one included (one count for every slot: a gene grown into a slot
+    starts with zero moments, so its first steps are up to (1 - b1) / sqrt(1 - b2) ~ 3 times larger). Returns
+    what ``obgd_flat`` does, the step being the mean absolute change."""
+    b1, b2 = ADAM_BETAS
+    trunk, slots = decay * z.trunk + g_trunk, decay * z.slots + g_slots
+    d = jnp.clip(delta, -DELTA_CLIP, DELTA_CLIP)
+    m_trunk, m_slots = b1 * z.m_trunk + (1 - b1) * d * trunk, b1 * z.m_slots + (1 - b1) * d * slots
+    sq_trunk, sq_slots = b2 * z.sq_trunk + (1 - b2) * (d * trunk) ** 2, b2 * z.sq_slots + (1 - b2) * (d * slots) ** 2
+
+    def change(m, v):
+        return lr * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + ADAM_EPS)
+
+    c_trunk, c_slots = change(m_trunk, sq_trunk), change(m_slots, sq_slots)
+    step = (jnp.sum(jnp.abs(c_trunk)) + jnp.sum(jnp.abs(c_slots))) / (c_trunk.size + c_slots.size)
+    return Trace(trunk, slots, sq_trunk, sq_slots, z.sigma, m_trunk, m_slots), (c_trunk, c_slots), step
 
 
 def body_update(model, traces: BodyTraces, readout, action: Int[Array, ""], reward: Float[Array, ""],
                 done: Bool[Array, ""], chosen: Bool[Array, ""], *, gamma: Scalar, lam: Scalar, lr: Scalar,
                 kappa_actor: float, kappa_critic: float, ent_coef: Scalar, rule: str = "obgd",
-                eta_actor: float = 0.01, eta_critic: float = 0.5):
+                eta_actor: float = 0.01, eta_critic: float = 0.5, adam_lr: Scalar = 3e-4):
     """One stream AC(lambda) step through the body on the transition (s, action, reward, s', done).
 
     ``readout(model)`` gives the outputs [2, d] the heads read for s and s' (``objectives.readout``); the
     policy is ``model.policy_head`` and the value ``model.value_head`` on them. The gradients of V(s), of
     log pi(a|s) and of the policy's entropy reach every weight of the model (one batched backward pass for
     the three); each trace takes its own. ``rule`` sizes the step (--ac-step): 'obgd', each trace's ObGD bound
-    as in ``update`` (step ``lr``, bound ``kappa_*``); 'intentional', ``intentional_flat`` with ``eta_*``, the
+    as in ``update`` (step ``lr``, bound ``kappa_*``); 'adam', ``adam_flat`` at ``adam_lr``; 'intentional',
+    ``intentional_flat`` with ``eta_*``, the
     TD error clipped at CLIP_MULT times its running rms and, for the actor, divided by its running mean
     magnitude. Returns (the parameters' change, laid out as ``optim.flatten`` lays the model: add it to the
     world model's Adam step; the new traces, zeroed if ``done``; the step's ``Update``; the policy's logits
@@ -431,6 +459,9 @@ def body_update(model, traces: BodyTraces, readout, action: Int[Array, ""], rewa
     if rule == "obgd":
         actor, d_actor, s_actor = obgd_flat(traces.actor, *g_actor, delta, lr=lr, decay=decay, kappa=kappa_actor)
         critic, d_critic, s_critic = obgd_flat(traces.critic, *g_critic, delta, lr=lr, decay=decay, kappa=kappa_critic)
+    elif rule == "adam":
+        actor, d_actor, s_actor = adam_flat(traces.actor, *g_actor, delta, t, lr=adam_lr, decay=decay)
+        critic, d_critic, s_critic = adam_flat(traces.critic, *g_critic, delta, t, lr=adam_lr, decay=decay)
     else:
         delta_sq = CLIP_DECAY * delta_sq + (1 - CLIP_DECAY) * delta**2
         cap = CLIP_MULT * jnp.sqrt(delta_sq / (1 - CLIP_DECAY**t))

@@ -428,7 +428,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
             org.model, traces, lambda m: O.readout(m, cfg.batch, states, out.memory_policy), a.action, reward, done,
             a.chosen, gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
             kappa_critic=lrn.kappa_value, ent_coef=coef, rule=lrn.ac_step, eta_actor=lrn.eta_policy,
-            eta_critic=lrn.eta_value)
+            eta_critic=lrn.eta_value, adam_lr=lrn.adam_lr)
         out = eqx.tree_at(lambda o: (o.logits, o.entropy, o.adv, o.value_err), out,
                           (logits, u.entropy, jnp.abs(u.delta), u.delta**2))
     model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm,

@@ -68,8 +68,8 @@ class Compare:
     their oracle-* controls, effects-fixed, oracle-fixed (a fixed entropy coefficient), effects-1gene,
     effects-4genes (the body's depth), effects-adam, oracle-adam, oracle-adam-1e-3 (Adam's step for the learner
     apart), and surprise-window, rnd-window, progress-window, effects-window, oracle-window (the window learner,
-    gamma 0.95); empty: random, oracle, effects, surprise-window, rnd-window, progress-window, effects-window,
-    oracle-window, rnd, count, disagreement, changes. evolution: the arms to run (compare_evolution.ARMS, e.g.
+    gamma 0.95), random-pixels, disagreement-pixels, rnd-pixels (the world seen as pixels); empty: random, oracle,
+    effects, surprise-window, rnd-window, progress-window, effects-window, oracle-window, rnd, count, disagreement, changes. evolution: the arms to run (compare_evolution.ARMS, e.g.
     'lamarckian, genes and instincts');
     empty: all five"""
     long: int = 0

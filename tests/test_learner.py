@@ -409,14 +409,42 @@ def test_asleep_the_action_stored_is_the_noop_that_ran_not_the_one_sampled():
     assert len(set(np.asarray(awake.action).tolist())) > 1 and np.all(np.asarray(awake.chosen))
 
 
+def fresh(n, m):
+    """An empty flat trace: a trunk of n weights, two gene slots of m."""
+    return learner.Trace(jnp.zeros(n), jnp.zeros((2, m)), jnp.zeros(n), jnp.zeros((2, m)), jnp.zeros(()),
+                         jnp.zeros(n), jnp.zeros((2, m)))
+
+
+def test_adams_step_through_the_body_is_adam_on_the_clipped_trace_update_computed_in_numpy():
+    """--learner body --ac-step adam: four steps of ``adam_flat`` (a TD error beyond the clip, a life's end
+    emptying the trace but not the moments) equal Adam on u = clip(delta, +-1) z written in numpy; its first
+    step moves every weight by lr sign(delta z) exactly, whatever the gradient's scale."""
+    n, m, lr, decay = 7, 3, 1e-3, 0.99 * 0.8
+    b1, b2 = learner.ADAM_BETAS
+    rng = np.random.default_rng(0)
+    z, zn, mn, vn = fresh(n, m), np.zeros(n + 2 * m), np.zeros(n + 2 * m), np.zeros(n + 2 * m)
+    for t, (delta, done) in enumerate([(0.3, False), (-2.5, False), (0.8, True), (-0.1, False)], start=1):
+        g = rng.normal(size=n + 2 * m) * 10.0 ** rng.integers(-3, 2)
+        z, change, _ = learner.adam_flat(z, jnp.asarray(g[:n], jnp.float32), jnp.asarray(g[n:].reshape(2, m), jnp.float32),
+                                         jnp.asarray(delta), jnp.asarray(float(t)), lr=lr, decay=decay)
+        zn = decay * zn + g
+        u = np.clip(delta, -1, 1) * zn
+        mn, vn = b1 * mn + (1 - b1) * u, b2 * vn + (1 - b2) * u * u
+        want = lr * (mn / (1 - b1**t)) / (np.sqrt(vn / (1 - b2**t)) + learner.ADAM_EPS)
+        got = np.concatenate([np.asarray(change[0]), np.asarray(change[1]).reshape(-1)])
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-9)
+        if t == 1:
+            np.testing.assert_allclose(got, lr * np.sign(delta * g), rtol=1e-4)
+        if done:  # what life.learn's body_update does at a life's end: the trace empties, the moments stay
+            z = eqx.tree_at(lambda x: (x.trunk, x.slots), z, (jnp.zeros(n), jnp.zeros((2, m))))
+            zn = np.zeros_like(zn)
+
+
 def test_a_fresh_intentional_step_moves_a_linear_output_by_eta_times_delta():
     """The intentional step's promise, on a linear output y = w . x (its gradient is x): on a fresh trace it
     moves y by eta delta exactly, whatever the number of weights and the gradient's scale. ObGD's bounded step
     moves it by delta |x|^2 / (kappa |x|_1), the size of a typical gradient entry: 100 times less for a
     gradient 100 times smaller (a gradient spread thin over a big body)."""
-    def fresh(n, m):
-        return learner.Trace(jnp.zeros(n), jnp.zeros((2, m)), jnp.zeros(n), jnp.zeros((2, m)), jnp.zeros(()))
-
     delta, decay, obgd = jnp.asarray(0.7), 0.99 * 0.8, {}
     for n, m in ((50, 3), (5000, 30)):
         for scale in (1.0, 0.01):

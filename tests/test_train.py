@@ -168,7 +168,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (dict(count_weight=0.5), "--curiosity effects does not read them"),
     (dict(ac_step="intentional"), "sizes the steps of --learner body"),
     (dict(learner="body", ac_input="both"), "what the actor and critic of --learner stream read"),
-    (dict(learner="body", ac_step="adam"), "--ac-step adam sizes the steps of --learner stream"),
+    (dict(learner="window", ac_step="adam"), "--ac-step adam sizes the steps of --learner stream or body"),
     (dict(ac_step="adam", adam_lr=0.0), "--adam-lr must be positive"),
     (dict(learner="body", ac_step="intentional", eta_policy=0.0), "--eta-policy and --eta-value must be positive"),
 ])
