@@ -50,6 +50,7 @@ FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01
 ADAM = STREAM + (("ac_step", "adam"),)  # the learner apart, its step Adam's on the trace's update
 PIXELS = STREAM + (("obs", "pixels"),)  # the world seen as pixels (curiosities that name nothing only)
 GENES = {n: STREAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # the default body has 2 genes
+BODY_GENES = {n: BODY_ADAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # ... with the policy in the body
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,8 @@ ARMS = {
                             body=ADAM + (("adam_lr", 1e-3),)),
     "effects-1gene": Arm("effects, a body of 1 gene", body=GENES[1]),
     "effects-4genes": Arm("effects, a body of 4 genes", body=GENES[4]),
+    "effects-body-adam-1gene": Arm("effects, through the body, Adam's step, a body of 1 gene", body=BODY_GENES[1]),
+    "effects-body-adam-4genes": Arm("effects, through the body, Adam's step, a body of 4 genes", body=BODY_GENES[4]),
     "random-pixels": Arm("random policy, pixels", policy="random", body=PIXELS),
     "disagreement-pixels": Arm("disagreement, pixels", curiosity="disagreement", body=PIXELS),
     "rnd-pixels": Arm("rnd, pixels", curiosity="rnd", body=PIXELS),
