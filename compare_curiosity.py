@@ -109,7 +109,8 @@ SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-
           "oracle-window", "rnd", "count", "disagreement", "changes")  # the arms screened when --arms is empty
 DEFAULT = "effects"
 CONTROLS = (RANDOM, "random-pixels", ORACLE, "oracle-window", "oracle-fixed", "oracle-body", "oracle-adam",
-            "oracle-adam-1e-3", "oracle-intentional", "oracle-body-adam", "oracle-observation", "oracle-both")  # not the animal: no reward-free finalist
+            "oracle-adam-1e-3", "oracle-intentional", "oracle-body-adam", "oracle-observation",
+            "oracle-both")  # not the animal: no reward-free finalist
 
 
 def row(c, arm: str) -> Row:

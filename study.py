@@ -65,13 +65,13 @@ class Compare:
     """curiosity: the arms of the screen (compare_curiosity.ARMS): random, oracle, effects, effects+sleep, count,
     rnd, disagreement, changes, changes-world, forward, progress, surprise, e3b, icm (each through the stream
     learner with its entropy target), effects-observation, effects-both, effects-body, effects-intentional,
-    effects-body-adam and their oracle-* controls, effects-body-adam-1gene, effects-body-adam-4genes, effects-fixed, oracle-fixed (a fixed entropy coefficient), effects-1gene,
-    effects-4genes (the body's depth), effects-adam, oracle-adam, oracle-adam-1e-3 (Adam's step for the learner
-    apart), and surprise-window, rnd-window, progress-window, effects-window, oracle-window (the window learner,
-    gamma 0.95), random-pixels, disagreement-pixels, rnd-pixels (the world seen as pixels); empty: random, oracle,
-    effects, surprise-window, rnd-window, progress-window, effects-window, oracle-window, rnd, count, disagreement, changes. evolution: the arms to run (compare_evolution.ARMS, e.g.
-    'lamarckian, genes and instincts');
-    empty: all five"""
+    effects-body-adam and their oracle-* controls, effects-body-adam-1gene, effects-body-adam-4genes,
+    effects-fixed, oracle-fixed (a fixed entropy coefficient), effects-1gene, effects-4genes (the body's depth),
+    effects-adam, oracle-adam, oracle-adam-1e-3 (Adam's step for the learner apart), and surprise-window,
+    rnd-window, progress-window, effects-window, oracle-window (the window learner, gamma 0.95), random-pixels,
+    disagreement-pixels, rnd-pixels (the world seen as pixels); empty: random, oracle, effects, surprise-window,
+    rnd-window, progress-window, effects-window, oracle-window, rnd, count, disagreement, changes. evolution:
+    the arms to run (compare_evolution.ARMS, e.g. 'lamarckian, genes and instincts'); empty: all five"""
     long: int = 0
     """curiosity: steps of the long stage (0: none), for the random policy, the oracle and the finalists"""
     finalists: int = 2

@@ -425,8 +425,9 @@ def test_adams_step_through_the_body_is_adam_on_the_clipped_trace_update_compute
     z, zn, mn, vn = fresh(n, m), np.zeros(n + 2 * m), np.zeros(n + 2 * m), np.zeros(n + 2 * m)
     for t, (delta, done) in enumerate([(0.3, False), (-2.5, False), (0.8, True), (-0.1, False)], start=1):
         g = rng.normal(size=n + 2 * m) * 10.0 ** rng.integers(-3, 2)
-        z, change, _ = learner.adam_flat(z, jnp.asarray(g[:n], jnp.float32), jnp.asarray(g[n:].reshape(2, m), jnp.float32),
-                                         jnp.asarray(delta), jnp.asarray(float(t)), lr=lr, decay=decay)
+        g_trunk, g_slots = jnp.asarray(g[:n], jnp.float32), jnp.asarray(g[n:].reshape(2, m), jnp.float32)
+        z, change, _ = learner.adam_flat(z, g_trunk, g_slots, jnp.asarray(delta), jnp.asarray(float(t)), lr=lr,
+                                         decay=decay)
         zn = decay * zn + g
         u = np.clip(delta, -1, 1) * zn
         mn, vn = b1 * mn + (1 - b1) * u, b2 * vn + (1 - b2) * u * u
