@@ -50,6 +50,7 @@ FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01
 ADAM = STREAM + (("ac_step", "adam"),)  # the learner apart, its step Adam's on the trace's update
 PIXELS = STREAM + (("obs", "pixels"),)  # the world seen as pixels (curiosities that name nothing only)
 GENES = {n: STREAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # the default body has 2 genes
+BODY_BROAD = BODY_ADAM + (("entropy_target", 2.0),)  # ... with the policy's entropy held near 2 nats, not 1.5
 BODY_GENES = {n: BODY_ADAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # ... with the policy in the body
 
 
@@ -99,6 +100,9 @@ ARMS = {
                             body=ADAM + (("adam_lr", 1e-3),)),
     "effects-1gene": Arm("effects, a body of 1 gene", body=GENES[1]),
     "effects-4genes": Arm("effects, a body of 4 genes", body=GENES[4]),
+    "effects-body-adam-h2": Arm("effects, through the body, Adam's step, entropy target 2.0", body=BODY_BROAD),
+    "oracle-body-adam-h2": Arm("oracle, through the body, Adam's step, entropy target 2.0 (control)",
+                               curiosity="oracle", body=BODY_BROAD),
     "effects-body-adam-1gene": Arm("effects, through the body, Adam's step, a body of 1 gene", body=BODY_GENES[1]),
     "effects-body-adam-4genes": Arm("effects, through the body, Adam's step, a body of 4 genes", body=BODY_GENES[4]),
     "random-pixels": Arm("random policy, pixels", policy="random", body=PIXELS),
@@ -109,7 +113,8 @@ SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-
           "oracle-window", "rnd", "count", "disagreement", "changes")  # the arms screened when --arms is empty
 DEFAULT = "effects"
 CONTROLS = (RANDOM, "random-pixels", ORACLE, "oracle-window", "oracle-fixed", "oracle-body", "oracle-adam",
-            "oracle-adam-1e-3", "oracle-intentional", "oracle-body-adam", "oracle-observation",
+            "oracle-adam-1e-3", "oracle-intentional", "oracle-body-adam", "oracle-body-adam-h2",
+            "oracle-observation",
             "oracle-both")  # not the animal: no reward-free finalist
 
 
