@@ -210,6 +210,22 @@ def observation_size(spec: EnvSpec) -> int:
     H, W = spec.view
     return H * W * sum(n + 1 for n in (spec.n_block, spec.n_item, spec.n_mob) if n > 0) + spec.n_status
 
+def reward_scale(moments: Float[Array, " 3"]) -> Float[Array, ""]:
+    """What the learner's reward is multiplied by: 1 / the running standard deviation of its discounted return
+    (Burda et al. 2018). ``moments``: [count, mean, variance] of that return (``update_return_moments``)."""
+    return 1.0 / jnp.sqrt(moments[2] + 1e-8)
+
+
+def update_return_moments(moments: Float[Array, " 3"], ret: Float[Array, ""]) -> Float[Array, " 3"]:
+    """The running [count, mean, variance] of the discounted return after one more value (Welford's update;
+    a life starts from a prior of one sample of variance 1, so the first scale is no 1/0)."""
+    count, mean, var = moments
+    count2 = count + 1
+    mean2 = mean + (ret - mean) / count2
+    var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
+    return jnp.stack([count2, mean2, var2])
+
+
 ENTROPY_RATE = 1e-3  # --entropy-target: how fast log c follows the entropy's gap (per nat, per step)
 ENTROPY_COEF_RANGE = (1e-4, 1.0)  # where the adapted coefficient stays
 

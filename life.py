@@ -406,52 +406,75 @@ def ac_inputs(cfg: Life, features, seen: Obs, now: Obs, stats):
     return phi[0], phi[1], stats
 
 
+class Learned(eqx.Module):
+    """What one step of the stream learner gives back (``stream_step``)."""
+
+    change: tuple | None  # through the body: every weight's change, laid out as optim.flatten lays it (or None)
+    ac: ActorCritic | None  # apart: its actor and critic after the step (or None)
+    traces: ActorCritic | learner.AdamTraces | learner.BodyTraces
+    obs_stats: jax.Array | None
+    update: learner.Update
+    logits: jax.Array  # the policy on s_t+1, which the animal acts from next
+
+
+def stream_step(cfg: Life, org: Organism, out: Outcome, a: Act, win: O.Window, now: Obs, reward) -> Learned | None:
+    """The stream learner's step on the transition (s_t, the newest window row; s_t+1, now), on the model as it
+    was this step: through the body (``learner.body_update``: a change of every weight, which the model's update
+    adds to Adam's step) or apart (``learner.update``: its own actor and critic). None for the window learner,
+    whose loss is the model's own."""
+    lrn, inst, coef = cfg.learning, org.instincts, org.ent_coef  # the learner's numbers are the organism's
+    if cfg.through_body:
+        states = jax.tree.map(lambda w, n: jnp.stack([w[-1], n]), win.obs, now)
+        change, traces, u, logits = learner.body_update(
+            org.model, org.traces, lambda m: O.readout(m, cfg.batch, states, out.memory_policy), a.action, reward,
+            a.done, a.chosen, gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
+            kappa_critic=lrn.kappa_value, ent_coef=coef, rule=lrn.ac_step, eta_actor=lrn.eta_policy,
+            eta_critic=lrn.eta_value, adam_lr=lrn.adam_lr)
+        return Learned(change, None, traces, org.obs_stats, u, logits)
+    if cfg.stream:
+        phi, phi_next, obs_stats = ac_inputs(cfg, out.features, win.obs, now, org.obs_stats)
+        ac, traces, u = learner.update(org.model.ac, org.traces, phi, phi_next, a.action, reward, a.done, a.chosen,
+                                       gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
+                                       kappa_critic=lrn.kappa_value, ent_coef=coef, adam_lr=lrn.adam_lr)
+        return Learned(None, ac, traces, obs_stats, u, ac.logits(phi_next))
+    return None
+
+
 def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tuple[Organism, Record]:
-    """Push the transition, learn once, keep the tallies. ``obs``/``env_state``: the world to act in next
-    (a new one if ``a.done``). Pure: returns the new organism and this step's record."""
-    lrn = cfg.learning
+    """One step of learning, in five phases: perceive (the transition pushed into the window), the world model's
+    loss and the curiosity's signal, the stream learner's step, the model's update, the tallies. ``obs`` and
+    ``env_state``: the world to act in next (a new one if ``a.done``). Pure: returns the new organism and this
+    step's record."""
+    lrn, t, inst, coef = cfg.learning, org.tally, org.instincts, org.ent_coef
     win, now, delay = perceive(cfg, org, a, obs, env_state)
-    count, mean, var = org.ret_moments  # the reward normaliser: r / std(discounted return)
-    scale = 1.0 / jnp.sqrt(var + 1e-8)
+
+    scale = learner.reward_scale(org.ret_moments)  # the reward normaliser: r / std(discounted return)
     features = org.features if cfg.reads_features else None
-    t, inst, coef = org.tally, org.instincts, org.ent_coef  # the learner's numbers are the organism's (instincts.py)
     (loss, out), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
         org.model, cfg, win, now, prior_of(t), scale, org.last_surprise, org.episodic, features, inst, coef, a.reward)
     if features is not None:
         features = C.update_feature_stats(features, out.z_now, now.age)
-    done, traces, obs_stats = a.done, org.traces, org.obs_stats
     reward = out.signal * scale  # what the learner gets (learning progress: the step before's, one step late)
-    change = None
-    if cfg.through_body:  # s_t (the newest window row) and s_t+1 (now), through the body as it was this step
-        states = jax.tree.map(lambda w, n: jnp.stack([w[-1], n]), win.obs, now)
-        change, traces, u, logits = learner.body_update(
-            org.model, traces, lambda m: O.readout(m, cfg.batch, states, out.memory_policy), a.action, reward, done,
-            a.chosen, gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
-            kappa_critic=lrn.kappa_value, ent_coef=coef, rule=lrn.ac_step, eta_actor=lrn.eta_policy,
-            eta_critic=lrn.eta_value, adam_lr=lrn.adam_lr)
-        out = eqx.tree_at(lambda o: (o.logits, o.entropy, o.adv, o.value_err), out,
-                          (logits, u.entropy, jnp.abs(u.delta), u.delta**2))
-    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm,
-                                     gate_lr=lrn.gate_lr, extra=change)
+
+    step = stream_step(cfg, org, out, a, win, now, reward)
     finite = jnp.isfinite(loss)  # the host stops the run at the first non-finite loss, and says so
-    if cfg.through_body:
-        finite = finite & jnp.isfinite(out.adv)
-    if cfg.stream:  # s_t (the newest window row) and s_t+1 (now), as the transformer sees them
-        phi, phi_next, obs_stats = ac_inputs(cfg, out.features, win.obs, now, obs_stats)
-        ac, traces, u = learner.update(model.ac, traces, phi, phi_next, a.action, reward, done, a.chosen,
-                                       gamma=inst.gamma, lam=inst.lam, lr=inst.ac_lr, kappa_actor=lrn.kappa_policy,
-                                       kappa_critic=lrn.kappa_value, ent_coef=coef, adam_lr=lrn.adam_lr)
-        model = eqx.tree_at(lambda m: m.ac, model, ac)
+    traces, obs_stats = org.traces, org.obs_stats
+    if step is not None:
+        u, traces, obs_stats = step.update, step.traces, step.obs_stats
         out = eqx.tree_at(lambda o: (o.logits, o.entropy, o.adv, o.value_err), out,
-                          (ac.logits(phi_next), u.entropy, jnp.abs(u.delta), u.delta**2))
+                          (step.logits, u.entropy, jnp.abs(u.delta), u.delta**2))
         finite = finite & jnp.isfinite(u.delta)
+
+    model, opt_state = optim.update(org.model, grads, org.opt_state, lr=inst.lr, max_grad_norm=lrn.max_grad_norm,
+                                     gate_lr=lrn.gate_lr, extra=None if step is None else step.change)
+    if step is not None and step.ac is not None:  # the actor and critic apart are not Adam's
+        model = eqx.tree_at(lambda m: m.ac, model, step.ac)
     if lrn.policy == "learned":  # an entropy target of 0 leaves the coefficient where it is
         coef = jnp.where(inst.entropy_target > 0, learner.adapt_entropy_coef(coef, out.entropy, inst.entropy_target),
                          coef)
+    done = a.done
     ret = org.ret * inst.gamma * (1 - done) + out.signal
-    count2 = count + 1
-    mean2 = mean + (ret - mean) / count2
-    var2 = var + ((ret - mean) * (ret - mean2) - var) / count2
+    moments = learner.update_return_moments(org.ret_moments, ret)
 
     # prequential scores of the newest instances, beside their baselines
     sums, scores = dict(t.scores), {}
@@ -470,7 +493,7 @@ def learn(cfg: Life, org: Organism, a: Act, obs, env_state, shared=False) -> tup
         shared_rebirths=t.shared_rebirths + shared, asleep=t.asleep + ~a.chosen)
     org = Organism(model=model, opt_state=opt_state, window=eqx.tree_at(lambda w: w.rint, win, out.rint), now=now,
                    logits=jax.lax.stop_gradient(out.logits), life=jnp.where(done, 0, life), ret=ret,
-                   ret_moments=jnp.stack([count2, mean2, var2]), last_surprise=out.newest_surprise,
+                   ret_moments=moments, last_surprise=out.newest_surprise,
                    episodic=out.episodic, features=org.features if features is None else features,
                    tally=tally, instincts=inst, ent_coef=coef, memory=out.memory_now, delay=delay, traces=traces,
                    memory_trace=out.trace_now, obs_stats=obs_stats)
