@@ -22,8 +22,9 @@ genes), between_generations_s (credit, write-back, selection and births between 
 between_generations_share (that, as a share of a generation with lives of 5,000 steps), grown_sps and
 born4_sps (bodies grown from 1 gene to 4 slots, and born with 4) and grown_ratio (born / grown time:
 1 means growing costs nothing once grown), memory_sps / memory_noread_sps / memory_rtrl_sps / think_sps /
-think_recurrent_sps / body_sps (one organism with 4 memory tokens; the same with writes that see their transition only,
-and with --rtrl; 2 pause thoughts, 2 recurrent thoughts; the learner through the body) and their _ratio
+think_recurrent_sps / body_sps / body_adam_sps (one organism with 4 memory tokens; the same with writes that see their
+transition only, and with --rtrl; 2 pause thoughts, 2 recurrent thoughts; the learner through the body, with ObGD's
+and with Adam's step) and their _ratio
 (that / agent), compile_s, peak_rss_mb.
 """
 
@@ -191,7 +192,8 @@ MINDS = {"memory 4 (bptt 3)": ("memory", dict(memory=4)),  # label: (summary key
          "memory 4, the same with --rtrl": ("memory_rtrl", dict(memory=4, write_reads_memory=False, rtrl=True)),
          "think 2 (pause)": ("think", dict(think=2)),
          "think 2 (recurrent)": ("think_recurrent", dict(think=2, think_mode="recurrent")),
-         "learner through the body (--learner body)": ("body", dict(learner="body"))}
+         "learner through the body (--learner body)": ("body", dict(learner="body")),
+         "the same with Adam's step (--ac-step adam)": ("body_adam", dict(learner="body", ac_step="adam"))}
 LIFE = 5000  # steps of one life in the evolution row's comparison (compare.py evolution's budget)
 
 
