@@ -1,6 +1,6 @@
 """The learner: how a reward becomes behaviour, one step at a time, from one stream of experience.
 
-Two learners (``--learner``). ``window``: a PPO-style actor-critic loss over the short-term window (GAE
+Three learners (``--learner``). ``window``: a PPO-style actor-critic loss over the short-term window (GAE
 over its T transitions, clipped ratios), read from the model's own prefix output and added to the world
 model's loss, so one Adam update serves both. ``stream``: stream AC(lambda) (Elsayed, Vasan & Mahmood
 2024, "Streaming deep reinforcement learning finally works"; repository mohmdelsayed/streaming-drl), the
@@ -14,19 +14,23 @@ pieces, as they are here:
   the reward shapes the actor and critic, and neither pulls the other around (``--ac-input``: the
   observation itself, fixed and standardised, instead of or beside the features);
 - the TD error delta = r + gamma V(s') (1 - done) - V(s), with r the reward divided by the running
-  standard deviation of its discounted return (``life.py`` keeps the moments);
+  standard deviation of its discounted return (``reward_scale``, ``update_return_moments``);
 - one eligibility trace per network, z <- gamma lambda z + grad, zeroed when a life ends:
   z_V collects grad V(s), z_pi collects grad [log pi(a|s) + c sign(delta) H(pi(.|s))]; credit reaches
   about 1 / (1 - gamma lambda) steps back, beyond the short-term window;
 - the ObGD step (overshooting-bounded gradient descent): w <- w + alpha' delta z with
   alpha' = alpha / max(1, alpha kappa max(|delta|, 1) ||z||_1), so no single step can overshoot its own
-  TD error however large the trace.
+  TD error however large the trace (``--ac-step adam``: Adam on the update delta z instead).
+
+``body``: the same stream AC(lambda) through the transformer itself: the policy and value heads read its
+output, the traces cover every weight (genes and embeddings included) and their change is added to the world
+model's Adam step (``body_update``; its step ObGD's, Adam's or the intentional update's, ``--ac-step``).
 
 ``--entropy-target`` (1.5 nats by default; 0: off) adapts the entropy coefficient c at every step, log c <- log c +
 ENTROPY_RATE (target - H), so that the policy's entropy is held near the target instead of falling where a
-fixed c lets it (the oracle control's policy narrows to 0.94 nats and unlearns: docs/curiosity.md), for
-either learner. The learner's numbers (--lr, --ac-lr, --gamma, --lam, --entropy-target) are the organism's
-*instincts* (instincts.py): read by the step as data, so evolution can shape them without a recompile.
+fixed c lets it (what a fixed c did to the oracle control: docs/curiosity.md), for every learner. The
+learner's numbers (--lr, --ac-lr, --gamma, --lam, --entropy-target) are the organism's *instincts*
+(instincts.py): read by the step as data, so evolution can shape them without a recompile.
 
 A step the animal did not choose (asleep, Craftax steps ``noop`` whatever the policy said) adds nothing to
 the actor's trace: the trace decays through it, so the reward it leads to is credited to the decision
@@ -123,8 +127,8 @@ class Learning:
     adam_lr: float = 3e-4
     """--ac-step adam: Adam's step size"""
     eta_policy: float = 0.01
-    """--ac-step intentional: the actor's fraction (the reference's 0.05 made the oracle's policy deterministic
-    within 2,000 steps here: one shared body moves every state's policy with the one it steps on)"""
+    """--ac-step intentional: the actor's fraction (below the reference's 0.05: one shared body moves every state's
+    policy with the one it steps on; docs/learner.md)"""
     eta_value: float = 0.5
     """--ac-step intentional: the critic's fraction"""
 
