@@ -34,7 +34,7 @@ import numpy as np
 import study
 import world
 from plots import skill_span
-from report import crafter_last, load_config, load_metrics, organisms
+from report import crafter_by_age, crafter_last, load_config, load_metrics, organisms
 from study import RANDOM, Row, mean_se
 
 ORACLE = "oracle"
@@ -50,6 +50,7 @@ FIXED = STREAM + (("entropy_target", 0.0),)  # a fixed entropy coefficient (0.01
 ADAM = STREAM + (("ac_step", "adam"),)  # the learner apart, its step Adam's on the trace's update
 PIXELS = STREAM + (("obs", "pixels"),)  # the world seen as pixels (curiosities that name nothing only)
 GENES = {n: STREAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # the default body has 2 genes
+BROAD = STREAM + (("entropy_target", 2.0),)  # the learner apart, the policy's entropy held near 2 nats
 BODY_BROAD = BODY_ADAM + (("entropy_target", 2.0),)  # ... with the policy's entropy held near 2 nats, not 1.5
 BODY_GENES = {n: BODY_ADAM + (("layers", n), ("slots", n)) for n in (1, 4)}  # ... with the policy in the body
 
@@ -100,6 +101,8 @@ ARMS = {
                             body=ADAM + (("adam_lr", 1e-3),)),
     "effects-1gene": Arm("effects, a body of 1 gene", body=GENES[1]),
     "effects-4genes": Arm("effects, a body of 4 genes", body=GENES[4]),
+    "effects-h2": Arm("effects, entropy target 2.0", body=BROAD),
+    "oracle-h2": Arm("oracle, entropy target 2.0 (control)", curiosity="oracle", body=BROAD),
     "effects-body-adam-h2": Arm("effects, through the body, Adam's step, entropy target 2.0", body=BODY_BROAD),
     "oracle-body-adam-h2": Arm("oracle, through the body, Adam's step, entropy target 2.0 (control)",
                                curiosity="oracle", body=BODY_BROAD),
@@ -113,7 +116,7 @@ SCREEN = (RANDOM, ORACLE, "effects", "surprise-window", "rnd-window", "progress-
           "oracle-window", "rnd", "count", "disagreement", "changes")  # the arms screened when --arms is empty
 DEFAULT = "effects"
 CONTROLS = (RANDOM, "random-pixels", ORACLE, "oracle-window", "oracle-fixed", "oracle-body", "oracle-adam",
-            "oracle-adam-1e-3", "oracle-intentional", "oracle-body-adam", "oracle-body-adam-h2",
+            "oracle-adam-1e-3", "oracle-intentional", "oracle-body-adam", "oracle-body-adam-h2", "oracle-h2",
             "oracle-observation",
             "oracle-both")  # not the animal: no reward-free finalist
 
@@ -227,7 +230,9 @@ def plot(c, results: dict[str, list[dict]], out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.2))
+    steps = int(max(s["steps"] for ss in results.values() for s in ss))
+    span = skill_span(steps, c.base.run.chunk)
     for k, (arm, ss) in enumerate(results.items()):
         cv = curves(ss[0]["run_dir"])
         style = dict(color="k" if arm == RANDOM else f"C{k}", ls="--" if arm == RANDOM else "-",
@@ -245,8 +250,15 @@ def plot(c, results: dict[str, list[dict]], out: Path, title: str) -> None:
             x = cv["step"][smooth - 1:]
             ax.plot(x, mean, **style)
             ax.fill_between(x, mean - sd, mean + sd, color=style["color"], alpha=0.12, lw=0)
+        ends, by_age = crafter_by_age(load_metrics(Path(ss[0]["run_dir"])), span)  # skill by age: [seeds, spans]
+        if by_age.size:
+            with warnings.catch_warnings():  # a span in which no organism ended an episode
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, se = np.nanmean(by_age, 0), np.nanstd(by_age, 0) / np.sqrt(by_age.shape[0])
+            axes[3].errorbar(ends, mean, se, marker="o", ms=3, capsize=2, **style)
     for ax, t in zip(axes, ("achievements unlocked so far", "episode length (running mean of 10 chunks)",
-                            "policy entropy, nats (running mean of 5 chunks)")):
+                            "policy entropy, nats (running mean of 5 chunks)",
+                            f"Crafter score % of the episodes ended in each {span:,} steps (± s.e.)")):
         ax.set_title(t, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -65,7 +65,7 @@ class Compare:
     """curiosity: the arms of the screen (compare_curiosity.ARMS): random, oracle, effects, effects+sleep, count,
     rnd, disagreement, changes, changes-world, forward, progress, surprise, e3b, icm (each through the stream
     learner with its entropy target), effects-observation, effects-both, effects-body, effects-intentional,
-    effects-body-adam, effects-body-adam-h2 (entropy target 2) and their oracle-* controls,
+    effects-body-adam, effects-h2, effects-body-adam-h2 (entropy target 2) and their oracle-* controls,
     effects-body-adam-1gene, effects-body-adam-4genes,
     effects-fixed, oracle-fixed (a fixed entropy coefficient), effects-1gene, effects-4genes (the body's depth),
     effects-adam, oracle-adam, oracle-adam-1e-3 (Adam's step for the learner apart), and surprise-window,
