@@ -260,19 +260,25 @@ def zeros_like(ac: ActorCritic, adam: bool = False) -> ActorCritic | AdamTraces:
     return AdamTraces(z, z, z, jnp.zeros(())) if adam else z
 
 
-def adam_trace(params, trace, m, v, t, grad, delta, *, lr: Scalar, decay: Scalar):
-    """One step of Adam on the trace's update (Gogianu, Lutu & Pascanu 2026: a bounded derivative and a
-    variance-adjusted step): z <- decay z + grad, u = clip(delta, +-1) z, m and v Adam's running moments of u,
-    w <- w + lr m_hat / (sqrt(v_hat) + eps). (params, trace, m, v, the mean step's size)"""
+def adam_change(trace, m, v, t, grad, delta, *, lr: Scalar, decay: Scalar):
+    """Adam on the trace's update (Gogianu, Lutu & Pascanu 2026: a bounded derivative and a variance-adjusted
+    step), on any tree of arrays: z <- decay z + grad, u = clip(delta, +-1) z, m and v Adam's running moments of
+    u, the change lr m_hat / (sqrt(v_hat) + eps). Every weight moves by at most about ``lr`` a step, however
+    thin the gradient is spread and whatever delta's size. (change, trace, m, v, the mean change's size)"""
     b1, b2 = ADAM_BETAS
     trace = jax.tree.map(lambda z, g: decay * z + g, trace, grad)
     u = jax.tree.map(lambda z: jnp.clip(delta, -DELTA_CLIP, DELTA_CLIP) * z, trace)
     m = jax.tree.map(lambda a, x: b1 * a + (1 - b1) * x, m, u)
     v = jax.tree.map(lambda a, x: b2 * a + (1 - b2) * x * x, v, u)
     steps = jax.tree.map(lambda a, b: lr * (a / (1 - b1**t)) / (jnp.sqrt(b / (1 - b2**t)) + ADAM_EPS), m, v)
-    params = jax.tree.map(lambda w, s: w + s, params, steps)
     n = sum(x.size for x in jax.tree.leaves(steps))
-    return params, trace, m, v, sum(jnp.sum(jnp.abs(s)) for s in jax.tree.leaves(steps)) / n
+    return steps, trace, m, v, sum(jnp.sum(jnp.abs(s)) for s in jax.tree.leaves(steps)) / n
+
+
+def adam_trace(params, trace, m, v, t, grad, delta, *, lr: Scalar, decay: Scalar):
+    """``adam_change`` applied to one network: (params + change, trace, m, v, the mean step's size)."""
+    steps, trace, m, v, size = adam_change(trace, m, v, t, grad, delta, lr=lr, decay=decay)
+    return jax.tree.map(lambda w, s: w + s, params, steps), trace, m, v, size
 
 
 def obgd(params, trace, grad, delta, *, lr: Scalar, decay: Scalar, kappa: float):
@@ -420,25 +426,14 @@ def intentional_flat(z: Trace, g_trunk, g_slots, delta, t, *, eta: Scalar, decay
 
 
 def adam_flat(z: Trace, g_trunk, g_slots, delta, t, *, lr: Scalar, decay: Scalar):
-    """``adam_trace`` on one trace laid out flat (``--ac-step adam`` through the body): z <- decay z + g,
-    u = clip(delta, +-1) z, Adam's moments of u, the change lr m_hat / (sqrt(v_hat) + eps). Every weight moves by
-    at most about ``lr`` a step, as under the world model's own Adam, however thin the gradient is spread over
-    the body (ObGD's step is small there) and whatever delta's size (the intentional step's is not bounded per
-    weight). ``t``: the steps learned, this one included (one count for every slot: a gene grown into a slot
-    starts with zero moments, so its first steps are up to (1 - b1) / sqrt(1 - b2) ~ 3 times larger). Returns
-    what ``obgd_flat`` does, the step being the mean absolute change."""
-    b1, b2 = ADAM_BETAS
-    trunk, slots = decay * z.trunk + g_trunk, decay * z.slots + g_slots
-    d = jnp.clip(delta, -DELTA_CLIP, DELTA_CLIP)
-    m_trunk, m_slots = b1 * z.m_trunk + (1 - b1) * d * trunk, b1 * z.m_slots + (1 - b1) * d * slots
-    sq_trunk, sq_slots = b2 * z.sq_trunk + (1 - b2) * (d * trunk) ** 2, b2 * z.sq_slots + (1 - b2) * (d * slots) ** 2
-
-    def change(m, v):
-        return lr * (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + ADAM_EPS)
-
-    c_trunk, c_slots = change(m_trunk, sq_trunk), change(m_slots, sq_slots)
-    step = (jnp.sum(jnp.abs(c_trunk)) + jnp.sum(jnp.abs(c_slots))) / (c_trunk.size + c_slots.size)
-    return Trace(trunk, slots, sq_trunk, sq_slots, z.sigma, m_trunk, m_slots), (c_trunk, c_slots), step
+    """``adam_change`` on one trace laid out flat (``--ac-step adam`` through the body), its moments kept in
+    ``m_*`` and ``sq_*``. ``t``: the steps learned, this one included (one count for every slot: a gene grown
+    into a slot starts with zero moments, so its first steps are up to (1 - b1) / sqrt(1 - b2) ~ 3 times
+    larger). Returns what ``obgd_flat`` does, the step being the mean absolute change."""
+    change, (trunk, slots), (m_trunk, m_slots), (sq_trunk, sq_slots), step = adam_change(
+        (z.trunk, z.slots), (z.m_trunk, z.m_slots), (z.sq_trunk, z.sq_slots), t, (g_trunk, g_slots), delta, lr=lr,
+        decay=decay)
+    return Trace(trunk, slots, sq_trunk, sq_slots, z.sigma, m_trunk, m_slots), change, step
 
 
 def body_update(model, traces: BodyTraces, readout, action: Int[Array, ""], reward: Float[Array, ""],
